@@ -1,0 +1,3 @@
+from maxloyalty.cli import main
+
+main()

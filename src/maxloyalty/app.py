@@ -1,0 +1,61 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+import structlog
+from fastapi import FastAPI
+
+from maxloyalty import __version__
+from maxloyalty.config import Settings, get_settings
+from maxloyalty.health import router as health_router
+from maxloyalty.kit.errors import install_error_handlers
+from maxloyalty.kit.logging import configure_logging
+from maxloyalty.kit.middleware import RequestContextMiddleware
+from maxloyalty.network.endpoints import platform_router
+from maxloyalty.network.endpoints import router as network_router
+from maxloyalty.runtime import Runtime
+from maxloyalty.worker import run_worker
+
+log = structlog.get_logger(__name__)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    configure_logging(settings.log_format, settings.log_level)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        runtime = Runtime.start(settings)
+        app.state.runtime = runtime
+        stop = asyncio.Event()
+        worker = (
+            asyncio.create_task(run_worker(runtime, stop))
+            if settings.run_worker_in_process
+            else None
+        )
+        try:
+            yield
+        finally:
+            stop.set()
+            if worker is not None:
+                await worker
+            await runtime.close()
+
+    app = FastAPI(
+        title="MaxLoyalty",
+        version=__version__,
+        summary="Loyalty platform for restaurant networks",
+        docs_url="/api/docs",
+        redoc_url=None,
+        openapi_url="/openapi.json",
+        lifespan=lifespan,
+    )
+    app.add_middleware(RequestContextMiddleware)
+    install_error_handlers(app)
+    for router in (health_router, network_router, platform_router):
+        app.include_router(router)
+    return app

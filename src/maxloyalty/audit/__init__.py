@@ -1,0 +1,1 @@
+"""The activity log: who changed what, from where, with before/after snapshots."""

@@ -1,0 +1,146 @@
+"""The `maxloyalty` command line."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from collections.abc import Callable
+from typing import Annotated, TypeVar
+
+import typer
+
+from maxloyalty import __version__
+from maxloyalty.config import Settings, get_settings
+from maxloyalty.kit.embedded import resolve_owner_url
+from maxloyalty.kit.logging import configure_logging
+from maxloyalty.kit.migrate import check_models, run_migrate
+
+app = typer.Typer(
+    help="MaxLoyalty: loyalty platform for restaurant networks.", no_args_is_help=True
+)
+T = TypeVar("T")
+
+
+def _step(message: str, action: Callable[[], T]) -> T:
+    """Run one long step, saying what it is doing and that it finished."""
+    typer.echo(f"{message}…", err=True, nl=False)
+    result = action()
+    typer.echo(" done", err=True)
+    return result
+
+
+def _prepare(settings: Settings) -> str:
+    """Start the database if it is embedded, and migrate it; return the owner URL."""
+    where = "Connecting to PostgreSQL" if settings.database_url else "Starting embedded PostgreSQL"
+    owner_url = _step(where, lambda: resolve_owner_url(settings.database_url, settings.data_dir))
+    _step("Applying migrations", lambda: run_migrate(owner_url, settings))
+    return owner_url
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"maxloyalty {__version__}")
+        raise typer.Exit
+
+
+@app.callback()
+def root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
+    ] = False,
+) -> None:
+    """Run `maxloyalty COMMAND --help` for a command's options."""
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, help="API processes.")] = 1,
+    worker: Annotated[
+        bool, typer.Option("--worker/--no-worker", help="Run the job worker in-process.")
+    ] = True,
+    demo_once: Annotated[
+        bool, typer.Option("--demo-once", help="Load the demo network if the database is empty.")
+    ] = False,
+) -> None:
+    """Migrate, then serve the API (and, unless told not to, the job worker)."""
+    import uvicorn
+
+    settings = get_settings()
+    configure_logging(settings.log_format, settings.log_level)
+    _prepare(settings)
+    if demo_once:
+        from maxloyalty.demo import load_demo
+
+        summary = _step("Loading the demo network (first start only)", lambda: load_demo(settings))
+        typer.echo(summary.message, err=True)
+    # Child processes read their settings from the environment.
+    os.environ["MAXLOYALTY_RUN_WORKER_IN_PROCESS"] = "true" if worker else "false"
+    typer.echo(f"Serving on http://{host}:{port} (API docs at /api/docs)", err=True)
+    uvicorn.run(
+        "maxloyalty.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_config=None,
+        proxy_headers=True,
+    )
+
+
+@app.command("worker")
+def worker_command() -> None:
+    """Run the job worker only (any number of them may run side by side)."""
+    from maxloyalty.runtime import Runtime
+    from maxloyalty.worker import run_worker
+
+    settings = get_settings()
+    configure_logging(settings.log_format, settings.log_level)
+    _prepare(settings)
+
+    async def main() -> None:
+        runtime = Runtime.start(settings)
+        try:
+            await run_worker(runtime, asyncio.Event())
+        finally:
+            await runtime.close()
+
+    typer.echo("Worker running; Ctrl+C stops it.", err=True)
+    asyncio.run(main())
+
+
+@app.command()
+def migrate(
+    check: Annotated[
+        bool, typer.Option("--check", help="Also verify that models and migrations agree.")
+    ] = False,
+) -> None:
+    """Apply database migrations (as the owner in DATABASE_URL) and set the runtime logins."""
+    settings = get_settings()
+    owner_url = _prepare(settings)
+    if check:
+        _step("Comparing models with migrations", lambda: asyncio.run(check_models(owner_url)))
+
+
+@app.command()
+def demo(
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print what was created as JSON.")
+    ] = False,
+) -> None:
+    """Build the demo network on an empty database."""
+    from maxloyalty.demo import load_demo
+
+    settings = get_settings()
+    _prepare(settings)
+    summary = load_demo(settings)
+    if as_json:
+        typer.echo(json.dumps(summary.data, indent=2, ensure_ascii=False))
+    else:
+        typer.echo(summary.message)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,108 @@
+"""Engines and sessions, with the tenant of every transaction handed to PostgreSQL.
+
+Three database roles take part:
+- the *owner* (from `DATABASE_URL`) runs migrations and owns every table;
+- `maxloyalty_app` serves requests and jobs: row-level security limits it to the tenant
+  set with `set_config('app.tenant_id', ..., true)` at the start of each transaction;
+- `maxloyalty_platform` reads across tenants for the platform owner: a separate login with
+  its own pool, so no request path can drift into it by accident.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from uuid import UUID
+
+from sqlalchemy import event, text
+from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+from sqlalchemy.orm import Session, SessionTransaction
+
+from maxloyalty.config import Settings
+
+APP_ROLE = "maxloyalty_app"
+PLATFORM_ROLE = "maxloyalty_platform"
+
+TENANT_KEY = "tenant_id"
+_SET_TENANT = text("SELECT set_config('app.tenant_id', :tenant, true)")
+
+
+def async_url(url: str) -> URL:
+    """Any PostgreSQL URL as an asyncpg one for SQLAlchemy."""
+    parsed = make_url(url)
+    return parsed.set(drivername="postgresql+asyncpg")
+
+
+def role_url(owner_url: str, role: str, password: str) -> URL:
+    """The owner's URL with another role's credentials: same server, same database."""
+    return async_url(owner_url).set(username=role, password=password)
+
+
+def runtime_urls(settings: Settings, owner_url: str) -> tuple[URL, URL]:
+    app = (
+        async_url(settings.app_database_url)
+        if settings.app_database_url
+        else role_url(owner_url, APP_ROLE, settings.secret("app_db_password"))
+    )
+    platform = (
+        async_url(settings.platform_database_url)
+        if settings.platform_database_url
+        else role_url(owner_url, PLATFORM_ROLE, settings.secret("platform_db_password"))
+    )
+    return app, platform
+
+
+@event.listens_for(Session, "after_begin")
+def _apply_tenant(session: Session, _tx: SessionTransaction, connection: Connection) -> None:
+    tenant_id = session.info.get(TENANT_KEY)
+    if tenant_id is not None:
+        connection.execute(_SET_TENANT, {"tenant": str(tenant_id)})
+
+
+class Database:
+    """The app's and the platform's pools, and sessions bound to a tenant."""
+
+    def __init__(self, app_url: URL, platform_url: URL, *, pool_size: int = 10) -> None:
+        self.engine: AsyncEngine = create_async_engine(
+            app_url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
+        )
+        self.platform_engine: AsyncEngine = create_async_engine(
+            platform_url, pool_size=2, max_overflow=2, pool_pre_ping=True
+        )
+        self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        self._platform_sessions = async_sessionmaker(self.platform_engine, expire_on_commit=False)
+
+    def session(self, tenant_id: UUID | None = None) -> AsyncSession:
+        """A session whose every transaction sees only `tenant_id`'s rows (none if unset)."""
+        session = self._sessions()
+        if tenant_id is not None:
+            session.info[TENANT_KEY] = tenant_id
+        return session
+
+    def platform_session(self) -> AsyncSession:
+        """Cross-tenant reads for the platform owner; callers audit why they use it."""
+        return self._platform_sessions()
+
+    @asynccontextmanager
+    async def transaction(self, tenant_id: UUID | None = None) -> AsyncIterator[AsyncSession]:
+        """A session in one transaction: committed on success, rolled back on any error."""
+        async with self.session(tenant_id) as session, session.begin():
+            yield session
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+        await self.platform_engine.dispose()
+
+
+def violated_constraint(exc: IntegrityError) -> str | None:
+    """The name of the unique/foreign-key/check constraint behind an IntegrityError."""
+    cause = getattr(exc.orig, "__cause__", None)
+    name = getattr(cause, "constraint_name", None)
+    return str(name) if name else None

@@ -1,0 +1,184 @@
+"""RFC 9457 problem details: every error leaves the API as `application/problem+json`
+with a stable machine `code`."""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+from collections.abc import Mapping
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from maxloyalty.kit.context import request_id
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+log = structlog.get_logger(__name__)
+
+
+class FieldError(BaseModel):
+    field: str
+    message: str
+    type: str
+
+
+class Problem(BaseModel):
+    """The body of every error answer (documented in the OpenAPI schema)."""
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    code: str
+    detail: str | None = None
+    instance: str | None = None
+    request_id: str | None = None
+    errors: list[FieldError] | None = None
+
+
+class AppError(Exception):
+    """A domain or request error with a stable code; one handler maps it to HTTP."""
+
+    status: int = 400
+    code: str = "bad_request"
+
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        code: str | None = None,
+        status: int | None = None,
+        errors: list[FieldError] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(detail or self.code)
+        self.detail = detail
+        self.code = code or self.code
+        self.status = status or self.status
+        self.errors = errors
+        self.headers = headers or {}
+
+
+class NotFound(AppError):
+    status = 404
+    code = "not_found"
+
+
+class Conflict(AppError):
+    status = 409
+    code = "conflict"
+
+
+class Unauthorized(AppError):
+    status = 401
+    code = "unauthorized"
+
+    def __init__(self, detail: str | None = None, *, code: str | None = None) -> None:
+        super().__init__(detail, code=code, headers={"WWW-Authenticate": "Bearer"})
+
+
+class Forbidden(AppError):
+    status = 403
+    code = "forbidden"
+
+
+class TooManyRequests(AppError):
+    status = 429
+    code = "rate_limited"
+
+
+def problem_response(
+    request: Request,
+    status: int,
+    code: str,
+    detail: str | None = None,
+    errors: list[FieldError] | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> JSONResponse:
+    body = Problem(
+        title=HTTPStatus(status).phrase,
+        status=status,
+        code=code,
+        detail=detail,
+        instance=request.url.path,
+        request_id=request_id.get(),
+        errors=errors,
+    )
+    return JSONResponse(
+        body.model_dump(exclude_none=True),
+        status_code=status,
+        media_type=PROBLEM_MEDIA_TYPE,
+        headers=headers,
+    )
+
+
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+}
+
+
+def _field_errors(exc: RequestValidationError) -> list[FieldError]:
+    return [
+        FieldError(
+            field=".".join(str(part) for part in err.get("loc", ())),
+            message=str(err.get("msg", "")),
+            type=str(err.get("type", "")),
+        )
+        for err in exc.errors()
+    ]
+
+
+async def _on_app_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, AppError)
+    return problem_response(request, exc.status, exc.code, exc.detail, exc.errors, exc.headers)
+
+
+async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = _field_errors(exc)
+    if any(err.type == "json_invalid" for err in errors):
+        return problem_response(request, 400, "malformed_json", "The body is not valid JSON.")
+    return problem_response(
+        request, 422, "validation_error", "The request has invalid fields.", errors
+    )
+
+
+async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    code = _HTTP_CODES.get(exc.status_code, f"http_{exc.status_code}")
+    detail = exc.detail if isinstance(exc.detail, str) else None
+    return problem_response(request, exc.status_code, code, detail, headers=exc.headers)
+
+
+async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled_error", path=request.url.path)
+    return problem_response(request, 500, "internal_error", "An unexpected error occurred.")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(AppError, _on_app_error)
+    app.add_exception_handler(RequestValidationError, _on_validation_error)
+    app.add_exception_handler(StarletteHTTPException, _on_http_error)
+    app.add_exception_handler(Exception, _on_unexpected)
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses=` entries for the problem answers a route may give."""
+    return {
+        status: {
+            "model": Problem,
+            "description": HTTPStatus(status).phrase,
+            "content": {PROBLEM_MEDIA_TYPE: {}},
+        }
+        for status in statuses
+    }

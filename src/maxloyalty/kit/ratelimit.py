@@ -1,0 +1,41 @@
+"""Rate limits (the `limits` library): a moving window in Redis or process memory."""
+
+from __future__ import annotations
+
+import math
+import time
+
+from limits import parse
+from limits.aio.storage import MemoryStorage, RedisStorage, Storage
+from limits.aio.strategies import MovingWindowRateLimiter
+
+from maxloyalty.kit.errors import TooManyRequests
+
+
+class RateLimiter:
+    def __init__(self, redis_url: str | None) -> None:
+        self.storage: Storage = (
+            RedisStorage(
+                redis_url.replace("redis://", "async+redis://", 1),
+                implementation="redispy",
+                key_prefix="ml:rl",
+            )
+            if redis_url
+            else MemoryStorage()
+        )
+        self._limiter = MovingWindowRateLimiter(self.storage)
+
+    async def hit(self, rule: str, *keys: str) -> None:
+        """Count one hit of `keys` against `rule` (e.g. "10/minute"); 429 when over it."""
+        limit = parse(rule)
+        if await self._limiter.hit(limit, *keys):
+            return
+        stats = await self._limiter.get_window_stats(limit, *keys)
+        retry_after = max(1, math.ceil(stats.reset_time - time.time()))
+        raise TooManyRequests(
+            f"Too many requests; try again in {retry_after} s.",
+            headers={"Retry-After": str(retry_after)},
+        )
+
+    async def reset(self) -> None:
+        await self.storage.reset()

@@ -1,0 +1,1 @@
+"""Tenants (restaurant networks), their restaurants and points of sale."""

@@ -1,0 +1,118 @@
+"""Restaurants and points of sale for a tenant's staff; tenants for the platform owner."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request, status
+
+from maxloyalty.identity.dependencies import Authorize, TenantSession
+from maxloyalty.identity.principal import Principal, Role
+from maxloyalty.kit.errors import problem_responses
+from maxloyalty.kit.pagination import Page, PageParams, make_page, page_params
+from maxloyalty.network import service
+from maxloyalty.network.schemas import (
+    PointOfSaleCreate,
+    PointOfSaleOut,
+    RestaurantCreate,
+    RestaurantOut,
+    RestaurantUpdate,
+    TenantCreate,
+    TenantOut,
+)
+from maxloyalty.runtime import runtime_of
+
+router = APIRouter(tags=["restaurants"], responses=problem_responses(401, 403, 422))
+platform_router = APIRouter(tags=["platform"], responses=problem_responses(401, 403, 422))
+
+Staff = Annotated[Principal, Depends(Authorize(Role.RESTAURANT_ADMIN, Role.MANAGER, Role.CASHIER))]
+Admin = Annotated[Principal, Depends(Authorize(Role.RESTAURANT_ADMIN))]
+Owner = Annotated[Principal, Depends(Authorize(Role.OWNER))]
+Paging = Annotated[PageParams, Depends(page_params)]
+
+
+@router.get("/api/restaurants", response_model=Page[RestaurantOut])
+async def list_restaurants(
+    principal: Staff, session: TenantSession, paging: Paging
+) -> Page[RestaurantOut]:
+    rows, cursor = make_page(await service.list_restaurants(session, principal, paging), paging)
+    return Page(items=[RestaurantOut.model_validate(r) for r in rows], next_cursor=cursor)
+
+
+@router.post(
+    "/api/restaurants",
+    status_code=status.HTTP_201_CREATED,
+    responses=problem_responses(400, 409),
+)
+async def create_restaurant(
+    body: RestaurantCreate, principal: Admin, session: TenantSession
+) -> RestaurantOut:
+    assert principal.tenant_id is not None
+    restaurant = await service.create_restaurant(session, principal.tenant_id, body)
+    await session.commit()
+    return RestaurantOut.model_validate(restaurant)
+
+
+@router.get("/api/restaurants/{restaurant_id}", responses=problem_responses(404))
+async def get_restaurant(
+    restaurant_id: uuid.UUID, principal: Staff, session: TenantSession
+) -> RestaurantOut:
+    return RestaurantOut.model_validate(
+        await service.get_restaurant(session, principal, restaurant_id)
+    )
+
+
+@router.patch("/api/restaurants/{restaurant_id}", responses=problem_responses(400, 404, 409))
+async def update_restaurant(
+    restaurant_id: uuid.UUID, body: RestaurantUpdate, principal: Admin, session: TenantSession
+) -> RestaurantOut:
+    restaurant = await service.update_restaurant(session, principal, restaurant_id, body)
+    await session.commit()
+    return RestaurantOut.model_validate(restaurant)
+
+
+@router.get(
+    "/api/restaurants/{restaurant_id}/points-of-sale",
+    response_model=Page[PointOfSaleOut],
+    responses=problem_responses(404),
+)
+async def list_points_of_sale(
+    restaurant_id: uuid.UUID, principal: Staff, session: TenantSession, paging: Paging
+) -> Page[PointOfSaleOut]:
+    found = await service.list_points_of_sale(session, principal, restaurant_id, paging)
+    rows, cursor = make_page(found, paging)
+    return Page(items=[PointOfSaleOut.model_validate(p) for p in rows], next_cursor=cursor)
+
+
+@router.post(
+    "/api/restaurants/{restaurant_id}/points-of-sale",
+    status_code=status.HTTP_201_CREATED,
+    responses=problem_responses(400, 404, 409),
+)
+async def create_point_of_sale(
+    restaurant_id: uuid.UUID, body: PointOfSaleCreate, principal: Admin, session: TenantSession
+) -> PointOfSaleOut:
+    restaurant = await service.get_restaurant(session, principal, restaurant_id)
+    pos = await service.create_point_of_sale(session, restaurant, body)
+    await session.commit()
+    return PointOfSaleOut.model_validate(pos)
+
+
+@platform_router.post(
+    "/api/platform/tenants",
+    status_code=status.HTTP_201_CREATED,
+    responses=problem_responses(400, 409),
+)
+async def create_tenant(body: TenantCreate, _owner: Owner, request: Request) -> TenantOut:
+    async with runtime_of(request).db.platform_session() as platform:
+        tenant = await service.create_tenant(platform, body)
+        await platform.commit()
+        return TenantOut.model_validate(tenant)
+
+
+@platform_router.get("/api/platform/tenants", response_model=Page[TenantOut])
+async def list_tenants(_owner: Owner, request: Request, paging: Paging) -> Page[TenantOut]:
+    async with runtime_of(request).db.platform_session() as platform:
+        rows, cursor = make_page(await service.list_tenants(platform, paging), paging)
+        return Page(items=[TenantOut.model_validate(t) for t in rows], next_cursor=cursor)

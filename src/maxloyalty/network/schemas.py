@@ -1,0 +1,104 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+
+from maxloyalty.network.models import PointOfSaleStatus, RestaurantStatus, SubscriptionStatus
+
+
+def _iana_zone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError("must be an IANA time zone such as Europe/Moscow") from exc
+    return value
+
+
+TimeZone = Annotated[
+    str, StringConstraints(min_length=1, max_length=64), AfterValidator(_iana_zone)
+]
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")]
+Color = Annotated[str, StringConstraints(pattern=r"^#[0-9a-fA-F]{6}$")]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TenantCreate(_Strict):
+    name: Name
+    slug: Slug
+    timezone: TimeZone = "Europe/Moscow"
+    organization_type: str = Field(default="chain", max_length=32)
+    max_restaurants: int | None = Field(default=None, ge=1)
+    max_guests: int | None = Field(default=None, ge=1)
+
+
+class TenantOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    name: str
+    slug: str
+    timezone: str
+    organization_type: str
+    subscription_status: SubscriptionStatus
+    max_restaurants: int | None
+    max_guests: int | None
+    logo_url: str | None
+    primary_color: str | None
+    secondary_color: str | None
+    created_at: datetime
+
+
+class RestaurantCreate(_Strict):
+    name: Name
+    timezone: TimeZone
+    address: str | None = Field(default=None, max_length=500)
+    city: str | None = Field(default=None, max_length=120)
+    phone: str | None = Field(default=None, max_length=32)
+
+
+class RestaurantUpdate(_Strict):
+    name: Name | None = None
+    timezone: TimeZone | None = None
+    address: str | None = Field(default=None, max_length=500)
+    city: str | None = Field(default=None, max_length=120)
+    phone: str | None = Field(default=None, max_length=32)
+    status: RestaurantStatus | None = None
+
+
+class RestaurantOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    tenant_id: uuid.UUID
+    name: str
+    timezone: str
+    address: str | None
+    city: str | None
+    phone: str | None
+    status: RestaurantStatus
+    created_at: datetime
+    updated_at: datetime
+
+
+class PointOfSaleCreate(_Strict):
+    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=120)]
+    external_id: str | None = Field(default=None, max_length=120)
+
+
+class PointOfSaleOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    restaurant_id: uuid.UUID
+    name: str
+    external_id: str | None
+    status: PointOfSaleStatus
+    created_at: datetime

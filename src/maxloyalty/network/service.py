@@ -1,0 +1,162 @@
+"""Rules for tenants, restaurants and points of sale. Callers commit."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from maxloyalty.audit.service import record, snapshot
+from maxloyalty.identity.principal import RESTAURANT_SCOPED, Principal
+from maxloyalty.kit.db import violated_constraint
+from maxloyalty.kit.errors import Conflict, Forbidden, NotFound
+from maxloyalty.kit.events import publish
+from maxloyalty.kit.pagination import PageParams, paginate
+from maxloyalty.network.models import PointOfSale, Restaurant, Tenant
+from maxloyalty.network.schemas import (
+    PointOfSaleCreate,
+    RestaurantCreate,
+    RestaurantUpdate,
+    TenantCreate,
+)
+
+
+async def _flush_unique(session: AsyncSession, messages: dict[str, Conflict]) -> None:
+    """Flush, turning a known unique violation into its 409 answer."""
+    try:
+        await session.flush()
+    except IntegrityError as exc:
+        conflict = messages.get(violated_constraint(exc) or "")
+        if conflict is None:
+            raise
+        raise conflict from exc
+
+
+# --- tenants (platform path) -------------------------------------------------------------
+
+
+async def create_tenant(platform: AsyncSession, data: TenantCreate) -> Tenant:
+    tenant = Tenant(**data.model_dump())
+    platform.add(tenant)
+    await _flush_unique(
+        platform,
+        {
+            "uq_tenants_slug": Conflict(
+                f"A tenant with slug {data.slug!r} exists.", code="tenant_slug_taken"
+            )
+        },
+    )
+    await record(
+        platform, "tenant.created", "tenant", tenant.id, after=snapshot(tenant), tenant_id=tenant.id
+    )
+    return tenant
+
+
+async def list_tenants(platform: AsyncSession, params: PageParams) -> list[Tenant]:
+    return list(await platform.scalars(paginate(select(Tenant), Tenant.id, params)))
+
+
+# --- restaurants -------------------------------------------------------------------------
+
+
+async def list_restaurants(
+    session: AsyncSession, principal: Principal, params: PageParams
+) -> list[Restaurant]:
+    query = select(Restaurant)
+    if principal.role in RESTAURANT_SCOPED:
+        query = query.where(Restaurant.id.in_(principal.restaurant_ids))
+    return list(await session.scalars(paginate(query, Restaurant.id, params)))
+
+
+async def get_restaurant(
+    session: AsyncSession, principal: Principal, restaurant_id: uuid.UUID
+) -> Restaurant:
+    restaurant = await session.get(Restaurant, restaurant_id)
+    if restaurant is None:  # another tenant's rows are invisible: the same 404
+        raise NotFound("No such restaurant.", code="restaurant_not_found")
+    if not principal.can_see_restaurant(restaurant_id):
+        raise Forbidden("This restaurant is outside your assignment.", code="restaurant_forbidden")
+    return restaurant
+
+
+def _name_taken(name: str) -> dict[str, Conflict]:
+    return {
+        "uq_restaurants_tenant_id_name": Conflict(
+            f"A restaurant named {name!r} exists.", code="restaurant_name_taken"
+        )
+    }
+
+
+async def create_restaurant(
+    session: AsyncSession, tenant_id: uuid.UUID, data: RestaurantCreate
+) -> Restaurant:
+    # The tenant row lock serializes creations, so the plan limit holds under concurrency.
+    tenant = await session.scalar(select(Tenant).where(Tenant.id == tenant_id).with_for_update())
+    if tenant is None:
+        raise NotFound("No such tenant.", code="tenant_not_found")
+    if tenant.max_restaurants is not None:
+        count = await session.scalar(select(func.count()).select_from(Restaurant))
+        if (count or 0) >= tenant.max_restaurants:
+            raise Conflict(
+                f"The plan allows {tenant.max_restaurants} restaurants.",
+                code="restaurant_limit_reached",
+            )
+    restaurant = Restaurant(tenant_id=tenant_id, **data.model_dump())
+    session.add(restaurant)
+    await _flush_unique(session, _name_taken(data.name))
+    after = snapshot(restaurant)
+    await record(session, "restaurant.created", "restaurant", restaurant.id, after=after)
+    await publish(session, tenant_id, "restaurant.created", after)
+    return restaurant
+
+
+async def update_restaurant(
+    session: AsyncSession, principal: Principal, restaurant_id: uuid.UUID, data: RestaurantUpdate
+) -> Restaurant:
+    restaurant = await get_restaurant(session, principal, restaurant_id)
+    before = snapshot(restaurant)
+    for field, value in data.model_dump(exclude_unset=True).items():
+        if value is None and field in {"name", "timezone", "status"}:
+            continue  # required columns: null means "leave as is"
+        setattr(restaurant, field, value)
+    await _flush_unique(session, _name_taken(restaurant.name))
+    await session.refresh(restaurant)
+    after = snapshot(restaurant)
+    if after != before:
+        await record(
+            session, "restaurant.updated", "restaurant", restaurant.id, before=before, after=after
+        )
+        await publish(session, restaurant.tenant_id, "restaurant.updated", after)
+    return restaurant
+
+
+# --- points of sale ----------------------------------------------------------------------
+
+
+async def list_points_of_sale(
+    session: AsyncSession, principal: Principal, restaurant_id: uuid.UUID, params: PageParams
+) -> list[PointOfSale]:
+    await get_restaurant(session, principal, restaurant_id)
+    query = select(PointOfSale).where(PointOfSale.restaurant_id == restaurant_id)
+    return list(await session.scalars(paginate(query, PointOfSale.id, params)))
+
+
+async def create_point_of_sale(
+    session: AsyncSession, restaurant: Restaurant, data: PointOfSaleCreate
+) -> PointOfSale:
+    pos = PointOfSale(
+        tenant_id=restaurant.tenant_id, restaurant_id=restaurant.id, **data.model_dump()
+    )
+    session.add(pos)
+    await _flush_unique(
+        session,
+        {
+            "uq_points_of_sale_restaurant_id_name": Conflict(
+                f"A point of sale named {data.name!r} exists here.", code="pos_name_taken"
+            )
+        },
+    )
+    await record(session, "point_of_sale.created", "point_of_sale", pos.id, after=snapshot(pos))
+    return pos
