@@ -3,8 +3,8 @@ with a stable machine `code`."""
 
 from __future__ import annotations
 
-from http import HTTPStatus
 from collections.abc import Mapping
+from http import HTTPStatus
 from typing import Any
 
 import structlog

@@ -20,6 +20,7 @@ from pgqueuer import PgQueuer, Queries
 from pgqueuer.db import AsyncpgDriver
 from pgqueuer.executors import DatabaseRetryEntrypointExecutor, EntrypointExecutorParameters
 from pgqueuer.models import Job, Schedule
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from maxloyalty.kit import metrics
@@ -44,6 +45,7 @@ class JobSpec:
     handler: Handler
     max_attempts: int
     concurrency_limit: int
+    retry_delay: timedelta
 
 
 @dataclass
@@ -52,12 +54,19 @@ class JobRegistry:
     schedules: dict[str, str] = field(default_factory=dict)
 
     def job(
-        self, name: str, *, max_attempts: int = 8, concurrency_limit: int = 0
+        self,
+        name: str,
+        *,
+        max_attempts: int = 8,
+        concurrency_limit: int = 0,
+        retry_delay: timedelta = timedelta(seconds=2),
     ) -> Callable[[Handler], Handler]:
+        """Register a handler; a failed run is retried after `retry_delay` × 2^attempts."""
+
         def register(handler: Handler) -> Handler:
             if name in self.jobs:
                 raise RuntimeError(f"job {name} registered twice")
-            self.jobs[name] = JobSpec(name, handler, max_attempts, concurrency_limit)
+            self.jobs[name] = JobSpec(name, handler, max_attempts, concurrency_limit, retry_delay)
             return handler
 
         return register
@@ -81,9 +90,19 @@ def _encode(payload: Payload) -> bytes:
 
 
 async def _queries(session: AsyncSession) -> Queries:
+    """Queries on the asyncpg connection of `session`'s transaction.
+
+    SQLAlchemy's asyncpg adapter sends BEGIN lazily, with its first statement; a job
+    written before that would commit on its own, so make sure the transaction is open.
+    """
     connection = await session.connection()
-    raw = await connection.get_raw_connection()
-    return Queries(AsyncpgDriver(raw.driver_connection))
+    driver = (await connection.get_raw_connection()).driver_connection
+    assert driver is not None
+    if not driver.is_in_transaction():
+        await connection.execute(text("SELECT 1"))
+    if not driver.is_in_transaction():
+        raise RuntimeError("jobs must be enqueued inside a transaction")
+    return Queries(AsyncpgDriver(driver))
 
 
 async def enqueue(
@@ -122,7 +141,7 @@ def _retrying(spec: JobSpec) -> Callable[[EntrypointExecutorParameters], Any]:
         return DatabaseRetryEntrypointExecutor(
             params,
             max_attempts=spec.max_attempts,
-            initial_delay=timedelta(seconds=2),
+            initial_delay=spec.retry_delay,
             max_delay=timedelta(minutes=10),
         )
 

@@ -1,0 +1,44 @@
+"""Settings: development secrets are generated once and kept out of the repository."""
+
+from __future__ import annotations
+
+import json
+import stat
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from maxloyalty.config import GENERATED_SECRETS, Settings
+
+
+def test_secrets_are_generated_once_and_reused(tmp_path: Path) -> None:
+    first = Settings(data_dir=tmp_path).with_generated_secrets()
+    second = Settings(data_dir=tmp_path).with_generated_secrets()
+    for name in GENERATED_SECRETS:
+        assert first.secret(name) == second.secret(name)
+        assert len(first.secret(name)) >= 40
+    stored = tmp_path / "secrets.json"
+    assert stat.S_IMODE(stored.stat().st_mode) == 0o600
+    assert set(json.loads(stored.read_text())) == set(GENERATED_SECRETS)
+
+
+def test_configured_secret_wins_over_file(tmp_path: Path) -> None:
+    Settings(data_dir=tmp_path).with_generated_secrets()
+    configured = Settings(data_dir=tmp_path, secret_key="from-env").with_generated_secrets()
+    assert configured.secret("secret_key") == "from-env"
+
+
+def test_environment_names(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("DATABASE_URL", "postgresql://u@h/db")
+    monkeypatch.setenv("REDIS_URL", "redis://h:6379/1")
+    monkeypatch.setenv("MAXLOYALTY_LOG_FORMAT", "console")
+    settings = Settings(data_dir=tmp_path)
+    assert settings.database_url == "postgresql://u@h/db"
+    assert settings.redis_url == "redis://h:6379/1"
+    assert settings.log_format == "console"
+
+
+def test_unknown_time_zone_is_rejected(tmp_path: Path) -> None:
+    with pytest.raises(ValidationError, match="IANA"):
+        Settings(data_dir=tmp_path, default_timezone="Moscow/Kremlin")
