@@ -24,8 +24,8 @@ run: install
 	$(BIN)/maxloyalty serve --demo-once
 
 lint: install-dev
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 types: install-dev
 	$(BIN)/mypy
