@@ -51,5 +51,6 @@ def configure_logging(fmt: str = "json", level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in ("uvicorn.access",):
+    # Chatty at INFO: uvicorn's access log (ours replaces it), the embedded server, Alembic.
+    for noisy in ("uvicorn.access", "pgserver", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
