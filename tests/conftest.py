@@ -17,10 +17,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from maxloyalty.app import create_app
 from maxloyalty.config import Settings
 from maxloyalty.identity.principal import Principal, Role
-from maxloyalty.identity.tokens import issue_access_token
+from maxloyalty.identity.tokens import TokenKeys, issue_access_token
 from maxloyalty.kit.db import async_url
 from maxloyalty.kit.embedded import start_embedded_postgres
 from maxloyalty.kit.migrate import migrate
+from maxloyalty.models import metadata
 from maxloyalty.runtime import Runtime
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -85,10 +86,10 @@ async def _runtime(settings: Settings, migrated: str) -> AsyncIterator[Runtime]:
     await rt.close()
 
 
-_TABLES = """
-    activity_log, integration_events, points_of_sale, restaurants, tenants,
-    pgqueuer, pgqueuer_log, pgqueuer_schedules, pgqueuer_statistics
-"""
+_TABLES = ", ".join(
+    [t.name for t in metadata.sorted_tables]
+    + ["pgqueuer", "pgqueuer_log", "pgqueuer_schedules", "pgqueuer_statistics"]
+)
 
 
 @pytest.fixture
@@ -129,6 +130,7 @@ def auth() -> TokenFactory:
             tenant_id=tenant_id,
             restaurant_ids=frozenset(restaurant_ids),
         )
-        return {"Authorization": f"Bearer {issue_access_token(TEST_SECRET, principal, ttl)}"}
+        token = issue_access_token(TokenKeys(TEST_SECRET), principal, ttl)
+        return {"Authorization": f"Bearer {token}"}
 
     return make

@@ -12,6 +12,9 @@ from fastapi import FastAPI
 from maxloyalty import __version__
 from maxloyalty.config import Settings, get_settings
 from maxloyalty.health import router as health_router
+from maxloyalty.identity.auth_endpoints import router as auth_router
+from maxloyalty.identity.me_endpoints import router as me_router
+from maxloyalty.identity.staff_endpoints import router as staff_router
 from maxloyalty.kit.errors import install_error_handlers
 from maxloyalty.kit.logging import configure_logging
 from maxloyalty.kit.middleware import RequestContextMiddleware
@@ -56,6 +59,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.add_middleware(RequestContextMiddleware)
     install_error_handlers(app)
-    for router in (health_router, network_router, platform_router):
+    for router in (
+        health_router,
+        auth_router,
+        me_router,
+        staff_router,
+        network_router,
+        platform_router,
+    ):
         app.include_router(router)
     return app

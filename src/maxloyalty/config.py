@@ -13,7 +13,13 @@ from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Secrets that a development installation generates on first run; production sets them.
-GENERATED_SECRETS = ("secret_key", "app_db_password", "platform_db_password")
+GENERATED_SECRETS = (
+    "secret_key",
+    "pii_key",
+    "blind_index_key",
+    "app_db_password",
+    "platform_db_password",
+)
 
 
 class Settings(BaseSettings):
@@ -33,6 +39,10 @@ class Settings(BaseSettings):
     db_pool_size: int = 10
 
     secret_key: SecretStr | None = None
+    previous_secret_keys: list[SecretStr] = []
+    pii_key: SecretStr | None = None
+    previous_pii_keys: list[SecretStr] = []
+    blind_index_key: SecretStr | None = None
     app_db_password: SecretStr | None = None
     platform_db_password: SecretStr | None = None
 
@@ -42,6 +52,31 @@ class Settings(BaseSettings):
 
     rate_limit_default: str = "120/minute"
     rate_limit_login: str = "10/minute"
+    rate_limit_login_failures: str = "5 per 15 minutes"
+    rate_limit_identify: str = "60/minute"
+
+    access_token_minutes: int = Field(default=15, ge=1, le=7 * 24 * 60)
+    refresh_token_days: int = Field(default=30, ge=1, le=365)
+
+    otp_ttl_seconds: int = Field(default=300, ge=60, le=600)
+    otp_max_attempts: int = Field(default=5, ge=1, le=10)
+    otp_resend_seconds: int = Field(default=60, ge=10)
+    rate_limit_otp_phone: str = "5/hour"
+    rate_limit_otp_ip: str = "20/hour"
+
+    sms_provider: Literal["console", "smsru", "smsc", "twilio"] = "console"
+    smsru_api_id: SecretStr | None = None
+    smsc_login: str | None = None
+    smsc_password: SecretStr | None = None
+    smsc_apikey: SecretStr | None = None
+    twilio_account_sid: str | None = None
+    twilio_auth_token: SecretStr | None = None
+    twilio_from: str | None = None
+    twilio_messaging_service_sid: str | None = None
+    sms_base_url: str | None = None
+
+    telegram_bot_token: SecretStr | None = None
+    telegram_init_data_max_age: int = Field(default=86400, ge=60)
 
     run_worker_in_process: bool = True
 

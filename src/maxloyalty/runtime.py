@@ -2,15 +2,47 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from dataclasses import dataclass
+from datetime import timedelta
 
+from pydantic import SecretStr
 from starlette.requests import Request
 
 from maxloyalty.config import Settings
+from maxloyalty.identity.sessions import SessionPolicy
+from maxloyalty.identity.tokens import TokenKeys
+from maxloyalty.integrations.sms import SmsConfig, SmsSender, sms_sender
+from maxloyalty.kit import crypto
 from maxloyalty.kit.cache import Cache, cache_from_url
 from maxloyalty.kit.db import Database, runtime_urls
 from maxloyalty.kit.embedded import resolve_owner_url
 from maxloyalty.kit.ratelimit import RateLimiter
+
+
+def _secret(value: SecretStr | None) -> str | None:
+    return None if value is None else value.get_secret_value()
+
+
+def sms_config(settings: Settings) -> SmsConfig:
+    return SmsConfig(
+        provider=settings.sms_provider,
+        smsru_api_id=_secret(settings.smsru_api_id),
+        smsc_login=settings.smsc_login,
+        smsc_password=_secret(settings.smsc_password),
+        smsc_apikey=_secret(settings.smsc_apikey),
+        twilio_account_sid=settings.twilio_account_sid,
+        twilio_auth_token=_secret(settings.twilio_auth_token),
+        twilio_from=settings.twilio_from,
+        twilio_messaging_service_sid=settings.twilio_messaging_service_sid,
+        base_url=settings.sms_base_url,
+    )
+
+
+def _subkey(secret: str, purpose: bytes) -> bytes:
+    """Independent keys for independent uses of the one installation secret."""
+    return hmac.new(secret.encode(), purpose, hashlib.sha256).digest()
 
 
 @dataclass
@@ -19,19 +51,45 @@ class Runtime:
     db: Database
     cache: Cache
     limiter: RateLimiter
+    sessions: SessionPolicy
+    otp_key: bytes
+    api_key_key: bytes
+    sms: SmsSender
 
     @classmethod
     def start(cls, settings: Settings) -> Runtime:
         owner_url = resolve_owner_url(settings.database_url, settings.data_dir)
         app_url, platform_url = runtime_urls(settings, owner_url)
+        crypto.configure(
+            crypto.Keyring(
+                settings.secret("pii_key"),
+                [k.get_secret_value() for k in settings.previous_pii_keys],
+                settings.secret("blind_index_key"),
+            )
+        )
+        secret = settings.secret("secret_key")
+        keys = TokenKeys(
+            current=secret,
+            previous=tuple(k.get_secret_value() for k in settings.previous_secret_keys),
+        )
         return cls(
             settings=settings,
             db=Database(app_url, platform_url, pool_size=settings.db_pool_size),
             cache=cache_from_url(settings.redis_url),
             limiter=RateLimiter(settings.redis_url),
+            sessions=SessionPolicy(
+                keys=keys,
+                hmac_key=_subkey(secret, b"refresh-token"),
+                access_ttl=timedelta(minutes=settings.access_token_minutes),
+                refresh_ttl=timedelta(days=settings.refresh_token_days),
+            ),
+            otp_key=_subkey(secret, b"one-time-code"),
+            api_key_key=_subkey(secret, b"api-key"),
+            sms=sms_sender(sms_config(settings)),
         )
 
     async def close(self) -> None:
+        await self.sms.aclose()
         await self.cache.close()
         await self.db.dispose()
 

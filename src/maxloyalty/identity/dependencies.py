@@ -1,21 +1,51 @@
-"""Route-level authentication and authorization, declared as dependencies."""
+"""Route-level authentication and authorization, declared as dependencies.
+
+`Authorize(*roles, permission=...)` admits the listed roles, or anyone holding a live
+grant of `permission` in the tenant (scoped to the route's `restaurant_id` when the grant
+names restaurants).
+"""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from maxloyalty.identity.api_keys import KEY_PREFIX, authenticate_key, tenant_of_key
+from maxloyalty.identity.models import UserPermission
 from maxloyalty.identity.principal import Principal, Role
 from maxloyalty.identity.tokens import decode_access_token
 from maxloyalty.kit import context
+from maxloyalty.kit.clock import utcnow
 from maxloyalty.kit.errors import Forbidden, Unauthorized
-from maxloyalty.runtime import runtime_of
+from maxloyalty.runtime import Runtime, runtime_of
 
-_bearer = HTTPBearer(auto_error=False, description="Access token from /api/auth/login")
+_bearer = HTTPBearer(
+    auto_error=False, description="Access token from /api/auth/login, or an API key (mlk_…)"
+)
+
+
+async def _signed_content(request: Request) -> bytes:
+    path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return f"{request.method}.{path}.".encode() + await request.body()
+
+
+async def _from_api_key(request: Request, runtime: Runtime, key: str) -> Principal:
+    tenant_id = tenant_of_key(key)
+    async with runtime.db.session(tenant_id) as session:
+        return await authenticate_key(
+            session,
+            runtime.api_key_key,
+            key,
+            timestamp=request.headers.get("x-ml-timestamp"),
+            signature=request.headers.get("x-ml-signature"),
+            signed=await _signed_content(request),
+        )
 
 
 async def authenticate(
@@ -24,31 +54,64 @@ async def authenticate(
 ) -> Principal:
     if credentials is None:
         raise Unauthorized("Authentication is required.", code="not_authenticated")
-    secret = runtime_of(request).settings.secret("secret_key")
-    principal = decode_access_token(secret, credentials.credentials)
+    runtime = runtime_of(request)
+    token = credentials.credentials
+    if token.startswith(KEY_PREFIX):
+        principal = await _from_api_key(request, runtime, token)
+    else:
+        principal = decode_access_token(runtime.sessions.keys, token)
     context.actor.set(principal.actor)
     return principal
 
 
+async def _holds_permission(request: Request, principal: Principal, permission: str) -> bool:
+    if principal.tenant_id is None:
+        return False
+    now = utcnow()
+    async with runtime_of(request).db.session(principal.tenant_id) as session:
+        grants = list(
+            await session.scalars(
+                select(UserPermission).where(
+                    UserPermission.user_id == principal.subject,
+                    UserPermission.permission == permission,
+                    UserPermission.revoked_at.is_(None),
+                    or_(UserPermission.expires_at.is_(None), UserPermission.expires_at > now),
+                )
+            )
+        )
+    restaurant = request.path_params.get("restaurant_id")
+    for grant in grants:
+        if not grant.resource_ids or grant.resource_type != "restaurant":
+            return True
+        if restaurant is not None and uuid.UUID(str(restaurant)) in grant.resource_ids:
+            return True
+    return False
+
+
 class Authorize:
-    """Admit only the given roles; tenant roles must carry a tenant."""
+    """Admit only the given roles (or holders of `permission`); tenant roles need a tenant."""
 
-    def __init__(self, *roles: Role) -> None:
+    def __init__(self, *roles: Role, permission: str | None = None) -> None:
         self.roles = frozenset(roles)
+        self.permission = permission
 
-    async def __call__(self, principal: Annotated[Principal, Depends(authenticate)]) -> Principal:
-        if principal.role not in self.roles:
-            raise Forbidden("Your role may not do this.", code="role_forbidden")
+    async def __call__(
+        self, request: Request, principal: Annotated[Principal, Depends(authenticate)]
+    ) -> Principal:
         if principal.role is not Role.OWNER and principal.tenant_id is None:
             raise Forbidden("The token carries no tenant.", code="tenant_required")
-        return principal
+        if principal.role in self.roles:
+            return principal
+        if self.permission and await _holds_permission(request, principal, self.permission):
+            return principal
+        raise Forbidden("Your role may not do this.", code="role_forbidden")
 
 
 async def tenant_session(
     request: Request, principal: Annotated[Principal, Depends(authenticate)]
 ) -> AsyncIterator[AsyncSession]:
     """A session confined (by row-level security) to the caller's tenant."""
-    async with runtime_of(request).db.session(principal.tenant_id) as session:
+    async with runtime_of(request).db.session(principal.tenant_id, principal.subject) as session:
         yield session
 
 

@@ -20,6 +20,8 @@ class Role(enum.StrEnum):
 
 # Roles confined to a list of restaurants inside their tenant.
 RESTAURANT_SCOPED = frozenset({Role.MANAGER, Role.CASHIER})
+# Roles that sign in with a password and work inside a tenant.
+STAFF_ROLES = frozenset({Role.RESTAURANT_ADMIN, Role.MANAGER, Role.CASHIER})
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,8 +31,17 @@ class Principal:
     tenant_id: uuid.UUID | None
     restaurant_ids: frozenset[uuid.UUID] = frozenset()
 
+    @property
+    def restaurant_scope(self) -> frozenset[uuid.UUID] | None:
+        """The restaurants this caller is confined to, or None for the whole tenant.
+        API keys (SYSTEM) are confined only when they were issued for some restaurants."""
+        if self.role in RESTAURANT_SCOPED or (self.role is Role.SYSTEM and self.restaurant_ids):
+            return self.restaurant_ids
+        return None
+
     def can_see_restaurant(self, restaurant_id: uuid.UUID) -> bool:
-        return self.role not in RESTAURANT_SCOPED or restaurant_id in self.restaurant_ids
+        scope = self.restaurant_scope
+        return scope is None or restaurant_id in scope
 
     @property
     def actor(self) -> Actor:

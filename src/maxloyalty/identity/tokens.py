@@ -1,8 +1,11 @@
-"""JWT access tokens (HS256 with the installation's secret key)."""
+"""JWT access tokens (HS256), signed with the current key and checked against the current
+and previous ones, so keys rotate without logging everybody out."""
 
 from __future__ import annotations
 
+import hashlib
 import uuid
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -16,7 +19,28 @@ ALGORITHM = "HS256"
 AUDIENCE = "maxloyalty"
 
 
-def issue_access_token(secret: str, principal: Principal, ttl: timedelta) -> str:
+def _kid(secret: str) -> str:
+    return hashlib.sha256(b"jwt:" + secret.encode()).hexdigest()[:12]
+
+
+@dataclass(frozen=True)
+class TokenKeys:
+    current: str
+    previous: tuple[str, ...] = ()
+
+    def signing(self) -> tuple[str, str]:
+        return _kid(self.current), self.current
+
+    def verifying(self, kid: str) -> str | None:
+        for secret in (self.current, *self.previous):
+            if _kid(secret) == kid:
+                return secret
+        return None
+
+
+def issue_access_token(
+    keys: TokenKeys, principal: Principal, ttl: timedelta, session_id: uuid.UUID | None = None
+) -> str:
     now = utcnow()
     claims: dict[str, Any] = {
         "sub": str(principal.subject),
@@ -30,10 +54,21 @@ def issue_access_token(secret: str, principal: Principal, ttl: timedelta) -> str
         claims["tid"] = str(principal.tenant_id)
     if principal.restaurant_ids:
         claims["rids"] = sorted(str(r) for r in principal.restaurant_ids)
-    return jwt.encode(claims, secret, algorithm=ALGORITHM)
+    if session_id is not None:
+        claims["sid"] = str(session_id)
+    kid, secret = keys.signing()
+    return jwt.encode(claims, secret, algorithm=ALGORITHM, headers={"kid": kid})
 
 
-def decode_access_token(secret: str, token: str) -> Principal:
+def decode_access_token(keys: TokenKeys, token: str) -> Principal:
+    invalid = Unauthorized("The access token is invalid.", code="invalid_token")
+    try:
+        kid = jwt.get_unverified_header(token).get("kid")
+    except jwt.PyJWTError as exc:
+        raise invalid from exc
+    secret = keys.verifying(kid) if isinstance(kid, str) else None
+    if secret is None:
+        raise invalid
     try:
         claims = jwt.decode(
             token,
@@ -45,7 +80,7 @@ def decode_access_token(secret: str, token: str) -> Principal:
     except jwt.ExpiredSignatureError as exc:
         raise Unauthorized("The access token has expired.", code="token_expired") from exc
     except jwt.PyJWTError as exc:
-        raise Unauthorized("The access token is invalid.", code="invalid_token") from exc
+        raise invalid from exc
     try:
         return Principal(
             subject=uuid.UUID(claims["sub"]),
@@ -54,4 +89,4 @@ def decode_access_token(secret: str, token: str) -> Principal:
             restaurant_ids=frozenset(uuid.UUID(r) for r in claims.get("rids", [])),
         )
     except (ValueError, TypeError) as exc:
-        raise Unauthorized("The access token is invalid.", code="invalid_token") from exc
+        raise invalid from exc

@@ -26,12 +26,16 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.orm import Session, SessionTransaction
 
 from maxloyalty.config import Settings
+from maxloyalty.kit.errors import Rejection
 
 APP_ROLE = "maxloyalty_app"
 PLATFORM_ROLE = "maxloyalty_platform"
 
 TENANT_KEY = "tenant_id"
-_SET_TENANT = text("SELECT set_config('app.tenant_id', :tenant, true)")
+USER_KEY = "user_id"
+_SET_CONTEXT = text(
+    "SELECT set_config('app.tenant_id', :tenant, true), set_config('app.user_id', :user, true)"
+)
 
 
 def async_url(url: str) -> URL:
@@ -60,10 +64,13 @@ def runtime_urls(settings: Settings, owner_url: str) -> tuple[URL, URL]:
 
 
 @event.listens_for(Session, "after_begin")
-def _apply_tenant(session: Session, _tx: SessionTransaction, connection: Connection) -> None:
-    tenant_id = session.info.get(TENANT_KEY)
-    if tenant_id is not None:
-        connection.execute(_SET_TENANT, {"tenant": str(tenant_id)})
+def _apply_context(session: Session, _tx: SessionTransaction, connection: Connection) -> None:
+    tenant_id, user_id = session.info.get(TENANT_KEY), session.info.get(USER_KEY)
+    if tenant_id is not None or user_id is not None:
+        connection.execute(
+            _SET_CONTEXT,
+            {"tenant": str(tenant_id or ""), "user": str(user_id or "")},
+        )
 
 
 class Database:
@@ -79,11 +86,14 @@ class Database:
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self._platform_sessions = async_sessionmaker(self.platform_engine, expire_on_commit=False)
 
-    def session(self, tenant_id: UUID | None = None) -> AsyncSession:
-        """A session whose every transaction sees only `tenant_id`'s rows (none if unset)."""
+    def session(self, tenant_id: UUID | None = None, user_id: UUID | None = None) -> AsyncSession:
+        """A session whose every transaction sees only `tenant_id`'s rows (none if unset);
+        `user_id` additionally opens that user's own identity rows (roles, sessions)."""
         session = self._sessions()
         if tenant_id is not None:
             session.info[TENANT_KEY] = tenant_id
+        if user_id is not None:
+            session.info[USER_KEY] = user_id
         return session
 
     def platform_session(self) -> AsyncSession:
@@ -91,9 +101,11 @@ class Database:
         return self._platform_sessions()
 
     @asynccontextmanager
-    async def transaction(self, tenant_id: UUID | None = None) -> AsyncIterator[AsyncSession]:
+    async def transaction(
+        self, tenant_id: UUID | None = None, user_id: UUID | None = None
+    ) -> AsyncIterator[AsyncSession]:
         """A session in one transaction: committed on success, rolled back on any error."""
-        async with self.session(tenant_id) as session, session.begin():
+        async with self.session(tenant_id, user_id) as session, session.begin():
             yield session
 
     async def dispose(self) -> None:
@@ -101,8 +113,36 @@ class Database:
         await self.platform_engine.dispose()
 
 
+@asynccontextmanager
+async def keeping_rejections(session: AsyncSession) -> AsyncIterator[None]:
+    """Commit what was written before a `Rejection` was raised, then let it propagate."""
+    try:
+        yield
+    except Rejection:
+        await session.commit()
+        raise
+
+
 def violated_constraint(exc: IntegrityError) -> str | None:
     """The name of the unique/foreign-key/check constraint behind an IntegrityError."""
     cause = getattr(exc.orig, "__cause__", None)
     name = getattr(cause, "constraint_name", None)
     return str(name) if name else None
+
+
+async def bind(
+    session: AsyncSession, *, tenant_id: UUID | None = None, user_id: UUID | None = None
+) -> None:
+    """Enter a tenant and/or user learnt mid-request (login, refresh) into `session`, for the
+    rest of its current transaction and every later one."""
+    if tenant_id is not None:
+        session.info[TENANT_KEY] = tenant_id
+    if user_id is not None:
+        session.info[USER_KEY] = user_id
+    await session.execute(
+        _SET_CONTEXT,
+        {
+            "tenant": str(session.info.get(TENANT_KEY) or ""),
+            "user": str(session.info.get(USER_KEY) or ""),
+        },
+    )

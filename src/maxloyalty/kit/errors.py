@@ -62,6 +62,11 @@ class AppError(Exception):
         self.headers = headers or {}
 
 
+class Rejection(AppError):
+    """A refusal whose bookkeeping (audit entry, attempt counter, revoked sessions) must be
+    committed although the request fails; see `kit.db.keeping_rejections`."""
+
+
 class NotFound(AppError):
     status = 404
     code = "not_found"

@@ -37,5 +37,13 @@ class RateLimiter:
             headers={"Retry-After": str(retry_after)},
         )
 
+    async def test(self, rule: str, *keys: str) -> bool:
+        """Whether one more hit would still be within `rule` (counts nothing)."""
+        return bool(await self._limiter.test(parse(rule), *keys))
+
+    async def count(self, rule: str, *keys: str) -> None:
+        """Count a hit without refusing (e.g. a failure counted against a later `test`)."""
+        await self._limiter.hit(parse(rule), *keys)
+
     async def reset(self) -> None:
         await self.storage.reset()

@@ -11,6 +11,8 @@ from maxloyalty.kit.db import APP_ROLE, PLATFORM_ROLE
 
 # Tenant of the current transaction; NULL (so no rows match) when none was set.
 CURRENT_TENANT = "nullif(current_setting('app.tenant_id', true), '')::uuid"
+# The authenticated user of the current transaction, for a user's own identity rows.
+CURRENT_USER = "nullif(current_setting('app.user_id', true), '')::uuid"
 
 
 def create_runtime_roles() -> None:

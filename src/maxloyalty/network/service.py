@@ -9,7 +9,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from maxloyalty.audit.service import record, snapshot
-from maxloyalty.identity.principal import RESTAURANT_SCOPED, Principal
+from maxloyalty.identity.principal import Principal
 from maxloyalty.kit.db import violated_constraint
 from maxloyalty.kit.errors import Conflict, Forbidden, NotFound
 from maxloyalty.kit.events import publish
@@ -65,8 +65,8 @@ async def list_restaurants(
     session: AsyncSession, principal: Principal, params: PageParams
 ) -> list[Restaurant]:
     query = select(Restaurant)
-    if principal.role in RESTAURANT_SCOPED:
-        query = query.where(Restaurant.id.in_(principal.restaurant_ids))
+    if principal.restaurant_scope is not None:
+        query = query.where(Restaurant.id.in_(principal.restaurant_scope))
     return list(await session.scalars(paginate(query, Restaurant.id, params)))
 
 

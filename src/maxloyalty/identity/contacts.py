@@ -1,0 +1,43 @@
+"""Normalizing phones (E.164, default region RU) and emails before hashing or storing."""
+
+from __future__ import annotations
+
+import phonenumbers
+
+from maxloyalty.kit.crypto import keyring
+from maxloyalty.kit.errors import AppError, FieldError
+
+
+def normalize_phone(raw: str, field: str = "phone") -> str:
+    try:
+        number = phonenumbers.parse(raw, "RU")
+    except phonenumbers.NumberParseException as exc:
+        raise _invalid(field, "is not a phone number") from exc
+    if not phonenumbers.is_valid_number(number):
+        raise _invalid(field, "is not a valid phone number")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def normalize_email(raw: str) -> str:
+    return raw.strip().lower()
+
+
+def phone_index(e164: str) -> str:
+    return keyring().blind_index("phone:" + e164)
+
+
+def email_index(email: str) -> str:
+    return keyring().blind_index("email:" + normalize_email(email))
+
+
+def mask_phone(e164: str) -> str:
+    return e164[:2] + "*" * max(0, len(e164) - 6) + e164[-4:]
+
+
+def _invalid(field: str, message: str) -> AppError:
+    return AppError(
+        f"The {field} {message}.",
+        code="invalid_phone",
+        status=422,
+        errors=[FieldError(field=f"body.{field}", message=message, type="phone")],
+    )

@@ -1,0 +1,246 @@
+"""Guest sign-in: a one-time code by SMS, or Telegram Mini App initData.
+
+Codes are 6 digits from `secrets`, stored as an HMAC bound to the code's row, valid for a
+few minutes, accepted once, and dead after a few wrong tries. Sending is limited per phone
+and per IP, with a cooldown between sends, so nobody can drain the SMS budget.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import math
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+
+from pydantic import BaseModel
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from maxloyalty.audit.service import record
+from maxloyalty.config import Settings
+from maxloyalty.identity.contacts import mask_phone, normalize_phone, phone_index
+from maxloyalty.identity.models import Consent, ConsentKind, OtpCode, User, UserRole
+from maxloyalty.identity.principal import Principal, Role
+from maxloyalty.identity.sessions import SessionPolicy, TokenPair, ensure_can_sign_in, open_session
+from maxloyalty.identity.telegram import TelegramUser
+from maxloyalty.integrations.sms import SmsError, SmsSender
+from maxloyalty.kit import context
+from maxloyalty.kit.clock import utcnow
+from maxloyalty.kit.db import bind
+from maxloyalty.kit.errors import AppError, NotFound, Rejection, TooManyRequests
+from maxloyalty.kit.ratelimit import RateLimiter
+from maxloyalty.network.models import Tenant
+
+
+class Consents(BaseModel):
+    privacy_policy: bool
+    personal_data: bool
+    marketing: bool = False
+
+
+@dataclass(frozen=True)
+class CodeSent:
+    expires_in: int
+    resend_after: int
+
+
+def _code_hash(key: bytes, otp_id: uuid.UUID, code: str) -> str:
+    return hmac.new(key, f"{otp_id}:{code}".encode(), hashlib.sha256).hexdigest()
+
+
+async def _tenant(session: AsyncSession, tenant_id: uuid.UUID) -> Tenant:
+    tenant = await session.get(Tenant, tenant_id)
+    if tenant is None:
+        raise NotFound("No such network.", code="tenant_not_found")
+    return tenant
+
+
+async def send_code(
+    session: AsyncSession,
+    settings: Settings,
+    limiter: RateLimiter,
+    sms: SmsSender,
+    hmac_key: bytes,
+    *,
+    tenant_id: uuid.UUID,
+    phone: str,
+    consents: Consents,
+    referral_code: str | None = None,
+) -> CodeSent:
+    """Start a registration (or sign-in): send a code to `phone` for network `tenant_id`."""
+    e164 = normalize_phone(phone)
+    if not (consents.privacy_policy and consents.personal_data):
+        raise AppError(
+            "Accept the privacy policy and the processing of personal data to continue.",
+            code="consent_required",
+            status=422,
+        )
+    tenant = await _tenant(session, tenant_id)
+    index = phone_index(e164)
+    ip = context.client.get().ip or "unknown"
+    await limiter.hit(settings.rate_limit_otp_ip, "otp-ip", ip)
+    await limiter.hit(settings.rate_limit_otp_phone, "otp-phone", index)
+
+    now = utcnow()
+    last = await session.scalar(
+        select(OtpCode.created_at)
+        .where(OtpCode.phone_hash == index)
+        .order_by(OtpCode.created_at.desc())
+        .limit(1)
+    )
+    cooldown = timedelta(seconds=settings.otp_resend_seconds)
+    if last is not None and now - last < cooldown:
+        wait = math.ceil((last + cooldown - now).total_seconds())
+        raise TooManyRequests(
+            f"A code was sent just now; ask again in {wait} s.",
+            code="otp_cooldown",
+            headers={"Retry-After": str(wait)},
+        )
+    # A new code retires every earlier one for this phone.
+    await session.execute(
+        update(OtpCode)
+        .where(OtpCode.phone_hash == index, OtpCode.consumed_at.is_(None))
+        .values(consumed_at=now)
+    )
+    code = f"{secrets.randbelow(1_000_000):06d}"
+    otp = OtpCode(
+        id=uuid.uuid4(),
+        tenant_id=tenant.id,
+        phone_hash=index,
+        expires_at=now + timedelta(seconds=settings.otp_ttl_seconds),
+        ip_address=context.client.get().ip,
+        registration={
+            "consents": consents.model_dump(),
+            "referral_code": referral_code,
+        },
+    )
+    otp.code_hash = _code_hash(hmac_key, otp.id, code)
+    session.add(otp)
+    await session.flush()
+    try:
+        await sms.send(e164, f"{tenant.name}: код входа {code}. Никому его не сообщайте.")
+    except SmsError as exc:
+        raise AppError(
+            "The SMS could not be sent; try again later."
+            if exc.retryable
+            else "The SMS provider refused this number.",
+            code="sms_unavailable" if exc.retryable else "sms_rejected",
+            status=503 if exc.retryable else 422,
+        ) from exc
+    await record(session, "auth.otp_sent", "phone", mask_phone(e164))
+    return CodeSent(expires_in=settings.otp_ttl_seconds, resend_after=settings.otp_resend_seconds)
+
+
+async def _guest_role(session: AsyncSession, user: User, tenant_id: uuid.UUID) -> UserRole:
+    role = await session.scalar(
+        select(UserRole).where(
+            UserRole.tenant_id == tenant_id,
+            UserRole.user_id == user.id,
+            UserRole.role == Role.GUEST,
+        )
+    )
+    if role is None:
+        role = UserRole(tenant_id=tenant_id, user_id=user.id, role=Role.GUEST)
+        session.add(role)
+        await session.flush()
+        await record(session, "guest.joined", "user", user.id)
+    if not role.is_active:
+        raise AppError("Your card in this network is blocked.", code="guest_blocked", status=403)
+    return role
+
+
+async def _sign_in_guest(
+    session: AsyncSession, policy: SessionPolicy, user: User, tenant_id: uuid.UUID, how: str
+) -> TokenPair:
+    ensure_can_sign_in(user)
+    await bind(session, user_id=user.id)
+    await _guest_role(session, user, tenant_id)
+    user.last_login_at = utcnow()
+    principal = Principal(subject=user.id, role=Role.GUEST, tenant_id=tenant_id)
+    context.actor.set(principal.actor)
+    await record(session, f"auth.guest_{how}", "user", user.id)
+    return await open_session(session, policy, principal)
+
+
+async def verify_code(
+    session: AsyncSession,
+    settings: Settings,
+    policy: SessionPolicy,
+    hmac_key: bytes,
+    *,
+    tenant_id: uuid.UUID,
+    phone: str,
+    code: str,
+) -> TokenPair:
+    index = phone_index(normalize_phone(phone))
+    now = utcnow()
+    otp = await session.scalar(
+        select(OtpCode)
+        .where(OtpCode.phone_hash == index, OtpCode.consumed_at.is_(None))
+        .order_by(OtpCode.created_at.desc())
+        .limit(1)
+        .with_for_update()
+    )
+    wrong = AppError("The code is wrong or has expired.", code="otp_invalid", status=400)
+    if otp is None or otp.expires_at <= now or otp.attempts >= settings.otp_max_attempts:
+        raise wrong
+    if not hmac.compare_digest(otp.code_hash, _code_hash(hmac_key, otp.id, code)):
+        otp.attempts += 1
+        left = settings.otp_max_attempts - otp.attempts
+        if left <= 0:
+            otp.consumed_at = now  # the code dies; a new one must be requested
+        raise Rejection(
+            f"The code is wrong; {left} attempts left."
+            if left
+            else "The code is wrong; request a new one.",
+            code="otp_invalid",
+            status=400,
+        )
+    otp.consumed_at = now
+
+    user = await session.scalar(select(User).where(User.phone_hash == index))
+    if user is None:
+        user = User(
+            phone=normalize_phone(phone),
+            phone_hash=index,
+            role=Role.GUEST,
+            phone_verified=True,
+        )
+        session.add(user)
+        await session.flush()
+        await record(session, "user.created", "user", user.id, after={"role": "GUEST"})
+    user.phone_verified = True
+    consents = Consents.model_validate(otp.registration.get("consents", {}))
+    ip = context.client.get().ip
+    for kind, granted in (
+        (ConsentKind.PRIVACY_POLICY, consents.privacy_policy),
+        (ConsentKind.PERSONAL_DATA, consents.personal_data),
+        (ConsentKind.MARKETING, consents.marketing),
+    ):
+        session.add(
+            Consent(
+                tenant_id=tenant_id,
+                user_id=user.id,
+                kind=kind,
+                granted=granted,
+                ip_address=ip,
+                source="SMS_REGISTRATION",
+            )
+        )
+    return await _sign_in_guest(session, policy, user, tenant_id, "sms_login")
+
+
+async def telegram_login(
+    session: AsyncSession, policy: SessionPolicy, *, tenant_id: uuid.UUID, tg: TelegramUser
+) -> TokenPair:
+    await _tenant(session, tenant_id)
+    user = await session.scalar(select(User).where(User.telegram_id == tg.id))
+    if user is None:
+        user = User(telegram_id=tg.id, role=Role.GUEST)
+        session.add(user)
+        await session.flush()
+        await record(session, "user.created", "user", user.id, after={"role": "GUEST"})
+    return await _sign_in_guest(session, policy, user, tenant_id, "telegram_login")

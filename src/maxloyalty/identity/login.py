@@ -1,0 +1,102 @@
+"""Staff login: email or phone plus password, with per-IP and per-account limits."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from maxloyalty.audit.service import record
+from maxloyalty.config import Settings
+from maxloyalty.identity.contacts import email_index, normalize_phone, phone_index
+from maxloyalty.identity.models import User, UserRole
+from maxloyalty.identity.passwords import verify_password
+from maxloyalty.identity.principal import STAFF_ROLES, Principal, Role
+from maxloyalty.identity.sessions import (
+    SessionPolicy,
+    TokenPair,
+    ensure_can_sign_in,
+    open_session,
+    principal_for,
+)
+from maxloyalty.kit import context
+from maxloyalty.kit.clock import utcnow
+from maxloyalty.kit.db import bind
+from maxloyalty.kit.errors import AppError, Forbidden, Rejection
+from maxloyalty.kit.ratelimit import RateLimiter
+
+
+def login_index(login: str) -> str:
+    login = login.strip()
+    return email_index(login) if "@" in login else phone_index(normalize_phone(login, "login"))
+
+
+async def _choose_role(
+    session: AsyncSession, user: User, tenant_id: uuid.UUID | None
+) -> UserRole | None:
+    """The staff role to sign in with: the requested tenant's, or the only one there is."""
+    if user.role is Role.OWNER:
+        return None
+    await bind(session, user_id=user.id)
+    roles = list(
+        await session.scalars(
+            select(UserRole).where(
+                UserRole.user_id == user.id,
+                UserRole.role.in_(STAFF_ROLES),
+                UserRole.is_active.is_(True),
+            )
+        )
+    )
+    if tenant_id is not None:
+        roles = [r for r in roles if r.tenant_id == tenant_id]
+    if not roles:
+        raise Forbidden("You have no active staff role here.", code="no_active_role")
+    if len(roles) > 1:
+        tenants = ", ".join(sorted(str(r.tenant_id) for r in roles))
+        raise AppError(
+            f"You work for several networks; pass tenant_id (one of {tenants}).",
+            code="tenant_choice_required",
+            status=409,
+        )
+    return roles[0]
+
+
+async def staff_login(
+    session: AsyncSession,
+    policy: SessionPolicy,
+    limiter: RateLimiter,
+    settings: Settings,
+    *,
+    login: str,
+    password: str,
+    tenant_id: uuid.UUID | None = None,
+    device_fingerprint: str | None = None,
+) -> TokenPair:
+    ip = context.client.get().ip or "unknown"
+    await limiter.hit(settings.rate_limit_login, "login-ip", ip)
+    index = login_index(login)
+    if not await limiter.test(settings.rate_limit_login_failures, "login-failures", index):
+        await record(session, "auth.login_locked", "login", index[:16])
+        raise Rejection(
+            "Too many failed attempts for this account; try again later.",
+            code="account_locked",
+            status=429,
+        )
+    user = await session.scalar(
+        select(User).where((User.email_hash == index) | (User.phone_hash == index))
+    )
+    if not verify_password(user.password_hash if user else None, password):
+        await limiter.count(settings.rate_limit_login_failures, "login-failures", index)
+        await record(session, "auth.login_failed", "user", user.id if user else None)
+        raise Rejection("Wrong login or password.", code="invalid_credentials", status=401)
+    assert user is not None
+    ensure_can_sign_in(user)
+    role = await _choose_role(session, user, tenant_id)
+    principal: Principal = principal_for(user, role)
+    if principal.tenant_id is not None:
+        await bind(session, tenant_id=principal.tenant_id)
+    user.last_login_at = utcnow()
+    context.actor.set(principal.actor)
+    await record(session, "auth.login", "user", user.id)
+    return await open_session(session, policy, principal, device_fingerprint=device_fingerprint)

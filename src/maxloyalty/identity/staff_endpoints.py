@@ -1,0 +1,136 @@
+"""Staff, their permissions and API keys: managed by the tenant admin."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request, Response, status
+
+from maxloyalty.identity import api_keys, staff
+from maxloyalty.identity.dependencies import Authorize, TenantSession
+from maxloyalty.identity.principal import Principal, Role
+from maxloyalty.identity.schemas import (
+    ApiKeyCreate,
+    ApiKeyIssued,
+    ApiKeyOut,
+    BlockRequest,
+    PermissionCreate,
+    PermissionOut,
+    StaffCreate,
+    StaffOut,
+    StaffUpdate,
+)
+from maxloyalty.kit.errors import problem_responses
+from maxloyalty.runtime import runtime_of
+
+router = APIRouter(tags=["staff"], responses=problem_responses(401, 403, 404, 422))
+Admin = Annotated[Principal, Depends(Authorize(Role.RESTAURANT_ADMIN, permission="write:staff"))]
+KeyAdmin = Annotated[Principal, Depends(Authorize(Role.RESTAURANT_ADMIN))]
+
+
+def _tenant(principal: Principal) -> uuid.UUID:
+    assert principal.tenant_id is not None  # Authorize admits no tenant-less staff
+    return principal.tenant_id
+
+
+@router.get("/api/staff")
+async def list_staff(_admin: Admin, session: TenantSession) -> list[StaffOut]:
+    return await staff.list_staff(session)
+
+
+@router.post("/api/staff", status_code=status.HTTP_201_CREATED, responses=problem_responses(409))
+async def create_staff(
+    body: StaffCreate, admin: Admin, session: TenantSession, response: Response
+) -> StaffOut:
+    """Create a staff account with an initial password (an existing person keeps theirs)."""
+    out, existed = await staff.create_staff(session, _tenant(admin), body)
+    await session.commit()
+    response.headers["X-Existing-Account"] = "true" if existed else "false"
+    return out
+
+
+@router.patch("/api/staff/{user_id}")
+async def update_staff(
+    user_id: uuid.UUID, body: StaffUpdate, admin: Admin, session: TenantSession
+) -> StaffOut:
+    out = await staff.update_staff(session, _tenant(admin), user_id, body)
+    await session.commit()
+    return out
+
+
+@router.post("/api/staff/{user_id}/block")
+async def block_staff(
+    user_id: uuid.UUID, body: BlockRequest, admin: Admin, session: TenantSession
+) -> StaffOut:
+    """Block the person in this network and end their sessions here."""
+    out = await staff.block_staff(session, _tenant(admin), user_id, body.reason)
+    await session.commit()
+    return out
+
+
+@router.post("/api/staff/{user_id}/sessions/revoke", status_code=status.HTTP_204_NO_CONTENT)
+async def revoke_sessions(user_id: uuid.UUID, admin: Admin, session: TenantSession) -> Response:
+    await staff.revoke_sessions(session, _tenant(admin), user_id)
+    await session.commit()
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/api/staff/{user_id}/permissions")
+async def list_permissions(
+    user_id: uuid.UUID, _admin: Admin, session: TenantSession
+) -> list[PermissionOut]:
+    return [PermissionOut.model_validate(p) for p in await staff.list_permissions(session, user_id)]
+
+
+@router.post("/api/staff/{user_id}/permissions", status_code=status.HTTP_201_CREATED)
+async def grant_permission(
+    user_id: uuid.UUID, body: PermissionCreate, admin: Admin, session: TenantSession
+) -> PermissionOut:
+    grant = await staff.grant_permission(session, _tenant(admin), user_id, body, admin.subject)
+    await session.commit()
+    return PermissionOut.model_validate(grant)
+
+
+@router.delete("/api/staff/{user_id}/permissions/{permission_id}")
+async def revoke_permission(
+    user_id: uuid.UUID, permission_id: uuid.UUID, admin: Admin, session: TenantSession
+) -> PermissionOut:
+    grant = await staff.revoke_permission(session, user_id, permission_id, admin.subject)
+    await session.commit()
+    return PermissionOut.model_validate(grant)
+
+
+@router.get("/api/api-keys", tags=["api keys"])
+async def list_api_keys(_admin: KeyAdmin, session: TenantSession) -> list[ApiKeyOut]:
+    return [ApiKeyOut.model_validate(k) for k in await api_keys.list_keys(session)]
+
+
+@router.post("/api/api-keys", tags=["api keys"], status_code=status.HTTP_201_CREATED)
+async def create_api_key(
+    body: ApiKeyCreate, admin: KeyAdmin, session: TenantSession, request: Request
+) -> ApiKeyIssued:
+    """Issue a key for a till or integration; the key (and signing secret) show only here."""
+    await staff.check_restaurants(session, Role.SYSTEM, body.restaurant_ids)
+    issued = await api_keys.create_key(
+        session,
+        runtime_of(request).api_key_key,
+        tenant_id=_tenant(admin),
+        name=body.name,
+        restaurant_ids=body.restaurant_ids,
+        require_signature=body.require_signature,
+        created_by=admin.subject,
+    )
+    await session.commit()
+    return ApiKeyIssued(
+        **ApiKeyOut.model_validate(issued.api_key).model_dump(),
+        key=issued.key,
+        signing_secret=issued.signing_secret,
+    )
+
+
+@router.delete("/api/api-keys/{key_id}", tags=["api keys"])
+async def revoke_api_key(key_id: uuid.UUID, _admin: KeyAdmin, session: TenantSession) -> ApiKeyOut:
+    row = await api_keys.revoke_key(session, key_id)
+    await session.commit()
+    return ApiKeyOut.model_validate(row)
