@@ -26,6 +26,7 @@ from maxloyalty.runtime import Runtime
 
 ROOT = Path(__file__).resolve().parent.parent
 TEST_SECRET = "test-secret-key-" + "x" * 32
+TELEGRAM_BOT_TOKEN = "42:TEST"
 
 
 async def _admin(server_url: str, statement: str) -> None:
@@ -63,6 +64,7 @@ def settings(owner_url: str, tmp_path_factory: pytest.TempPathFactory) -> Settin
         log_format="console",
         log_level="WARNING",
         run_worker_in_process=False,
+        telegram_bot_token=TELEGRAM_BOT_TOKEN,
     ).with_generated_secrets()
 
 

@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import uuid
 
+import httpx
+
+from maxloyalty.identity import staff
+from maxloyalty.identity.principal import Role
+from maxloyalty.identity.schemas import StaffCreate
 from maxloyalty.network import service
 from maxloyalty.network.models import Restaurant, Tenant
 from maxloyalty.network.schemas import RestaurantCreate, TenantCreate
@@ -26,3 +31,45 @@ async def make_restaurant(runtime: Runtime, tenant: Tenant, name: str | None = N
     )
     async with runtime.db.transaction(tenant.id) as session:
         return await service.create_restaurant(session, tenant.id, data)
+
+
+PASSWORD = "correct horse battery staple"
+
+
+async def make_staff(
+    runtime: Runtime,
+    tenant: Tenant,
+    role: Role,
+    restaurants: tuple[Restaurant, ...] = (),
+    email: str | None = None,
+) -> str:
+    """A staff member with `PASSWORD`; returns the login email."""
+    email = email or f"{role.value.lower()}-{uuid.uuid4().hex[:8]}@example.com"
+    data = StaffCreate(
+        email=email,
+        password=PASSWORD,
+        role=role,
+        restaurant_ids=[r.id for r in restaurants],
+    )
+    async with runtime.db.transaction(tenant.id) as session:
+        await staff.create_staff(session, tenant.id, data)
+    return email
+
+
+async def login(
+    client: httpx.AsyncClient,
+    email: str,
+    password: str = PASSWORD,
+    tenant_id: uuid.UUID | None = None,
+) -> dict[str, str]:
+    body: dict[str, str] = {"login": email, "password": password}
+    if tenant_id:
+        body["tenant_id"] = str(tenant_id)
+    response = await client.post("/api/auth/login", json=body)
+    assert response.status_code == 200, response.text
+    tokens: dict[str, str] = response.json()
+    return tokens
+
+
+def bearer(tokens: dict[str, str]) -> dict[str, str]:
+    return {"Authorization": f"Bearer {tokens['access_token']}"}

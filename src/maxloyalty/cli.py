@@ -142,5 +142,75 @@ def demo(
         typer.echo(summary.message)
 
 
+user_app = typer.Typer(help="Manage user accounts.", no_args_is_help=True)
+app.add_typer(user_app, name="user")
+
+
+@user_app.command("create")
+def user_create(
+    role: Annotated[str, typer.Option(help="OWNER, RESTAURANT_ADMIN, MANAGER or CASHIER.")],
+    email: Annotated[str | None, typer.Option(help="Login email.")] = None,
+    phone: Annotated[
+        str | None, typer.Option(help="Login phone (E.164 or Russian format).")
+    ] = None,
+    password: Annotated[
+        str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True)
+    ] = "",
+    tenant: Annotated[str | None, typer.Option(help="Tenant slug (every role but OWNER).")] = None,
+    restaurant: Annotated[
+        list[str] | None, typer.Option(help="Restaurant id (repeat for several).")
+    ] = None,
+) -> None:
+    """Create a platform owner, or a staff member of a tenant."""
+    import uuid
+
+    from pydantic import ValidationError
+
+    from maxloyalty.identity import admin
+    from maxloyalty.identity.principal import Role
+    from maxloyalty.kit.errors import AppError
+    from maxloyalty.runtime import Runtime
+
+    try:
+        chosen = Role(role.upper())
+        restaurant_ids = [uuid.UUID(r) for r in restaurant or []]
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    if chosen is Role.OWNER and not email:
+        raise typer.BadParameter("an OWNER needs --email")
+    if chosen is not Role.OWNER and not tenant:
+        raise typer.BadParameter(f"a {chosen.value} needs --tenant")
+    settings = get_settings()
+    _prepare(settings)
+
+    async def run() -> uuid.UUID:
+        runtime = Runtime.start(settings)
+        try:
+            if chosen is Role.OWNER:
+                assert email is not None
+                return await admin.create_owner(
+                    runtime, email=email, password=password, phone=phone
+                )
+            assert tenant is not None
+            return await admin.create_tenant_staff(
+                runtime,
+                tenant_slug=tenant,
+                email=email,
+                phone=phone,
+                password=password,
+                role=chosen,
+                restaurant_ids=restaurant_ids,
+            )
+        finally:
+            await runtime.close()
+
+    try:
+        user_id = asyncio.run(run())
+    except (AppError, ValidationError) as exc:
+        typer.echo(f"Error: {exc}", err=True)
+        raise typer.Exit(code=1) from exc
+    typer.echo(f"Created {chosen.value} {email or phone} (user id {user_id}).")
+
+
 def main() -> None:
     app()

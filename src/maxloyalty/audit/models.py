@@ -8,6 +8,7 @@ from sqlalchemy import Index, String, func
 from sqlalchemy.dialects.postgresql import INET
 from sqlalchemy.orm import Mapped, mapped_column
 
+from maxloyalty.kit.clock import utcnow
 from maxloyalty.kit.ids import uuid7
 from maxloyalty.kit.models import Base
 
@@ -27,7 +28,11 @@ class ActivityLog(Base):
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid7)
-    created_at: Mapped[datetime] = mapped_column(primary_key=True, server_default=func.now())
+    # Set in Python: an INSERT ... RETURNING of a server default would need the row to be
+    # readable, and platform-level rows (no tenant) are not readable by the app role.
+    created_at: Mapped[datetime] = mapped_column(
+        primary_key=True, default=utcnow, server_default=func.now()
+    )
     tenant_id: Mapped[uuid.UUID | None]
     actor_type: Mapped[str] = mapped_column(String(16))
     actor_id: Mapped[uuid.UUID | None]

@@ -38,7 +38,6 @@ async def _choose_role(
     """The staff role to sign in with: the requested tenant's, or the only one there is."""
     if user.role is Role.OWNER:
         return None
-    await bind(session, user_id=user.id)
     roles = list(
         await session.scalars(
             select(UserRole).where(
@@ -92,6 +91,7 @@ async def staff_login(
         raise Rejection("Wrong login or password.", code="invalid_credentials", status=401)
     assert user is not None
     ensure_can_sign_in(user)
+    await bind(session, user_id=user.id)
     role = await _choose_role(session, user, tenant_id)
     principal: Principal = principal_for(user, role)
     if principal.tenant_id is not None:

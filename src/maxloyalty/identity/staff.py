@@ -68,7 +68,7 @@ async def list_staff(session: AsyncSession) -> list[StaffOut]:
         .where(UserRole.role.in_(STAFF_ROLES))
         .order_by(UserRole.assigned_at)
     )
-    return [staff_out(user, role) for user, role in rows.tuples()]
+    return [staff_out(user, role) for user, role in rows]
 
 
 async def staff_member(session: AsyncSession, user_id: uuid.UUID) -> tuple[User, UserRole]:
@@ -81,7 +81,8 @@ async def staff_member(session: AsyncSession, user_id: uuid.UUID) -> tuple[User,
     ).first()
     if row is None:
         raise NotFound("No such staff member here.", code="staff_not_found")
-    return row.tuple()
+    user, role = row
+    return user, role
 
 
 async def create_staff(
