@@ -30,10 +30,6 @@ def email_index(email: str) -> str:
     return keyring().blind_index("email:" + normalize_email(email))
 
 
-def mask_phone(e164: str) -> str:
-    return e164[:2] + "*" * max(0, len(e164) - 6) + e164[-4:]
-
-
 def _invalid(field: str, message: str) -> AppError:
     return AppError(
         f"The {field} {message}.",

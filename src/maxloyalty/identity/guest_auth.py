@@ -21,12 +21,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from maxloyalty.audit.service import record
 from maxloyalty.config import Settings
-from maxloyalty.identity.contacts import mask_phone, normalize_phone, phone_index
+from maxloyalty.identity.contacts import normalize_phone, phone_index
 from maxloyalty.identity.models import Consent, ConsentKind, OtpCode, User, UserRole
 from maxloyalty.identity.principal import Principal, Role
 from maxloyalty.identity.sessions import SessionPolicy, TokenPair, ensure_can_sign_in, open_session
 from maxloyalty.identity.telegram import TelegramUser
 from maxloyalty.integrations.sms import SmsError, SmsSender
+from maxloyalty.integrations.sms.base import mask_phone
 from maxloyalty.kit import context
 from maxloyalty.kit.clock import utcnow
 from maxloyalty.kit.db import bind
@@ -82,7 +83,6 @@ async def send_code(
     index = phone_index(e164)
     ip = context.client.get().ip or "unknown"
     await limiter.hit(settings.rate_limit_otp_ip, "otp-ip", ip)
-    await limiter.hit(settings.rate_limit_otp_phone, "otp-phone", index)
 
     now = utcnow()
     last = await session.scalar(
@@ -99,6 +99,7 @@ async def send_code(
             code="otp_cooldown",
             headers={"Retry-After": str(wait)},
         )
+    await limiter.hit(settings.rate_limit_otp_phone, "otp-phone", index)
     # A new code retires every earlier one for this phone.
     await session.execute(
         update(OtpCode)
