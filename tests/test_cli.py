@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import httpx
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
@@ -10,6 +11,7 @@ from maxloyalty.cli import app
 from maxloyalty.demo import NETWORK, _load
 from maxloyalty.network.models import PointOfSale, Restaurant, Tenant
 from maxloyalty.runtime import Runtime
+from tests.factories import bearer, login
 
 
 def test_version_and_help() -> None:
@@ -25,7 +27,7 @@ def test_version_and_help() -> None:
         assert option in serve_help
 
 
-async def test_demo_loads_once(runtime: Runtime) -> None:
+async def test_demo_loads_once(runtime: Runtime, client: httpx.AsyncClient) -> None:
     first = await _load(runtime)
     assert first.created
     names = [t["name"] for t in first.data["tenants"]]
@@ -33,6 +35,17 @@ async def test_demo_loads_once(runtime: Runtime) -> None:
     again = await _load(runtime)
     assert not again.created
     assert "already" in again.message
+    assert again.data == first.data  # scripts can still read the logins
+
+    owner = first.data["owner"]
+    assert (await login(client, owner["email"], owner["password"]))["access_token"]
+    chain = first.data["tenants"][0]
+    roles = sorted(s["role"] for s in chain["staff"])
+    assert roles == ["CASHIER", "CASHIER", "CASHIER", "MANAGER", "RESTAURANT_ADMIN"]
+    cashier = next(s for s in chain["staff"] if s["role"] == "CASHIER")
+    tokens = await login(client, cashier["email"], cashier["password"])
+    visible = (await client.get("/api/restaurants", headers=bearer(tokens))).json()["items"]
+    assert [r["id"] for r in visible] == cashier["restaurant_ids"]
 
     async with runtime.db.platform_session() as platform:
         tenants = await platform.scalar(select(func.count()).select_from(Tenant))

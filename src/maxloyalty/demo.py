@@ -1,18 +1,25 @@
 """The demo network: what `maxloyalty demo` and the first `make run` load.
 
-So far the platform knows tenants, restaurants and points of sale, so that is what the
-demo holds; staff, guests and their history join it as those modules land.
+A platform owner, two tenants with restaurants, points of sale and staff of every role.
+Passwords are generated for each installation (never committed), printed once and kept
+in `<data dir>/demo.json`. Guests and their history join the demo with the loyalty core.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import select
 
 from maxloyalty.config import Settings
+from maxloyalty.identity import staff
+from maxloyalty.identity.admin import create_owner
+from maxloyalty.identity.principal import Role
+from maxloyalty.identity.schemas import StaffCreate
 from maxloyalty.network import service
 from maxloyalty.network.models import Tenant
 from maxloyalty.network.schemas import PointOfSaleCreate, RestaurantCreate, TenantCreate
@@ -76,38 +83,89 @@ class DemoSummary:
     data: dict[str, Any] = field(default_factory=dict)
 
 
+def _password() -> str:
+    return secrets.token_urlsafe(12)
+
+
+def _staff_plan(slug: str, restaurants: list[dict[str, Any]]) -> list[tuple[str, Role, list[str]]]:
+    """(email, role, restaurant ids): an admin, a manager of the first two restaurants,
+    and a cashier for every restaurant."""
+    ids = [r["id"] for r in restaurants]
+    plan = [
+        (f"admin@{slug}.demo", Role.RESTAURANT_ADMIN, []),
+        (f"manager@{slug}.demo", Role.MANAGER, ids[:2]),
+    ]
+    plan += [(f"cashier{i}@{slug}.demo", Role.CASHIER, [rid]) for i, rid in enumerate(ids, 1)]
+    return plan
+
+
+async def _load_tenant(runtime: Runtime, tenant_data: Any, restaurants: Any) -> dict[str, Any]:
+    async with runtime.db.platform_session() as platform:
+        tenant = await service.create_tenant(platform, tenant_data)
+        await platform.commit()
+    restaurants_out: list[dict[str, Any]] = []
+    staff_out: list[dict[str, Any]] = []
+    async with runtime.db.transaction(tenant.id) as session:
+        for restaurant_data, pos_names in restaurants:
+            restaurant = await service.create_restaurant(session, tenant.id, restaurant_data)
+            restaurants_out.append({"id": str(restaurant.id), "name": restaurant.name})
+            for name in pos_names:
+                await service.create_point_of_sale(
+                    session, restaurant, PointOfSaleCreate(name=name)
+                )
+        for email, role, restaurant_ids in _staff_plan(tenant.slug, restaurants_out):
+            password = _password()
+            data = StaffCreate.model_validate(
+                {
+                    "email": email,
+                    "password": password,
+                    "role": role,
+                    "restaurant_ids": restaurant_ids,
+                }
+            )
+            await staff.create_staff(session, tenant.id, data)
+            staff_out.append(
+                {
+                    "email": email,
+                    "password": password,
+                    "role": role.value,
+                    "restaurant_ids": restaurant_ids,
+                }
+            )
+    return {
+        "id": str(tenant.id),
+        "name": tenant.name,
+        "restaurants": restaurants_out,
+        "staff": staff_out,
+        "guests": [],
+    }
+
+
 async def _load(runtime: Runtime) -> DemoSummary:
     slugs = [tenant.slug for tenant, _ in NETWORK]
     async with runtime.db.platform_session() as platform:
         existing = list(await platform.scalars(select(Tenant).where(Tenant.slug.in_(slugs))))
+    saved = runtime.settings.data_dir / "demo.json"
     if existing:
-        return DemoSummary(False, "The demo network is already loaded; nothing to do.")
+        data = json.loads(saved.read_text()) if saved.exists() else {}
+        return DemoSummary(False, "The demo network is already loaded; nothing to do.", data)
 
-    tenants_out: list[dict[str, Any]] = []
-    points = 0
-    for tenant_data, restaurants in NETWORK:
-        async with runtime.db.platform_session() as platform:
-            tenant = await service.create_tenant(platform, tenant_data)
-            await platform.commit()
-        restaurants_out = []
-        async with runtime.db.transaction(tenant.id) as session:
-            for restaurant_data, pos_names in restaurants:
-                restaurant = await service.create_restaurant(session, tenant.id, restaurant_data)
-                restaurants_out.append({"id": str(restaurant.id), "name": restaurant.name})
-                for name in pos_names:
-                    await service.create_point_of_sale(
-                        session, restaurant, PointOfSaleCreate(name=name)
-                    )
-                    points += 1
-        tenants_out.append(
-            {"id": str(tenant.id), "name": tenant.name, "restaurants": restaurants_out}
-        )
-    restaurant_count = sum(len(t["restaurants"]) for t in tenants_out)
+    owner = {"email": "owner@maxloyalty.demo", "password": _password()}
+    await create_owner(runtime, email=owner["email"], password=owner["password"], phone=None)
+    tenants = [await _load_tenant(runtime, t, r) for t, r in NETWORK]
+    data = {"owner": owner, "tenants": tenants}
+    saved.parent.mkdir(parents=True, exist_ok=True)
+    saved.touch(mode=0o600)
+    saved.write_text(json.dumps(data, indent=2, ensure_ascii=False))
+    logins = [f"  owner          {owner['email']} / {owner['password']}"] + [
+        f"  {s['role']:<14} {s['email']} / {s['password']}" for t in tenants for s in t["staff"]
+    ]
+    restaurants = sum(len(t["restaurants"]) for t in tenants)
     return DemoSummary(
         True,
-        f"Demo network loaded: {len(tenants_out)} tenants, {restaurant_count} restaurants, "
-        f"{points} points of sale.",
-        {"tenants": tenants_out},
+        f"Demo network loaded: {len(tenants)} tenants, {restaurants} restaurants. "
+        f"Sign in with (also saved in {saved}):\n" + "\n".join(logins),
+        data,
     )
 
 
