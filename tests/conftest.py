@@ -71,6 +71,8 @@ def settings(owner_url: str, tmp_path_factory: pytest.TempPathFactory) -> Settin
 @pytest.fixture(scope="session")
 async def migrated(owner_url: str, settings: Settings) -> str:
     await migrate(owner_url, settings)
+    # Tests travel in time (expiry, birthdays): partitions for a year either way.
+    await _admin(owner_url, "SELECT maxloyalty_ensure_partitions(14, 14)")
     return owner_url
 
 

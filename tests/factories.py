@@ -6,9 +6,13 @@ import uuid
 
 import httpx
 
+from maxloyalty.guests.models import GuestCard, RegistrationSource
+from maxloyalty.guests.service import find_or_create_user_by_phone, join_network
 from maxloyalty.identity import staff
 from maxloyalty.identity.principal import Role
 from maxloyalty.identity.schemas import StaffCreate
+from maxloyalty.loyalty.models import CardMode, LoyaltySystem, ProgramType
+from maxloyalty.loyalty.service import create_program
 from maxloyalty.network import service
 from maxloyalty.network.models import Restaurant, Tenant
 from maxloyalty.network.schemas import RestaurantCreate, TenantCreate
@@ -73,3 +77,25 @@ async def login(
 
 def bearer(tokens: dict[str, str]) -> dict[str, str]:
     return {"Authorization": f"Bearer {tokens['access_token']}"}
+
+
+async def make_program(
+    runtime: Runtime, tenant: Tenant, program_type: str = "POINTS", **settings: object
+) -> LoyaltySystem:
+    async with runtime.db.transaction(tenant.id) as session:
+        return await create_program(
+            session,
+            tenant.id,
+            type=ProgramType(program_type),
+            mode=CardMode(str(settings.pop("mode", "UNIFIED"))),
+            **settings,
+        )
+
+
+async def make_guest(
+    runtime: Runtime, system: LoyaltySystem, phone: str | None = None
+) -> GuestCard:
+    phone = phone or f"+7925{uuid.uuid4().int % 10_000_000:07d}"
+    async with runtime.db.transaction(system.tenant_id) as session:
+        user = await find_or_create_user_by_phone(session, phone)
+        return await join_network(session, system, user, RegistrationSource.POS)

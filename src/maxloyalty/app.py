@@ -11,6 +11,7 @@ from fastapi import FastAPI
 
 from maxloyalty import __version__
 from maxloyalty.config import Settings, get_settings
+from maxloyalty.guests.endpoints import router as guests_router
 from maxloyalty.health import router as health_router
 from maxloyalty.identity.auth_endpoints import router as auth_router
 from maxloyalty.identity.me_endpoints import router as me_router
@@ -18,6 +19,8 @@ from maxloyalty.identity.staff_endpoints import router as staff_router
 from maxloyalty.kit.errors import install_error_handlers
 from maxloyalty.kit.logging import configure_logging
 from maxloyalty.kit.middleware import RequestContextMiddleware
+from maxloyalty.ledger.endpoints import router as ledger_router
+from maxloyalty.loyalty.endpoints import router as loyalty_router
 from maxloyalty.network.endpoints import platform_router
 from maxloyalty.network.endpoints import router as network_router
 from maxloyalty.runtime import Runtime
@@ -65,6 +68,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         me_router,
         staff_router,
         network_router,
+        loyalty_router,
+        guests_router,
+        ledger_router,
         platform_router,
     ):
         app.include_router(router)

@@ -142,6 +142,39 @@ def demo(
         typer.echo(summary.message)
 
 
+ledger_app = typer.Typer(help="Check the points ledger.", no_args_is_help=True)
+app.add_typer(ledger_app, name="ledger")
+
+
+@ledger_app.command("verify")
+def ledger_verify(
+    tenant: Annotated[str | None, typer.Option(help="Tenant slug or id (default: all).")] = None,
+) -> None:
+    """Check balance == completed transactions == active lots for every card; exit 1 on
+    any mismatch."""
+    from maxloyalty.ledger.verify import verify_all
+    from maxloyalty.runtime import Runtime
+
+    settings = get_settings()
+    _prepare(settings)
+
+    async def run() -> int:
+        runtime = Runtime.start(settings)
+        try:
+            problems = 0
+            async for name, checked, mismatches in verify_all(runtime.db, tenant):
+                typer.echo(f"{name}: {checked} cards, {len(mismatches)} mismatches")
+                for m in mismatches:
+                    typer.echo(f"  card {m.card_id}: {m.detail}")
+                problems += len(mismatches)
+            return problems
+        finally:
+            await runtime.close()
+
+    if asyncio.run(run()):
+        raise typer.Exit(code=1)
+
+
 user_app = typer.Typer(help="Manage user accounts.", no_args_is_help=True)
 app.add_typer(user_app, name="user")
 

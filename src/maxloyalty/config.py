@@ -54,6 +54,7 @@ class Settings(BaseSettings):
     rate_limit_login: str = "10/minute"
     rate_limit_login_failures: str = "5 per 15 minutes"
     rate_limit_identify: str = "60/minute"
+    rate_limit_identify_tenant: str = "600/minute"
 
     access_token_minutes: int = Field(default=15, ge=1, le=7 * 24 * 60)
     refresh_token_days: int = Field(default=30, ge=1, le=365)

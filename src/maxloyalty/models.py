@@ -1,6 +1,7 @@
 """Every ORM model, imported in one place so metadata (and Alembic) sees the whole schema."""
 
 from maxloyalty.audit.models import ActivityLog
+from maxloyalty.guests.models import GuestCard, GuestChild, GuestProfile
 from maxloyalty.identity.models import (
     ApiKey,
     Consent,
@@ -12,6 +13,8 @@ from maxloyalty.identity.models import (
 )
 from maxloyalty.kit.events import IntegrationEvent
 from maxloyalty.kit.models import Base
+from maxloyalty.ledger.models import LedgerOperation, LotAllocation, PointLot, PointTransaction
+from maxloyalty.loyalty.models import LoyaltyLevel, LoyaltySystem, TierChange
 from maxloyalty.network.models import PointOfSale, Restaurant, Tenant
 
 metadata = Base.metadata
@@ -20,11 +23,21 @@ __all__ = [
     "ActivityLog",
     "ApiKey",
     "Consent",
+    "GuestCard",
+    "GuestChild",
+    "GuestProfile",
     "IntegrationEvent",
+    "LedgerOperation",
+    "LotAllocation",
+    "LoyaltyLevel",
+    "LoyaltySystem",
     "OtpCode",
+    "PointLot",
     "PointOfSale",
+    "PointTransaction",
     "Restaurant",
     "Tenant",
+    "TierChange",
     "User",
     "UserPermission",
     "UserRole",

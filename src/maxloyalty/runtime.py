@@ -11,6 +11,7 @@ from pydantic import SecretStr
 from starlette.requests import Request
 
 from maxloyalty.config import Settings
+from maxloyalty.guests.service import QrSigner
 from maxloyalty.identity.sessions import SessionPolicy
 from maxloyalty.identity.tokens import TokenKeys
 from maxloyalty.integrations.sms import SmsConfig, SmsSender, sms_sender
@@ -54,6 +55,7 @@ class Runtime:
     sessions: SessionPolicy
     otp_key: bytes
     api_key_key: bytes
+    qr: QrSigner
     sms: SmsSender
 
     @classmethod
@@ -85,6 +87,7 @@ class Runtime:
             ),
             otp_key=_subkey(secret, b"one-time-code"),
             api_key_key=_subkey(secret, b"api-key"),
+            qr=QrSigner(_subkey(secret, b"card-qr")),
             sms=sms_sender(sms_config(settings)),
         )
 

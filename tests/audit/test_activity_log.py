@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import text
@@ -11,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from maxloyalty.audit.service import PARTITION_JOB, record
 from maxloyalty.kit import jobs
+from maxloyalty.kit.clock import utcnow
 from maxloyalty.runtime import Runtime
 from maxloyalty.worker import run_worker
 from tests.factories import make_tenant
@@ -54,16 +56,19 @@ async def _partitions(engine: AsyncEngine) -> set[str]:
 async def test_partition_job_creates_months_ahead_once(
     runtime: Runtime, owner_engine: AsyncEngine
 ) -> None:
+    months = await _partitions(owner_engine)
+    # Drop the partition two months ahead, inside the job's reach, so it has work to do.
+    ahead = utcnow().replace(day=1) + timedelta(days=62)
+    victim = f"activity_log_{ahead:%Y_%m}"
+    assert victim in months
     async with owner_engine.begin() as conn:
-        # Drop the furthest partition so the job has something to create.
-        months = sorted(await _partitions(owner_engine))
-        await conn.execute(text(f'DROP TABLE "{months[-1]}"'))
-    assert months[-1] not in await _partitions(owner_engine)
+        await conn.execute(text(f'DROP TABLE "{victim}"'))
+    assert victim not in await _partitions(owner_engine)
 
     async with runtime.db.transaction() as session:
         await jobs.enqueue(session, PARTITION_JOB, {})
     await asyncio.wait_for(run_worker(runtime, asyncio.Event(), drain=True), timeout=30)
-    assert await _partitions(owner_engine) == set(months)
+    assert await _partitions(owner_engine) == months
 
     async with runtime.db.transaction() as session:
         created = await session.scalar(text("SELECT maxloyalty_ensure_partitions(3)"))

@@ -13,14 +13,17 @@ import pytest
 
 from maxloyalty.app import create_app
 from maxloyalty.config import Settings
+from maxloyalty.guests.models import RegistrationSource
+from maxloyalty.guests.service import join_network
 from maxloyalty.identity.models import User
 from maxloyalty.identity.principal import Role
 from maxloyalty.runtime import Runtime
 from tests.conftest import TokenFactory
-from tests.factories import PASSWORD, make_restaurant, make_tenant
+from tests.factories import PASSWORD, make_program, make_restaurant, make_tenant
 
 ADMIN, MANAGER, CASHIER = Role.RESTAURANT_ADMIN, Role.MANAGER, Role.CASHIER
 STAFF = {ADMIN, MANAGER, CASHIER}
+TILL = STAFF | {Role.SYSTEM}
 ALL = [Role.OWNER, ADMIN, MANAGER, CASHIER, Role.GUEST, Role.SYSTEM]
 
 
@@ -32,7 +35,10 @@ class World:
     unassigned: uuid.UUID
     staff_user: uuid.UUID
     api_key: uuid.UUID
-    people: dict[Role, uuid.UUID] | None = None  # a real user per role, as token subjects
+    people: dict[Role, uuid.UUID]  # a real user per role, as token subjects
+    program: uuid.UUID
+    card: uuid.UUID
+    card_code: str
 
 
 @dataclass(frozen=True)
@@ -40,7 +46,7 @@ class Route:
     method: str
     path: Callable[[World], str]
     allowed: frozenset[Role]
-    body: Callable[[], object] | None = None
+    body: Callable[..., object] | None = None
     # Whether the path names a tenant's resource (another tenant must get 404) and a
     # restaurant (an unassigned manager must get 403).
     tenant_resource: bool = False
@@ -59,7 +65,7 @@ ROUTES = [
         "POST",
         lambda w: "/api/restaurants",
         frozenset({ADMIN}),
-        lambda: {"name": _unique("R"), "timezone": "Europe/Moscow"},
+        lambda w: {"name": _unique("R"), "timezone": "Europe/Moscow"},
     ),
     Route(
         "GET",
@@ -72,7 +78,7 @@ ROUTES = [
         "PATCH",
         lambda w: f"/api/restaurants/{w.mine}",
         frozenset({ADMIN}),
-        lambda: {"city": "Казань"},
+        lambda w: {"city": "Казань"},
         tenant_resource=True,
     ),
     Route(
@@ -86,7 +92,7 @@ ROUTES = [
         "POST",
         lambda w: f"/api/restaurants/{w.mine}/points-of-sale",
         frozenset({ADMIN}),
-        lambda: {"name": _unique("Касса")},
+        lambda w: {"name": _unique("Касса")},
         tenant_resource=True,
     ),
     Route("GET", lambda w: "/api/staff", frozenset({ADMIN})),
@@ -94,7 +100,7 @@ ROUTES = [
         "POST",
         lambda w: "/api/staff",
         frozenset({ADMIN}),
-        lambda: {
+        lambda w: {
             "email": f"{uuid.uuid4().hex[:10]}@example.com",
             "password": PASSWORD,
             "role": "RESTAURANT_ADMIN",
@@ -104,7 +110,7 @@ ROUTES = [
         "PATCH",
         lambda w: f"/api/staff/{w.staff_user}",
         frozenset({ADMIN}),
-        lambda: {"is_active": True},
+        lambda w: {"is_active": True},
         tenant_resource=True,
     ),
     Route(
@@ -114,7 +120,7 @@ ROUTES = [
         tenant_resource=True,
     ),
     Route("GET", lambda w: "/api/api-keys", frozenset({ADMIN})),
-    Route("POST", lambda w: "/api/api-keys", frozenset({ADMIN}), lambda: {"name": _unique("K")}),
+    Route("POST", lambda w: "/api/api-keys", frozenset({ADMIN}), lambda w: {"name": _unique("K")}),
     Route(
         "DELETE",
         lambda w: f"/api/api-keys/{w.api_key}",
@@ -122,11 +128,75 @@ ROUTES = [
         tenant_resource=True,
     ),
     Route("GET", lambda w: "/api/platform/tenants", frozenset({Role.OWNER})),
+    Route("GET", lambda w: "/api/loyalty/programs", frozenset(STAFF)),
+    Route(
+        "PATCH",
+        lambda w: f"/api/loyalty/programs/{w.program}",
+        frozenset({ADMIN}),
+        lambda w: {"expiry_days": 180},
+        tenant_resource=True,
+    ),
+    Route(
+        "PUT",
+        lambda w: f"/api/loyalty/programs/{w.program}/levels",
+        frozenset({ADMIN}),
+        lambda w: [
+            {"name": "BRONZE", "min_spent": 0, "percentage": "5"},
+            {"name": "SILVER", "min_spent": 3_000_000, "percentage": "10"},
+        ],
+        tenant_resource=True,
+    ),
+    Route(
+        "POST",
+        lambda w: "/api/cards/identify",
+        frozenset(TILL),
+        lambda w: {"restaurant_id": str(w.mine), "code": w.card_code},
+        tenant_resource=True,
+    ),
+    Route(
+        "POST",
+        lambda w: "/api/guests",
+        frozenset(TILL),
+        lambda w: {"phone": f"+7926{uuid.uuid4().int % 10**7:07d}", "restaurant_id": str(w.mine)},
+        tenant_resource=True,
+    ),
+    Route(
+        "GET",
+        lambda w: f"/api/restaurants/{w.mine}/guests",
+        frozenset({ADMIN, MANAGER}),
+        tenant_resource=True,
+        restaurant=True,
+    ),
+    Route(
+        "GET",
+        lambda w: f"/api/cards/{w.card}/qr.svg",
+        frozenset(STAFF | {Role.GUEST}),
+        tenant_resource=True,
+    ),
+    Route(
+        "POST",
+        lambda w: f"/api/guest/{w.people[Role.GUEST]}/transaction",
+        frozenset(TILL),
+        lambda w: {"type": "SALE", "restaurant_id": str(w.mine), "amount": 10_000},
+        tenant_resource=True,
+    ),
+    Route(
+        "GET",
+        lambda w: f"/api/guest/{w.people[Role.GUEST]}/balance",
+        frozenset(TILL | {Role.GUEST}),
+        tenant_resource=True,
+    ),
+    Route(
+        "GET",
+        lambda w: f"/api/guest/{w.people[Role.GUEST]}/history",
+        frozenset(TILL | {Role.GUEST}),
+        tenant_resource=True,
+    ),
     Route(
         "POST",
         lambda w: "/api/platform/tenants",
         frozenset({Role.OWNER}),
-        lambda: {"name": "Сеть", "slug": f"s-{uuid.uuid4().hex[:10]}"},
+        lambda w: {"name": "Сеть", "slug": f"s-{uuid.uuid4().hex[:10]}"},
     ),
 ]
 
@@ -155,6 +225,11 @@ async def world(runtime: Runtime, client: httpx.AsyncClient, auth: TokenFactory)
         headers=admin,
     )
     key = await client.post("/api/api-keys", json={"name": "till"}, headers=admin)
+    program = await make_program(runtime, tenant)
+    async with runtime.db.transaction(tenant.id) as session:
+        guest = await session.get(User, people[Role.GUEST])
+        assert guest is not None
+        card = await join_network(session, program, guest, RegistrationSource.POS)
     return World(
         tenant=tenant.id,
         other_tenant=other.id,
@@ -163,13 +238,15 @@ async def world(runtime: Runtime, client: httpx.AsyncClient, auth: TokenFactory)
         staff_user=uuid.UUID(staff.json()["user_id"]),
         api_key=uuid.UUID(key.json()["id"]),
         people=people,
+        program=program.id,
+        card=card.id,
+        card_code=card.code,
     )
 
 
 def _token(
     auth: TokenFactory, role: Role, world: World, tenant: uuid.UUID | None = None
 ) -> dict[str, str]:
-    assert world.people is not None
     subject = world.people[role]
     if role is Role.OWNER:
         return auth(role, subject=subject)
@@ -184,13 +261,17 @@ async def _call(
     headers: dict[str, str],
     path: str | None = None,
 ) -> httpx.Response:
-    body = route.body() if route.body else None
+    body = route.body(world) if route.body else None
+    headers = headers | {"Idempotency-Key": uuid.uuid4().hex}
     return await client.request(route.method, path or route.path(world), json=body, headers=headers)
 
 
-@pytest.mark.parametrize(
-    "route", ROUTES, ids=lambda r: f"{r.method} {r.path(World(*[uuid.UUID(int=0)] * 6))}"
-)
+_Z = uuid.UUID(int=0)
+# A world of zero ids, for test names and for matching route shapes.
+ZERO = World(_Z, _Z, _Z, _Z, _Z, _Z, dict.fromkeys(ALL, _Z), _Z, _Z, "000000")
+
+
+@pytest.mark.parametrize("route", ROUTES, ids=lambda r: f"{r.method} {r.path(ZERO)}")
 async def test_route_matrix(
     client: httpx.AsyncClient, auth: TokenFactory, world: World, route: Route
 ) -> None:
@@ -227,8 +308,7 @@ def test_every_api_route_is_in_the_matrix(settings: Settings) -> None:
         "/api/auth/verify",
         "/api/auth/telegram",
     }
-    world = World(*[uuid.UUID(int=0)] * 6)
-    covered = {(r.method, r.path(world).replace(str(uuid.UUID(int=0)), "{}")) for r in ROUTES}
+    covered = {(r.method, r.path(ZERO).replace(str(_Z), "{}")) for r in ROUTES}
     missing = []
     for path, operations in create_app(settings).openapi()["paths"].items():
         if not path.startswith("/api/") or path in public:
@@ -238,8 +318,11 @@ def test_every_api_route_is_in_the_matrix(settings: Settings) -> None:
     # Actions not in the matrix are covered by their own tests.
     assert sorted(missing) == [
         ("DELETE", "/api/staff/{user_id}/permissions/{permission_id}"),
+        ("POST", "/api/loyalty/programs"),
         ("POST", "/api/me/erase"),
         ("POST", "/api/staff/{user_id}/block"),
         ("POST", "/api/staff/{user_id}/permissions"),
         ("POST", "/api/staff/{user_id}/sessions/revoke"),
+        ("POST", "/api/transactions/{transaction_id}/approve"),
+        ("POST", "/api/transactions/{transaction_id}/reject"),
     ]

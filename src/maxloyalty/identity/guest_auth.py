@@ -21,6 +21,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from maxloyalty.audit.service import record
 from maxloyalty.config import Settings
+from maxloyalty.guests.models import RegistrationSource
+from maxloyalty.guests.service import ensure_card
 from maxloyalty.identity.contacts import normalize_phone, phone_index
 from maxloyalty.identity.models import Consent, ConsentKind, OtpCode, User, UserRole
 from maxloyalty.identity.principal import Principal, Role
@@ -33,6 +35,7 @@ from maxloyalty.kit.clock import utcnow
 from maxloyalty.kit.db import bind
 from maxloyalty.kit.errors import AppError, NotFound, Rejection, TooManyRequests
 from maxloyalty.kit.ratelimit import RateLimiter
+from maxloyalty.loyalty.models import CardMode, LoyaltySystem
 from maxloyalty.network.models import Tenant
 
 
@@ -135,6 +138,19 @@ async def send_code(
     return CodeSent(expires_in=settings.otp_ttl_seconds, resend_after=settings.otp_resend_seconds)
 
 
+async def _issue_network_card(session: AsyncSession, user: User, how: str) -> None:
+    """A guest who signs up gets the network's card at once (when the programme issues one
+    card per network; per-restaurant cards are issued at the restaurant)."""
+    system = await session.scalar(
+        select(LoyaltySystem).where(
+            LoyaltySystem.restaurant_id.is_(None), LoyaltySystem.mode == CardMode.UNIFIED
+        )
+    )
+    if system is not None:
+        source = RegistrationSource.TELEGRAM if "telegram" in how else RegistrationSource.LINK
+        await ensure_card(session, system, user.id, source)
+
+
 async def _guest_role(session: AsyncSession, user: User, tenant_id: uuid.UUID) -> UserRole:
     role = await session.scalar(
         select(UserRole).where(
@@ -159,6 +175,7 @@ async def _sign_in_guest(
     ensure_can_sign_in(user)
     await bind(session, user_id=user.id)
     await _guest_role(session, user, tenant_id)
+    await _issue_network_card(session, user, how)
     user.last_login_at = utcnow()
     principal = Principal(subject=user.id, role=Role.GUEST, tenant_id=tenant_id)
     context.actor.set(principal.actor)

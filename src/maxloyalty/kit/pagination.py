@@ -15,6 +15,8 @@ from sqlalchemy.orm import InstrumentedAttribute
 from maxloyalty.kit.errors import AppError
 
 T = TypeVar("T")
+# Any select (of one or several columns/entities).
+Q = TypeVar("Q", bound=Select[*tuple[Any, ...]])
 
 
 class Page(BaseModel, Generic[T]):
@@ -45,9 +47,7 @@ def page_params(
     return PageParams(limit=limit, cursor=_decode_cursor(cursor) if cursor else None)
 
 
-def paginate(
-    query: Select[Any], key: InstrumentedAttribute[uuid.UUID], params: PageParams
-) -> Select[Any]:
+def paginate(query: Q, key: InstrumentedAttribute[uuid.UUID], params: PageParams) -> Q:
     if params.cursor is not None:
         query = query.where(key > params.cursor)
     return query.order_by(key).limit(params.limit + 1)

@@ -1,0 +1,1 @@
+"""Guests: profiles, children, cards and the identifiers a cashier scans or types."""

@@ -1,0 +1,89 @@
+"""Finding a guest's card by QR, 6-digit code or phone, rate limited against enumeration."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from maxloyalty.config import Settings
+from maxloyalty.guests.models import CardStatus, GuestCard, GuestProfile
+from maxloyalty.guests.schemas import IdentifyRequest
+from maxloyalty.guests.service import QrSigner, card_for_guest, ensure_restaurant
+from maxloyalty.identity.contacts import normalize_phone, phone_index
+from maxloyalty.identity.models import User
+from maxloyalty.identity.principal import Principal
+from maxloyalty.kit.errors import NotFound
+from maxloyalty.kit.ratelimit import RateLimiter
+from maxloyalty.loyalty.models import LoyaltySystem, ProgramType
+from maxloyalty.loyalty.service import discount_percent, levels_of, max_redeemable, program_for
+
+
+async def identify(
+    session: AsyncSession,
+    principal: Principal,
+    limiter: RateLimiter,
+    settings: Settings,
+    qr: QrSigner,
+    request: IdentifyRequest,
+) -> dict[str, Any]:
+    assert principal.tenant_id is not None
+    ensure_restaurant(principal, request.restaurant_id)
+    # Per caller and per network: guessing codes by brute force takes far too long.
+    await limiter.hit(settings.rate_limit_identify, "identify", str(principal.subject))
+    await limiter.hit(
+        settings.rate_limit_identify_tenant, "identify-tenant", str(principal.tenant_id)
+    )
+    system = await program_for(session, request.restaurant_id)
+    card = await _find(session, system, qr, request)
+    if card is None or card.status is CardStatus.DELETED:
+        raise NotFound("No card matches.", code="card_not_found")
+    levels = await levels_of(session, system.id)
+    level = next((lv for lv in levels if lv.id == card.level_id), None)
+    profile = await session.scalar(select(GuestProfile).where(GuestProfile.user_id == card.user_id))
+    name = " ".join(p for p in (profile.first_name, profile.last_name) if p) if profile else ""
+    return {
+        "guest_id": str(card.user_id),
+        "card_id": str(card.id),
+        "code": card.code,
+        "name": name or None,
+        "status": card.status.value,
+        "program_type": system.type.value,
+        "level": {"id": str(level.id), "name": level.name, "percentage": str(level.percentage)}
+        if level
+        else None,
+        "balance": card.balance,
+        "pending_balance": card.pending_balance,
+        "discount_percent": str(discount_percent(system, level))
+        if system.type is ProgramType.DISCOUNT
+        else "0",
+        "max_redeemable": max_redeemable(system, card, request.check_amount)
+        if request.check_amount and system.type is ProgramType.POINTS
+        else None,
+    }
+
+
+async def _find(
+    session: AsyncSession, system: LoyaltySystem, qr: QrSigner, request: IdentifyRequest
+) -> GuestCard | None:
+    if request.code is not None:
+        return await session.scalar(
+            select(GuestCard).where(
+                GuestCard.code == request.code,
+                GuestCard.status == CardStatus.ACTIVE,
+                GuestCard.loyalty_system_id == system.id,
+            )
+        )
+    if request.qr is not None:
+        card_id = qr.card_id(system.tenant_id, request.qr)
+        return await session.get(GuestCard, card_id)
+    assert request.phone is not None
+    index = phone_index(normalize_phone(request.phone))
+    user = await session.scalar(select(User.id).where(User.phone_hash == index))
+    if user is None:
+        return None
+    try:
+        return await card_for_guest(session, system, user, request.restaurant_id)
+    except NotFound:
+        return None

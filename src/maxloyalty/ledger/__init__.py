@@ -1,0 +1,1 @@
+"""The points ledger: immutable transactions, expiring lots, allocations, idempotency."""

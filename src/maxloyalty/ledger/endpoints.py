@@ -1,0 +1,155 @@
+"""The seed's cashier routes: post an operation on a guest's card, read balance and history,
+approve manual operations."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Query
+from fastapi.responses import JSONResponse
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from maxloyalty.guests.models import CardStatus, GuestCard
+from maxloyalty.guests.service import card_for_guest, ensure_restaurant
+from maxloyalty.identity.dependencies import Authorize, TenantSession
+from maxloyalty.identity.principal import Principal, Role
+from maxloyalty.kit.clock import utcnow
+from maxloyalty.kit.errors import AppError, NotFound, problem_responses
+from maxloyalty.kit.pagination import Page, PageParams, encode_cursor, page_params
+from maxloyalty.ledger import operations, queries
+from maxloyalty.ledger.models import TxType
+from maxloyalty.ledger.operations import CashierRequest
+from maxloyalty.ledger.schemas import TransactionOut
+from maxloyalty.loyalty.service import program_for
+
+router = APIRouter(tags=["ledger"], responses=problem_responses(401, 403, 404, 422))
+
+Till = Annotated[
+    Principal,
+    Depends(Authorize(Role.CASHIER, Role.MANAGER, Role.RESTAURANT_ADMIN, Role.SYSTEM)),
+]
+Reader = Annotated[
+    Principal,
+    Depends(Authorize(Role.CASHIER, Role.MANAGER, Role.RESTAURANT_ADMIN, Role.SYSTEM, Role.GUEST)),
+]
+Approver = Annotated[Principal, Depends(Authorize(Role.MANAGER, Role.RESTAURANT_ADMIN))]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        max_length=200,
+        description="Required. The same key with the same body replays the first answer.",
+    ),
+]
+
+
+@router.post(
+    "/api/guest/{guest_id}/transaction",
+    status_code=201,
+    responses=problem_responses(400, 409),
+)
+async def post_transaction(
+    guest_id: uuid.UUID,
+    body: CashierRequest,
+    principal: Till,
+    session: TenantSession,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
+    """SALE, REDEMPTION (points spent on a check), MANUAL (signed points, with approval
+    above the threshold) or REFUND (of a check, whole or `amount` kopecks of it)."""
+    if not idempotency_key:
+        raise AppError(
+            "Send an Idempotency-Key header with every operation.",
+            code="idempotency_key_required",
+            status=400,
+        )
+    ctx = await operations.open_context(session, principal, body.restaurant_id, utcnow())
+    status, answer = await operations.execute(ctx, guest_id, body, idempotency_key)
+    await session.commit()
+    return JSONResponse(answer, status_code=status)
+
+
+async def _card(
+    session: AsyncSession,
+    principal: Principal,
+    guest_id: uuid.UUID,
+    restaurant_id: uuid.UUID | None,
+) -> GuestCard:
+    if principal.role is Role.GUEST and principal.subject != guest_id:
+        raise NotFound("No such guest.", code="guest_not_found")
+    if restaurant_id is not None:
+        ensure_restaurant(principal, restaurant_id)
+        system = await program_for(session, restaurant_id)
+        return await card_for_guest(session, system, guest_id, restaurant_id)
+    cards = list(
+        await session.scalars(
+            select(GuestCard).where(
+                GuestCard.user_id == guest_id, GuestCard.status != CardStatus.DELETED
+            )
+        )
+    )
+    visible = [
+        c for c in cards if c.restaurant_id is None or principal.can_see_restaurant(c.restaurant_id)
+    ]
+    if not visible:
+        raise NotFound("This guest has no card here.", code="card_not_found")
+    if len(visible) > 1:
+        raise AppError(
+            "The guest has a card per restaurant: pass restaurant_id.",
+            code="restaurant_required",
+            status=422,
+        )
+    return visible[0]
+
+
+@router.get("/api/guest/{guest_id}/balance")
+async def get_balance(
+    guest_id: uuid.UUID,
+    principal: Reader,
+    session: TenantSession,
+    restaurant_id: uuid.UUID | None = None,
+) -> dict[str, Any]:
+    card = await _card(session, principal, guest_id, restaurant_id)
+    return await queries.balance(session, card, utcnow())
+
+
+@router.get("/api/guest/{guest_id}/history")
+async def get_history(
+    guest_id: uuid.UUID,
+    principal: Reader,
+    session: TenantSession,
+    paging: Annotated[PageParams, Depends(page_params)],
+    restaurant_id: uuid.UUID | None = None,
+    type: Annotated[list[TxType] | None, Query()] = None,
+    since: datetime | None = Query(default=None, alias="from"),
+    until: datetime | None = Query(default=None, alias="to"),
+) -> Page[TransactionOut]:
+    card = await _card(session, principal, guest_id, restaurant_id)
+    rows = await queries.history(session, card.id, paging, type, since, until)
+    more = len(rows) > paging.limit
+    rows = rows[: paging.limit]
+    return Page(
+        items=[TransactionOut.model_validate(r) for r in rows],
+        next_cursor=encode_cursor(rows[-1].id) if more else None,
+    )
+
+
+@router.post("/api/transactions/{transaction_id}/approve", responses=problem_responses(409))
+async def approve(
+    transaction_id: uuid.UUID, principal: Approver, session: TenantSession
+) -> dict[str, Any]:
+    answer = await operations.decide(session, principal, transaction_id, True, utcnow())
+    await session.commit()
+    return answer
+
+
+@router.post("/api/transactions/{transaction_id}/reject", responses=problem_responses(409))
+async def reject(
+    transaction_id: uuid.UUID, principal: Approver, session: TenantSession
+) -> dict[str, Any]:
+    answer = await operations.decide(session, principal, transaction_id, False, utcnow())
+    await session.commit()
+    return answer

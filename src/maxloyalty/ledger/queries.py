@@ -1,0 +1,83 @@
+"""Reading a card: balance with level progress and nearest expiry, and its history."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from maxloyalty.guests.models import GuestCard
+from maxloyalty.kit.pagination import PageParams
+from maxloyalty.ledger.models import PointLot, PointTransaction, TxType
+from maxloyalty.loyalty.models import LoyaltySystem
+from maxloyalty.loyalty.service import levels_of, next_level, spend_for_level
+
+
+async def balance(session: AsyncSession, card: GuestCard, now: datetime) -> dict[str, Any]:
+    system = await session.get(LoyaltySystem, card.loyalty_system_id)
+    assert system is not None
+    levels = await levels_of(session, system.id)
+    level = next((lv for lv in levels if lv.id == card.level_id), None)
+    upcoming = next_level(levels, level)
+    spent = await spend_for_level(session, system, card, now)
+    nearest = (
+        await session.execute(
+            select(PointLot.expires_at, func.sum(PointLot.remaining))
+            .where(
+                PointLot.card_id == card.id,
+                PointLot.remaining > 0,
+                PointLot.activated.is_(True),
+            )
+            .group_by(PointLot.expires_at)
+            .order_by(PointLot.expires_at)
+            .limit(1)
+        )
+    ).first()
+    return {
+        "card_id": str(card.id),
+        "guest_id": str(card.user_id),
+        "code": card.code,
+        "status": card.status.value,
+        "program_type": system.type.value,
+        "balance": card.balance,
+        "pending_balance": card.pending_balance,
+        "lifetime_spent": card.lifetime_spent,
+        "level": {"id": str(level.id), "name": level.name, "percentage": str(level.percentage)}
+        if level
+        else None,
+        "next_level": {
+            "name": upcoming.name,
+            "min_spent": upcoming.min_spent,
+            "remaining_spend": max(0, upcoming.min_spent - spent),
+        }
+        if upcoming
+        else None,
+        "nearest_expiry": {"at": nearest[0].isoformat(), "points": int(nearest[1])}
+        if nearest
+        else None,
+    }
+
+
+async def history(
+    session: AsyncSession,
+    card_id: uuid.UUID,
+    params: PageParams,
+    types: list[TxType] | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> list[PointTransaction]:
+    """Newest first; the cursor is the last row's id (ids are time-ordered)."""
+    query = select(PointTransaction).where(PointTransaction.card_id == card_id)
+    if types:
+        query = query.where(PointTransaction.type.in_(types))
+    if since:
+        query = query.where(PointTransaction.created_at >= since)
+    if until:
+        query = query.where(PointTransaction.created_at < until)
+    if params.cursor is not None:
+        query = query.where(PointTransaction.id < params.cursor)
+    query = query.order_by(PointTransaction.id.desc()).limit(params.limit + 1)
+    return list(await session.scalars(query))

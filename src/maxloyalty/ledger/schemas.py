@@ -1,0 +1,30 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from decimal import Decimal
+
+from pydantic import BaseModel, ConfigDict
+
+from maxloyalty.ledger.models import TxSource, TxStatus, TxType
+
+
+class TransactionOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    created_at: datetime
+    operation_id: uuid.UUID
+    type: TxType
+    status: TxStatus
+    amount: int
+    source: TxSource
+    restaurant_id: uuid.UUID | None
+    check_number: str | None
+    check_amount: int | None
+    paid_amount: int | None
+    discount_amount: int | None
+    percentage: Decimal | None
+    reason: str | None
+    reverses_id: uuid.UUID | None
+    reward_item_id: uuid.UUID | None

@@ -1,0 +1,126 @@
+"""Loyalty programmes, their levels, and the tier history of cards."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    CheckConstraint,
+    Enum,
+    ForeignKey,
+    Index,
+    Numeric,
+    String,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from maxloyalty.kit.clock import utcnow
+from maxloyalty.kit.models import Base, TenantOwned, Timestamps, UUIDPrimaryKey
+
+
+class ProgramType(enum.StrEnum):
+    POINTS = "POINTS"
+    DISCOUNT = "DISCOUNT"
+
+
+class CardMode(enum.StrEnum):
+    UNIFIED = "UNIFIED"  # one card per guest per network
+    SEPARATE = "SEPARATE"  # a card per restaurant
+
+
+class LevelMetric(enum.StrEnum):
+    LIFETIME = "LIFETIME"
+    ROLLING = "ROLLING"
+
+
+def _enum(cls: type[enum.StrEnum], name: str) -> Enum:
+    return Enum(cls, name=name, native_enum=False, length=16, validate_strings=True)
+
+
+Percent = Numeric(5, 2)
+
+
+class LoyaltySystem(UUIDPrimaryKey, TenantOwned, Timestamps, Base):
+    """A tenant's programme (or one restaurant's, when `restaurant_id` is set)."""
+
+    __tablename__ = "loyalty_systems"
+    __table_args__ = (
+        Index(
+            "uq_loyalty_systems_scope",
+            "tenant_id",
+            text("coalesce(restaurant_id, '00000000-0000-0000-0000-000000000000'::uuid)"),
+            unique=True,
+        ),
+        CheckConstraint("expiry_days BETWEEN 1 AND 3650", name="expiry_days_range"),
+        CheckConstraint("pending_days BETWEEN 0 AND 90", name="pending_days_range"),
+        CheckConstraint(
+            "max_redeem_percent > 0 AND max_redeem_percent <= 100", name="max_redeem_range"
+        ),
+        CheckConstraint("rolling_days IS NULL OR rolling_days > 0", name="rolling_days_positive"),
+    )
+
+    restaurant_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("restaurants.id"))
+    type: Mapped[ProgramType] = mapped_column(_enum(ProgramType, "program_type"))
+    mode: Mapped[CardMode] = mapped_column(_enum(CardMode, "card_mode"))
+    expiry_days: Mapped[int] = mapped_column(default=180)
+    pending_days: Mapped[int] = mapped_column(default=0)
+    max_redeem_percent: Mapped[Decimal] = mapped_column(Percent, default=Decimal(50))
+    discount_cap_percent: Mapped[Decimal | None] = mapped_column(Percent)
+    level_metric: Mapped[LevelMetric] = mapped_column(
+        _enum(LevelMetric, "level_metric"), default=LevelMetric.LIFETIME
+    )
+    rolling_days: Mapped[int | None]
+    manual_approval_threshold: Mapped[int] = mapped_column(default=1000)
+    expiry_reminder_days: Mapped[int] = mapped_column(default=7)
+    design: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class LoyaltyLevel(UUIDPrimaryKey, TenantOwned, Timestamps, Base):
+    __tablename__ = "loyalty_levels"
+    __table_args__ = (
+        UniqueConstraint("loyalty_system_id", "name"),
+        # Deferred: renumbering levels passes through duplicates inside one transaction.
+        UniqueConstraint("loyalty_system_id", "position", deferrable=True, initially="DEFERRED"),
+        CheckConstraint("percentage >= 0 AND percentage <= 100", name="percentage_range"),
+        CheckConstraint("min_spent >= 0", name="min_spent_non_negative"),
+        CheckConstraint("birthday_bonus >= 0 AND purchase_bonus >= 0", name="bonuses_non_negative"),
+    )
+
+    loyalty_system_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("loyalty_systems.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(32))
+    position: Mapped[int]
+    min_spent: Mapped[int]  # kopecks of spend that reach this level
+    percentage: Mapped[Decimal] = mapped_column(Percent)
+    birthday_bonus: Mapped[int] = mapped_column(default=0)
+    purchase_bonus: Mapped[int] = mapped_column(default=0)
+    free_item_code: Mapped[str | None] = mapped_column(String(64))
+    color: Mapped[str | None] = mapped_column(String(7))
+    icon_url: Mapped[str | None] = mapped_column(String(500))
+    # Retired levels stay (cards' history points at them) with a negative position.
+    is_active: Mapped[bool] = mapped_column(default=True)
+
+
+class TierChangeReason(enum.StrEnum):
+    PURCHASE = "PURCHASE"
+    LEVELS_EDITED = "LEVELS_EDITED"
+    REFUND = "REFUND"
+    ROLLING_WINDOW = "ROLLING_WINDOW"
+
+
+class TierChange(UUIDPrimaryKey, TenantOwned, Base):
+    __tablename__ = "tier_changes"
+
+    card_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("guest_cards.id"), index=True)
+    from_level_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("loyalty_levels.id"))
+    to_level_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("loyalty_levels.id"))
+    reason: Mapped[TierChangeReason] = mapped_column(_enum(TierChangeReason, "tier_reason"))
+    operation_id: Mapped[uuid.UUID | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

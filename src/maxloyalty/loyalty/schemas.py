@@ -1,0 +1,74 @@
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from maxloyalty.loyalty.models import CardMode, LevelMetric, ProgramType
+
+Percent = Annotated[Decimal, Field(ge=0, le=100, max_digits=5, decimal_places=2)]
+Color = Annotated[str, StringConstraints(pattern=r"^#[0-9a-fA-F]{6}$")]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class LevelIn(_Strict):
+    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=32)]
+    min_spent: int = Field(ge=0, description="Kopecks of spend that reach this level")
+    percentage: Percent
+    birthday_bonus: int = Field(default=0, ge=0, le=1_000_000)
+    purchase_bonus: int = Field(default=0, ge=0, le=1_000_000)
+    free_item_code: str | None = Field(default=None, max_length=64)
+    color: Color | None = None
+    icon_url: str | None = Field(default=None, max_length=500)
+
+
+class LevelOut(LevelIn):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    position: int
+
+
+class ProgramSettings(_Strict):
+    expiry_days: int | None = Field(default=None, ge=1, le=3650)
+    pending_days: int | None = Field(default=None, ge=0, le=90)
+    max_redeem_percent: Annotated[Decimal, Field(gt=0, le=100)] | None = None
+    discount_cap_percent: Percent | None = None
+    level_metric: LevelMetric | None = None
+    rolling_days: int | None = Field(default=None, ge=1, le=3650)
+    manual_approval_threshold: int | None = Field(default=None, ge=0)
+    expiry_reminder_days: int | None = Field(default=None, ge=0, le=90)
+    design: dict[str, Any] | None = Field(
+        default=None, description="Card design: colours, logo_url, template"
+    )
+
+
+class ProgramCreate(ProgramSettings):
+    type: ProgramType
+    mode: CardMode = CardMode.UNIFIED
+    restaurant_id: uuid.UUID | None = None
+    levels: list[LevelIn] | None = Field(default=None, description="Default: the five levels")
+
+
+class ProgramOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    restaurant_id: uuid.UUID | None
+    type: ProgramType
+    mode: CardMode
+    expiry_days: int
+    pending_days: int
+    max_redeem_percent: Decimal
+    discount_cap_percent: Decimal | None
+    level_metric: LevelMetric
+    rolling_days: int | None
+    manual_approval_threshold: int
+    expiry_reminder_days: int
+    design: dict[str, Any]
+    levels: list[LevelOut] = []
