@@ -271,18 +271,21 @@ async def _sale(
             )
         paid = check - redeemed * KOPECKS_PER_POINT
         accrued = accrual_points(paid, level)
+        entry = ctx.entry(op.id, TxType.ACCRUAL, paid_amount=paid, **common)
         if accrued:
             activates = ctx.activation()
             rows.append(
                 await core.credit(
                     ctx.session,
                     card,
-                    ctx.entry(op.id, TxType.ACCRUAL, paid_amount=paid, **common),
+                    entry,
                     accrued,
                     expires_at=ctx.expiry(activates),
                     activates_at=activates,
                 )
             )
+        else:  # too small a check to earn a point: still on the record, and refundable
+            rows.append(await core.record_only(ctx.session, card, entry, 0, TxStatus.COMPLETED))
     card.lifetime_spent += paid
     card.total_visits += 1
     card.last_visit_at = ctx.now
