@@ -93,9 +93,12 @@ async def make_program(
 
 
 async def make_guest(
-    runtime: Runtime, system: LoyaltySystem, phone: str | None = None
+    runtime: Runtime,
+    system: LoyaltySystem,
+    phone: str | None = None,
+    restaurant_id: uuid.UUID | None = None,
 ) -> GuestCard:
     phone = phone or f"+7925{uuid.uuid4().int % 10_000_000:07d}"
     async with runtime.db.transaction(system.tenant_id) as session:
         user = await find_or_create_user_by_phone(session, phone)
-        return await join_network(session, system, user, RegistrationSource.POS)
+        return await join_network(session, system, user, RegistrationSource.POS, restaurant_id)

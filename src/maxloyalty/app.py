@@ -23,6 +23,7 @@ from maxloyalty.ledger.endpoints import router as ledger_router
 from maxloyalty.loyalty.endpoints import router as loyalty_router
 from maxloyalty.network.endpoints import platform_router
 from maxloyalty.network.endpoints import router as network_router
+from maxloyalty.rewards.endpoints import router as rewards_router
 from maxloyalty.runtime import Runtime
 from maxloyalty.worker import run_worker
 
@@ -71,6 +72,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         loyalty_router,
         guests_router,
         ledger_router,
+        rewards_router,
         platform_router,
     ):
         app.include_router(router)

@@ -16,6 +16,7 @@ from maxloyalty.kit.models import Base
 from maxloyalty.ledger.models import LedgerOperation, LotAllocation, PointLot, PointTransaction
 from maxloyalty.loyalty.models import LoyaltyLevel, LoyaltySystem, TierChange
 from maxloyalty.network.models import PointOfSale, Restaurant, Tenant
+from maxloyalty.rewards.models import RedemptionItem
 
 metadata = Base.metadata
 
@@ -35,6 +36,7 @@ __all__ = [
     "PointLot",
     "PointOfSale",
     "PointTransaction",
+    "RedemptionItem",
     "Restaurant",
     "Tenant",
     "TierChange",

@@ -129,6 +129,13 @@ ROUTES = [
     ),
     Route("GET", lambda w: "/api/platform/tenants", frozenset({Role.OWNER})),
     Route("GET", lambda w: "/api/loyalty/programs", frozenset(STAFF)),
+    Route("GET", lambda w: "/api/rewards", frozenset(TILL | {Role.GUEST})),
+    Route(
+        "POST",
+        lambda w: "/api/rewards",
+        frozenset({ADMIN}),
+        lambda w: {"name": _unique("Десерт"), "points_price": 100},
+    ),
     Route(
         "PATCH",
         lambda w: f"/api/loyalty/programs/{w.program}",
@@ -318,8 +325,11 @@ def test_every_api_route_is_in_the_matrix(settings: Settings) -> None:
     # Actions not in the matrix are covered by their own tests.
     assert sorted(missing) == [
         ("DELETE", "/api/staff/{user_id}/permissions/{permission_id}"),
+        ("PATCH", "/api/rewards/{item_id}"),
+        ("POST", "/api/guest/{guest_id}/transfer"),
         ("POST", "/api/loyalty/programs"),
         ("POST", "/api/me/erase"),
+        ("POST", "/api/rewards/{item_id}/redeem"),
         ("POST", "/api/staff/{user_id}/block"),
         ("POST", "/api/staff/{user_id}/permissions"),
         ("POST", "/api/staff/{user_id}/sessions/revoke"),

@@ -61,7 +61,7 @@ def make_shop(
         tenant = await make_tenant(runtime, timezone="Asia/Yekaterinburg")
         restaurant = await make_restaurant(runtime, tenant)
         system = await make_program(runtime, tenant, program_type, **settings)
-        card = await make_guest(runtime, system)
+        card = await make_guest(runtime, system, restaurant_id=restaurant.id)
         # Tokens of real people, since operations record who posted them.
         async with runtime.db.transaction() as session:
             people = [User(role=Role.CASHIER), User(role=Role.MANAGER)]

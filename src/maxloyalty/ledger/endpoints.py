@@ -19,10 +19,10 @@ from maxloyalty.identity.principal import Principal, Role
 from maxloyalty.kit.clock import utcnow
 from maxloyalty.kit.errors import AppError, NotFound, problem_responses
 from maxloyalty.kit.pagination import Page, PageParams, encode_cursor, page_params
-from maxloyalty.ledger import operations, queries
+from maxloyalty.ledger import extras, operations, queries
 from maxloyalty.ledger.models import TxType
 from maxloyalty.ledger.operations import CashierRequest
-from maxloyalty.ledger.schemas import TransactionOut
+from maxloyalty.ledger.schemas import TransactionOut, TransferRequest
 from maxloyalty.loyalty.service import program_for
 
 router = APIRouter(tags=["ledger"], responses=problem_responses(401, 403, 404, 422))
@@ -46,6 +46,16 @@ IdempotencyKey = Annotated[
 ]
 
 
+def require_key(idempotency_key: str | None) -> str:
+    if not idempotency_key:
+        raise AppError(
+            "Send an Idempotency-Key header with every operation.",
+            code="idempotency_key_required",
+            status=400,
+        )
+    return idempotency_key
+
+
 @router.post(
     "/api/guest/{guest_id}/transaction",
     status_code=201,
@@ -60,14 +70,9 @@ async def post_transaction(
 ) -> JSONResponse:
     """SALE, REDEMPTION (points spent on a check), MANUAL (signed points, with approval
     above the threshold) or REFUND (of a check, whole or `amount` kopecks of it)."""
-    if not idempotency_key:
-        raise AppError(
-            "Send an Idempotency-Key header with every operation.",
-            code="idempotency_key_required",
-            status=400,
-        )
+    key = require_key(idempotency_key)
     ctx = await operations.open_context(session, principal, body.restaurant_id, utcnow())
-    status, answer = await operations.execute(ctx, guest_id, body, idempotency_key)
+    status, answer = await operations.execute(ctx, guest_id, body, key)
     await session.commit()
     return JSONResponse(answer, status_code=status)
 
@@ -103,6 +108,26 @@ async def _card(
             status=422,
         )
     return visible[0]
+
+
+@router.post(
+    "/api/guest/{guest_id}/transfer", status_code=201, responses=problem_responses(400, 409)
+)
+async def post_transfer(
+    guest_id: uuid.UUID,
+    body: TransferRequest,
+    principal: Reader,
+    session: TenantSession,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
+    """Move points from the guest's card here to another card (TRANSFER pair)."""
+    key = require_key(idempotency_key)
+    if principal.role is Role.GUEST and principal.subject != guest_id:
+        raise NotFound("No such guest.", code="guest_not_found")
+    ctx = await operations.open_context(session, principal, body.restaurant_id, utcnow())
+    status, answer = await extras.transfer(ctx, guest_id, body.to_card_id, body.points, key)
+    await session.commit()
+    return JSONResponse(answer, status_code=status)
 
 
 @router.get("/api/guest/{guest_id}/balance")

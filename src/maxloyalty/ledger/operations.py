@@ -121,7 +121,7 @@ class Context:
         )
 
 
-def _tx_out(tx: PointTransaction) -> dict[str, Any]:
+def tx_out(tx: PointTransaction) -> dict[str, Any]:
     return {
         "id": str(tx.id),
         "type": tx.type.value,
@@ -292,7 +292,7 @@ async def _sale(
     accrued_total = sum(t.amount for t in rows if t.type is TxType.ACCRUAL)
     return {
         "status": "COMPLETED",
-        "transactions": [_tx_out(t) for t in rows],
+        "transactions": [tx_out(t) for t in rows],
         "check_amount": check,
         "paid_amount": paid,
         "accrued": accrued_total,
@@ -329,7 +329,7 @@ async def _manual(
         status = "COMPLETED"
     return {
         "status": status,
-        "transactions": [_tx_out(tx)],
+        "transactions": [tx_out(tx)],
         "accrued": max(points, 0) if status == "COMPLETED" else 0,
         "redeemed": max(-points, 0) if status == "COMPLETED" else 0,
         "discount": 0,
@@ -439,7 +439,7 @@ async def _refund(
                 original.status, original.status_changed_at = TxStatus.REVERSED, ctx.now
     return {
         "status": "COMPLETED",
-        "transactions": [_tx_out(t) for t in rows],
+        "transactions": [tx_out(t) for t in rows],
         "refunded_amount": refund,
         "accrued": 0,
         "redeemed": 0,
@@ -494,4 +494,4 @@ async def decide(
         tx.id,
         after={"amount": tx.amount, "status": tx.status.value},
     )
-    return {**_tx_out(tx), "card_id": str(card.id), "balance": card.balance}
+    return {**tx_out(tx), "card_id": str(card.id), "balance": card.balance}

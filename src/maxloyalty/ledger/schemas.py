@@ -4,7 +4,7 @@ import uuid
 from datetime import datetime
 from decimal import Decimal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from maxloyalty.ledger.models import TxSource, TxStatus, TxType
 
@@ -28,3 +28,11 @@ class TransactionOut(BaseModel):
     reason: str | None
     reverses_id: uuid.UUID | None
     reward_item_id: uuid.UUID | None
+
+
+class TransferRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    restaurant_id: uuid.UUID
+    to_card_id: uuid.UUID
+    points: int = Field(gt=0, le=10_000_000)

@@ -78,6 +78,7 @@ class LoyaltySystem(UUIDPrimaryKey, TenantOwned, Timestamps, Base):
     rolling_days: Mapped[int | None]
     manual_approval_threshold: Mapped[int] = mapped_column(default=1000)
     expiry_reminder_days: Mapped[int] = mapped_column(default=7)
+    allow_guest_transfers: Mapped[bool] = mapped_column(default=False)
     design: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
 

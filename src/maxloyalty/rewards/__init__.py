@@ -1,0 +1,1 @@
+"""The reward catalogue: items guests buy with points."""
