@@ -1,8 +1,10 @@
 """The demo network: what `maxloyalty demo` and the first `make run` load.
 
-A platform owner, two tenants with restaurants, points of sale and staff of every role.
-Passwords are generated for each installation (never committed), printed once and kept
-in `<data dir>/demo.json`. Guests and their history join the demo with the loyalty core.
+A platform owner; two tenants — a chain of three restaurants in three time zones on a
+POINTS programme with one card per guest, and a café on DISCOUNT — with points of sale,
+staff of every role, the five default levels, and about a thousand guests with a year of
+visits. Passwords are generated for each installation (never committed), printed once and
+kept in `<data dir>/demo.json`.
 """
 
 from __future__ import annotations
@@ -10,20 +12,27 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import select
 
 from maxloyalty.config import Settings
+from maxloyalty.demo_history import populate
 from maxloyalty.identity import staff
 from maxloyalty.identity.admin import create_owner
-from maxloyalty.identity.principal import Role
+from maxloyalty.identity.principal import Principal, Role
 from maxloyalty.identity.schemas import StaffCreate
+from maxloyalty.loyalty.models import CardMode, ProgramType
+from maxloyalty.loyalty.service import create_program
 from maxloyalty.network import service
 from maxloyalty.network.models import Tenant
 from maxloyalty.network.schemas import PointOfSaleCreate, RestaurantCreate, TenantCreate
 from maxloyalty.runtime import Runtime
+
+# Programme and number of guests per tenant.
+PROGRAMS = {"grill-house": (ProgramType.POINTS, 700), "zerno-coffee": (ProgramType.DISCOUNT, 300)}
 
 # (tenant, [(restaurant, [points of sale])])
 NETWORK: list[tuple[TenantCreate, list[tuple[RestaurantCreate, list[str]]]]] = [
@@ -99,13 +108,20 @@ def _staff_plan(slug: str, restaurants: list[dict[str, Any]]) -> list[tuple[str,
     return plan
 
 
-async def _load_tenant(runtime: Runtime, tenant_data: Any, restaurants: Any) -> dict[str, Any]:
+async def _load_tenant(
+    runtime: Runtime, tenant_data: Any, restaurants: Any, guests: int | None
+) -> dict[str, Any]:
     async with runtime.db.platform_session() as platform:
         tenant = await service.create_tenant(platform, tenant_data)
         await platform.commit()
     restaurants_out: list[dict[str, Any]] = []
     staff_out: list[dict[str, Any]] = []
+    cashiers: list[Principal] = []
+    program_type, guest_count = PROGRAMS[tenant.slug]
     async with runtime.db.transaction(tenant.id) as session:
+        system = await create_program(
+            session, tenant.id, type=program_type, mode=CardMode.UNIFIED, pending_days=0
+        )
         for restaurant_data, pos_names in restaurants:
             restaurant = await service.create_restaurant(session, tenant.id, restaurant_data)
             restaurants_out.append({"id": str(restaurant.id), "name": restaurant.name})
@@ -123,7 +139,16 @@ async def _load_tenant(runtime: Runtime, tenant_data: Any, restaurants: Any) -> 
                     "restaurant_ids": restaurant_ids,
                 }
             )
-            await staff.create_staff(session, tenant.id, data)
+            member, _ = await staff.create_staff(session, tenant.id, data)
+            if role is Role.CASHIER:
+                cashiers.append(
+                    Principal(
+                        member.user_id,
+                        role,
+                        tenant.id,
+                        frozenset(uuid.UUID(r) for r in restaurant_ids),
+                    )
+                )
             staff_out.append(
                 {
                     "email": email,
@@ -137,11 +162,14 @@ async def _load_tenant(runtime: Runtime, tenant_data: Any, restaurants: Any) -> 
         "name": tenant.name,
         "restaurants": restaurants_out,
         "staff": staff_out,
-        "guests": [],
+        "guests": await populate(
+            runtime, system, cashiers, guest_count if guests is None else guests, tenant.slug
+        ),
     }
 
 
-async def _load(runtime: Runtime) -> DemoSummary:
+async def _load(runtime: Runtime, guests: int | None = None) -> DemoSummary:
+    """Build the demo (`guests` overrides each tenant's number of guests, for tests)."""
     slugs = [tenant.slug for tenant, _ in NETWORK]
     async with runtime.db.platform_session() as platform:
         existing = list(await platform.scalars(select(Tenant).where(Tenant.slug.in_(slugs))))
@@ -152,7 +180,7 @@ async def _load(runtime: Runtime) -> DemoSummary:
 
     owner = {"email": "owner@maxloyalty.demo", "password": _password()}
     await create_owner(runtime, email=owner["email"], password=owner["password"], phone=None)
-    tenants = [await _load_tenant(runtime, t, r) for t, r in NETWORK]
+    tenants = [await _load_tenant(runtime, t, r, guests) for t, r in NETWORK]
     data = {"owner": owner, "tenants": tenants}
     saved.parent.mkdir(parents=True, exist_ok=True)
     saved.touch(mode=0o600)
@@ -161,9 +189,11 @@ async def _load(runtime: Runtime) -> DemoSummary:
         f"  {s['role']:<14} {s['email']} / {s['password']}" for t in tenants for s in t["staff"]
     ]
     restaurants = sum(len(t["restaurants"]) for t in tenants)
+    guest_total = sum(len(t["guests"]) for t in tenants)
     return DemoSummary(
         True,
-        f"Demo network loaded: {len(tenants)} tenants, {restaurants} restaurants. "
+        f"Demo network loaded: {len(tenants)} tenants, {restaurants} restaurants, "
+        f"{guest_total} guests with a year of visits. "
         f"Sign in with (also saved in {saved}):\n" + "\n".join(logins),
         data,
     )

@@ -82,6 +82,7 @@ async def update_program(
         if value is not None or field in {"discount_cap_percent", "rolling_days"}:
             setattr(system, field, value)
     await session.flush()
+    await session.refresh(system)
     await record(
         session,
         "program.updated",
