@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from maxloyalty import __version__
 from maxloyalty.config import Settings, get_settings
 from maxloyalty.guests.endpoints import router as guests_router
+from maxloyalty.guests.profile_endpoints import router as profile_router
 from maxloyalty.health import router as health_router
 from maxloyalty.identity.auth_endpoints import router as auth_router
 from maxloyalty.identity.me_endpoints import router as me_router
@@ -67,6 +68,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         health_router,
         auth_router,
         me_router,
+        profile_router,
         staff_router,
         network_router,
         loyalty_router,
