@@ -44,6 +44,7 @@ def parse_wrk(text: str) -> dict[str, float | str]:
         "statuses": _find(r"^BENCH unexpected=\d+ statuses=(\S*)", text, ""),
         "sample": _find(r"^BENCH first_unexpected=(.*)$", text, ""),
         "socket_errors": socket_errors,
+        "non2xx": float(_find(r"Non-2xx or 3xx responses: (\d+)", text, "0")),
     }
 
 
@@ -110,6 +111,8 @@ def notes(rows: list[tuple[str, dict, dict]]) -> list[str]:
                 f"- {name.upper()}: {app['unexpected']:.0f} of {app['requests']:.0f} app answers "
                 f"were not the expected status ({app['statuses']}); first: {app['sample']}"
             )
+        if app["non2xx"]:
+            out.append(f"- {name.upper()}: wrk counted {app['non2xx']:.0f} non-2xx answers")
         if app["socket_errors"] != "none":
             out.append(f"- {name.upper()}: wrk socket errors: {app['socket_errors']}")
         if raw["failed"]:
@@ -119,19 +122,23 @@ def notes(rows: list[tuple[str, dict, dict]]) -> list[str]:
 
 def main() -> None:
     out, scenarios = Path(sys.argv[1]), sys.argv[2:]
-    rows = []
+    rows, loads = [], []
     for name in scenarios:
         app = parse_wrk((out / f"wrk_{name}.txt").read_text())
         raw = parse_pgbench(
             (out / f"pgbench_{name}.txt").read_text(), sorted(out.glob(f"pgb_{name}.*"))
         )
         rows.append((name, app, raw))
+        load = out / f"load_{name}.txt"
+        if load.exists():
+            loads.append(f"{name} {load.read_text().strip()}")
     env = os.environ
     header = (
         f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC; workers={env.get('WORKERS', '?')}, "
         f"guests={env.get('GUESTS', '?')}, duration={env.get('DURATION', '?')}s, "
         f"32 connections (wrk -c 32 -t 2; pgbench -c 32 -j 2 -M prepared), "
-        f"redis={'yes' if env.get('REDIS_URL') else 'no'}, cores={os.cpu_count()}"
+        f"redis={'yes' if env.get('REDIS_URL') else 'no'}, cores={os.cpu_count()}; "
+        f"1-min load average before each app run: {', '.join(loads) or '?'}"
     )
     body = "\n".join([header, "", table(rows), "", *notes(rows)]).rstrip() + "\n"
     print(body)

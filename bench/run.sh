@@ -153,6 +153,7 @@ run_pgbench() { # scenario seconds [extra options]
 for s in "${SCENARIOS[@]}"; do
   log "app $s: warm-up ${WARMUP}s, then ${DURATION}s"
   run_wrk "$s" "$WARMUP" warmup >"$WORK/wrk_${s}_warmup.txt"
+  cut -d' ' -f1 /proc/loadavg >"$WORK/load_$s.txt"  # a busy machine skews both sides
   run_wrk "$s" "$DURATION" main >"$WORK/wrk_$s.txt"
   grep -E "Requests/sec|50%|99%|BENCH|Non-2xx|Socket" "$WORK/wrk_$s.txt" >&2 || true
   log "raw $s: warm-up ${WARMUP}s, then ${DURATION}s"

@@ -6,14 +6,10 @@ import enum
 import uuid
 from datetime import date, datetime
 
-from sqlalchemy import CheckConstraint, Enum, ForeignKey, Index, String, UniqueConstraint, text
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from maxloyalty.kit.models import Base, TenantOwned, Timestamps, UUIDPrimaryKey
-
-
-def _enum(cls: type[enum.StrEnum], name: str) -> Enum:
-    return Enum(cls, name=name, native_enum=False, length=16, validate_strings=True)
+from maxloyalty.kit.models import Base, TenantOwned, Timestamps, UUIDPrimaryKey, str_enum
 
 
 class Gender(enum.StrEnum):
@@ -37,13 +33,13 @@ class GuestProfile(UUIDPrimaryKey, TenantOwned, Timestamps, Base):
     first_name: Mapped[str | None] = mapped_column(String(100))
     last_name: Mapped[str | None] = mapped_column(String(100))
     middle_name: Mapped[str | None] = mapped_column(String(100))
-    gender: Mapped[Gender | None] = mapped_column(_enum(Gender, "gender"))
+    gender: Mapped[Gender | None] = mapped_column(str_enum(Gender, "gender"))
     birth_date: Mapped[date | None]
     city: Mapped[str | None] = mapped_column(String(120))
     avatar_url: Mapped[str | None] = mapped_column(String(500))
     telegram_username: Mapped[str | None] = mapped_column(String(64))
     preferred_channel: Mapped[Channel] = mapped_column(
-        _enum(Channel, "channel"), default=Channel.SMS
+        str_enum(Channel, "channel"), default=Channel.SMS
     )
 
 
@@ -103,10 +99,10 @@ class GuestCard(UUIDPrimaryKey, TenantOwned, Timestamps, Base):
     restaurant_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("restaurants.id"))
     code: Mapped[str] = mapped_column(String(6))
     status: Mapped[CardStatus] = mapped_column(
-        _enum(CardStatus, "card_status"), default=CardStatus.ACTIVE
+        str_enum(CardStatus, "card_status"), default=CardStatus.ACTIVE
     )
     registration_source: Mapped[RegistrationSource] = mapped_column(
-        _enum(RegistrationSource, "registration_source")
+        str_enum(RegistrationSource, "registration_source")
     )
     level_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("loyalty_levels.id"))
     balance: Mapped[int] = mapped_column(default=0)

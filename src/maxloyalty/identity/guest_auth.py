@@ -201,6 +201,7 @@ async def verify_code(
         .order_by(OtpCode.created_at.desc())
         .limit(1)
         .with_for_update()
+        .execution_options(populate_existing=True)
     )
     wrong = AppError("The code is wrong or has expired.", code="otp_invalid", status=400)
     if otp is None or otp.expires_at <= now or otp.attempts >= settings.otp_max_attempts:

@@ -7,16 +7,16 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Enum, ForeignKey, Index, String, UniqueConstraint, Uuid
+from sqlalchemy import BigInteger, ForeignKey, Index, String, UniqueConstraint, Uuid
 from sqlalchemy.dialects.postgresql import ARRAY, INET
 from sqlalchemy.orm import Mapped, mapped_column
 
 from maxloyalty.identity.principal import Role
 from maxloyalty.kit.clock import utcnow
 from maxloyalty.kit.crypto import EncryptedText
-from maxloyalty.kit.models import Base, TenantOwned, Timestamps, UUIDPrimaryKey
+from maxloyalty.kit.models import Base, TenantOwned, Timestamps, UUIDPrimaryKey, str_enum
 
-_role = Enum(Role, name="role", native_enum=False, length=24, validate_strings=True)
+_role = str_enum(Role, "role", 24)
 
 
 def _uuid_list() -> Mapped[list[uuid.UUID]]:
@@ -104,9 +104,7 @@ class UserSession(UUIDPrimaryKey, Base):
     last_activity_at: Mapped[datetime] = mapped_column(default=utcnow)
     replaced_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
-    revoked_reason: Mapped[SessionEnd | None] = mapped_column(
-        Enum(SessionEnd, name="session_end", native_enum=False, length=16)
-    )
+    revoked_reason: Mapped[SessionEnd | None] = mapped_column(str_enum(SessionEnd, "session_end"))
 
     @property
     def is_active(self) -> bool:
@@ -157,9 +155,7 @@ class Consent(UUIDPrimaryKey, TenantOwned, Base):
     __table_args__ = (Index("ix_consents_user", "tenant_id", "user_id", "kind"),)
 
     user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"))
-    kind: Mapped[ConsentKind] = mapped_column(
-        Enum(ConsentKind, name="consent_kind", native_enum=False, length=24)
-    )
+    kind: Mapped[ConsentKind] = mapped_column(str_enum(ConsentKind, "consent_kind", 24))
     granted: Mapped[bool]
     recorded_at: Mapped[datetime] = mapped_column(default=utcnow)
     ip_address: Mapped[str | None] = mapped_column(INET)

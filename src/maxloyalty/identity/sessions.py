@@ -129,6 +129,7 @@ async def refresh(session: AsyncSession, policy: SessionPolicy, token: str) -> T
         select(UserSession)
         .where(UserSession.refresh_token_hash == policy.token_hash(token))
         .with_for_update()
+        .execution_options(populate_existing=True)
     )
     if row is None or row.revoked_at is not None or row.expires_at <= utcnow():
         raise _invalid_refresh()

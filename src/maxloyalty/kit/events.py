@@ -16,13 +16,13 @@ from datetime import datetime
 from typing import Any
 
 import structlog
-from sqlalchemy import Enum, Index, String, select, update
+from sqlalchemy import Index, String, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from maxloyalty.kit import jobs
 from maxloyalty.kit.clock import utcnow
-from maxloyalty.kit.models import Base, TenantOwned, UUIDPrimaryKey
+from maxloyalty.kit.models import Base, TenantOwned, UUIDPrimaryKey, str_enum
 
 log = structlog.get_logger(__name__)
 
@@ -43,8 +43,7 @@ class IntegrationEvent(UUIDPrimaryKey, TenantOwned, Base):
     event_type: Mapped[str] = mapped_column(String(64))
     payload: Mapped[dict[str, Any]]
     status: Mapped[EventStatus] = mapped_column(
-        Enum(EventStatus, name="event_status", native_enum=False, length=16),
-        default=EventStatus.PENDING,
+        str_enum(EventStatus, "event_status"), default=EventStatus.PENDING
     )
     attempts: Mapped[int] = mapped_column(default=0)
     last_error: Mapped[str | None] = mapped_column(String(1000))

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import enum
 import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import DateTime, ForeignKey, MetaData, func
+from sqlalchemy import DateTime, Enum, ForeignKey, MetaData, func
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column
 
@@ -19,6 +20,11 @@ NAMING_CONVENTION = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+
+def str_enum(cls: type[enum.StrEnum], name: str, length: int = 16) -> Enum:
+    """An enum stored as a checked VARCHAR: new members need no ALTER TYPE."""
+    return Enum(cls, name=name, native_enum=False, length=length, validate_strings=True)
 
 
 class Base(DeclarativeBase):

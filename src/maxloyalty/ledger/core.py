@@ -45,7 +45,15 @@ def end_of_day(moment: datetime, zone: str) -> datetime:
 
 
 async def lock_card(session: AsyncSession, card_id: uuid.UUID) -> GuestCard:
-    card = await session.scalar(select(GuestCard).where(GuestCard.id == card_id).with_for_update())
+    """Lock the card row. Every locking read here also refreshes the object
+    (populate_existing): it may sit in the session from an earlier unlocked read, and the
+    locked row's values must win, or a concurrent change would be lost."""
+    card = await session.scalar(
+        select(GuestCard)
+        .where(GuestCard.id == card_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
     if card is None:
         raise NotFound("No such card.", code="card_not_found")
     return card
@@ -228,7 +236,10 @@ async def take_back(
     from the card's other lots, never below zero. Returns the row (None if nothing could
     be taken) and the shortfall (points of the credit already spent and not recoverable)."""
     own = await session.scalar(
-        select(PointLot).where(PointLot.transaction_id == first_lot_of).with_for_update()
+        select(PointLot)
+        .where(PointLot.transaction_id == first_lot_of)
+        .with_for_update()
+        .execution_options(populate_existing=True)
     )
     if own is not None and not own.activated:
         # Still pending: the points were never spendable, so they simply go. The row stays
@@ -300,6 +311,7 @@ async def give_back(
             .where(PointLot.id.in_(still_out), PointLot.expires_at > entry.now)
             .order_by(PointLot.expires_at.desc())
             .with_for_update()
+            .execution_options(populate_existing=True)
         )
     )
     returned = 0

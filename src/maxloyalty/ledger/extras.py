@@ -17,7 +17,7 @@ from maxloyalty.kit.events import publish
 from maxloyalty.ledger import core
 from maxloyalty.ledger.idempotency import Replay, claim, request_hash
 from maxloyalty.ledger.models import TxSource, TxType
-from maxloyalty.ledger.operations import Context, tx_out
+from maxloyalty.ledger.operations import Context, claim_with_card, tx_out
 from maxloyalty.loyalty.models import LoyaltySystem
 from maxloyalty.rewards.models import RedemptionItem
 
@@ -25,22 +25,21 @@ from maxloyalty.rewards.models import RedemptionItem
 async def redeem_reward(
     ctx: Context, guest_id: uuid.UUID, item_id: uuid.UUID, idempotency_key: str
 ) -> tuple[int, dict[str, Any]]:
-    claimed = await claim(
-        ctx.session,
-        ctx.tenant.id,
+    outcome = await claim_with_card(
+        ctx,
+        guest_id,
         kind="REWARD",
         fingerprint=request_hash("reward", str(guest_id), str(item_id), str(ctx.restaurant.id)),
         idempotency_key=idempotency_key,
-        created_by=ctx.principal.subject,
     )
-    if isinstance(claimed, Replay):
-        return claimed.status_code, claimed.response
-    card = await core.lock_card(
-        ctx.session, (await card_for_guest(ctx.session, ctx.system, guest_id, ctx.restaurant.id)).id
-    )
-    ensure_usable(card)
+    if isinstance(outcome, Replay):
+        return outcome.status_code, outcome.response
+    claimed, card = outcome
     item = await ctx.session.scalar(
-        select(RedemptionItem).where(RedemptionItem.id == item_id).with_for_update()
+        select(RedemptionItem)
+        .where(RedemptionItem.id == item_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
     )
     if item is None:
         raise NotFound("No such reward.", code="reward_not_found")

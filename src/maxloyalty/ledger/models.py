@@ -19,16 +19,12 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import CheckConstraint, Enum, ForeignKey, Index, Numeric, String, func, text
+from sqlalchemy import CheckConstraint, ForeignKey, Index, Numeric, String, func, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from maxloyalty.kit.clock import utcnow
 from maxloyalty.kit.ids import uuid7
-from maxloyalty.kit.models import Base, TenantOwned, UUIDPrimaryKey
-
-
-def _enum(cls: type[enum.StrEnum], name: str) -> Enum:
-    return Enum(cls, name=name, native_enum=False, length=16, validate_strings=True)
+from maxloyalty.kit.models import Base, TenantOwned, UUIDPrimaryKey, str_enum
 
 
 class TxType(enum.StrEnum):
@@ -74,10 +70,10 @@ class PointTransaction(TenantOwned, Base):
     )
     card_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("guest_cards.id"))
     operation_id: Mapped[uuid.UUID]
-    type: Mapped[TxType] = mapped_column(_enum(TxType, "tx_type"))
-    status: Mapped[TxStatus] = mapped_column(_enum(TxStatus, "tx_status"))
+    type: Mapped[TxType] = mapped_column(str_enum(TxType, "tx_type"))
+    status: Mapped[TxStatus] = mapped_column(str_enum(TxStatus, "tx_status"))
     amount: Mapped[int]  # signed points
-    source: Mapped[TxSource] = mapped_column(_enum(TxSource, "tx_source"))
+    source: Mapped[TxSource] = mapped_column(str_enum(TxSource, "tx_source"))
     source_id: Mapped[str | None] = mapped_column(String(128))
     restaurant_id: Mapped[uuid.UUID | None]
     check_number: Mapped[str | None] = mapped_column(String(64))

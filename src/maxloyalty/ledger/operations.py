@@ -151,6 +151,33 @@ async def open_context(
     )
 
 
+async def claim_with_card(
+    ctx: Context,
+    guest_id: uuid.UUID,
+    *,
+    kind: str,
+    fingerprint: str,
+    idempotency_key: str,
+    business_key: str | None = None,
+) -> tuple[LedgerOperation, GuestCard] | Replay:
+    """Claim the operation (or get the answer to replay), then lock the guest's usable card."""
+    claimed = await claim(
+        ctx.session,
+        ctx.tenant.id,
+        kind=kind,
+        fingerprint=fingerprint,
+        idempotency_key=idempotency_key,
+        business_key=business_key,
+        created_by=ctx.principal.subject,
+    )
+    if isinstance(claimed, Replay):
+        return claimed
+    found = await card_for_guest(ctx.session, ctx.system, guest_id, ctx.restaurant.id)
+    card = await core.lock_card(ctx.session, found.id)
+    ensure_usable(card)
+    return claimed, card
+
+
 async def execute(
     ctx: Context,
     guest_id: uuid.UUID,
@@ -163,21 +190,17 @@ async def execute(
         if request.type in {"SALE", "REDEMPTION"} and request.check_number
         else None
     )
-    claimed = await claim(
-        ctx.session,
-        ctx.tenant.id,
+    outcome = await claim_with_card(
+        ctx,
+        guest_id,
         kind=request.type,
         fingerprint=request_hash(str(guest_id), request.model_dump(mode="json")),
         idempotency_key=idempotency_key,
         business_key=business_key,
-        created_by=ctx.principal.subject,
     )
-    if isinstance(claimed, Replay):
-        return claimed.status_code, claimed.response
-    card = await core.lock_card(
-        ctx.session, (await card_for_guest(ctx.session, ctx.system, guest_id, ctx.restaurant.id)).id
-    )
-    ensure_usable(card)
+    if isinstance(outcome, Replay):
+        return outcome.status_code, outcome.response
+    claimed, card = outcome
     levels = await levels_of(ctx.session, ctx.system.id)
     level = next((lv for lv in levels if lv.id == card.level_id), None)
     run = {"SALE": _sale, "REDEMPTION": _sale, "MANUAL": _manual, "REFUND": _refund}[request.type]

@@ -10,7 +10,6 @@ from typing import Any
 
 from sqlalchemy import (
     CheckConstraint,
-    Enum,
     ForeignKey,
     Index,
     Numeric,
@@ -21,7 +20,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from maxloyalty.kit.clock import utcnow
-from maxloyalty.kit.models import Base, TenantOwned, Timestamps, UUIDPrimaryKey
+from maxloyalty.kit.models import Base, TenantOwned, Timestamps, UUIDPrimaryKey, str_enum
 
 
 class ProgramType(enum.StrEnum):
@@ -37,10 +36,6 @@ class CardMode(enum.StrEnum):
 class LevelMetric(enum.StrEnum):
     LIFETIME = "LIFETIME"
     ROLLING = "ROLLING"
-
-
-def _enum(cls: type[enum.StrEnum], name: str) -> Enum:
-    return Enum(cls, name=name, native_enum=False, length=16, validate_strings=True)
 
 
 Percent = Numeric(5, 2)
@@ -66,14 +61,14 @@ class LoyaltySystem(UUIDPrimaryKey, TenantOwned, Timestamps, Base):
     )
 
     restaurant_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("restaurants.id"))
-    type: Mapped[ProgramType] = mapped_column(_enum(ProgramType, "program_type"))
-    mode: Mapped[CardMode] = mapped_column(_enum(CardMode, "card_mode"))
+    type: Mapped[ProgramType] = mapped_column(str_enum(ProgramType, "program_type"))
+    mode: Mapped[CardMode] = mapped_column(str_enum(CardMode, "card_mode"))
     expiry_days: Mapped[int] = mapped_column(default=180)
     pending_days: Mapped[int] = mapped_column(default=0)
     max_redeem_percent: Mapped[Decimal] = mapped_column(Percent, default=Decimal(50))
     discount_cap_percent: Mapped[Decimal | None] = mapped_column(Percent)
     level_metric: Mapped[LevelMetric] = mapped_column(
-        _enum(LevelMetric, "level_metric"), default=LevelMetric.LIFETIME
+        str_enum(LevelMetric, "level_metric"), default=LevelMetric.LIFETIME
     )
     rolling_days: Mapped[int | None]
     manual_approval_threshold: Mapped[int] = mapped_column(default=1000)
@@ -122,6 +117,6 @@ class TierChange(UUIDPrimaryKey, TenantOwned, Base):
     card_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("guest_cards.id"), index=True)
     from_level_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("loyalty_levels.id"))
     to_level_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("loyalty_levels.id"))
-    reason: Mapped[TierChangeReason] = mapped_column(_enum(TierChangeReason, "tier_reason"))
+    reason: Mapped[TierChangeReason] = mapped_column(str_enum(TierChangeReason, "tier_reason"))
     operation_id: Mapped[uuid.UUID | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

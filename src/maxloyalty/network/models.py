@@ -4,10 +4,10 @@ import enum
 import uuid
 from typing import Any
 
-from sqlalchemy import CheckConstraint, Enum, ForeignKeyConstraint, String, UniqueConstraint
+from sqlalchemy import CheckConstraint, ForeignKeyConstraint, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from maxloyalty.kit.models import Base, TenantOwned, Timestamps, UUIDPrimaryKey
+from maxloyalty.kit.models import Base, TenantOwned, Timestamps, UUIDPrimaryKey, str_enum
 
 
 class SubscriptionStatus(enum.StrEnum):
@@ -28,10 +28,6 @@ class PointOfSaleStatus(enum.StrEnum):
     DISABLED = "DISABLED"
 
 
-def _enum(cls: type[enum.StrEnum], name: str) -> Enum:
-    return Enum(cls, name=name, native_enum=False, length=16, validate_strings=True)
-
-
 class Tenant(UUIDPrimaryKey, Timestamps, Base):
     __tablename__ = "tenants"
 
@@ -39,7 +35,7 @@ class Tenant(UUIDPrimaryKey, Timestamps, Base):
     slug: Mapped[str] = mapped_column(String(63), unique=True)
     organization_type: Mapped[str] = mapped_column(String(32), default="chain")
     subscription_status: Mapped[SubscriptionStatus] = mapped_column(
-        _enum(SubscriptionStatus, "subscription_status"), default=SubscriptionStatus.TRIAL
+        str_enum(SubscriptionStatus, "subscription_status"), default=SubscriptionStatus.TRIAL
     )
     timezone: Mapped[str] = mapped_column(String(64))
     max_restaurants: Mapped[int | None]
@@ -65,7 +61,7 @@ class Restaurant(UUIDPrimaryKey, TenantOwned, Timestamps, Base):
     city: Mapped[str | None] = mapped_column(String(120))
     phone: Mapped[str | None] = mapped_column(String(32))
     status: Mapped[RestaurantStatus] = mapped_column(
-        _enum(RestaurantStatus, "restaurant_status"), default=RestaurantStatus.ACTIVE
+        str_enum(RestaurantStatus, "restaurant_status"), default=RestaurantStatus.ACTIVE
     )
 
 
@@ -85,5 +81,5 @@ class PointOfSale(UUIDPrimaryKey, TenantOwned, Timestamps, Base):
     name: Mapped[str] = mapped_column(String(120))
     external_id: Mapped[str | None] = mapped_column(String(120))
     status: Mapped[PointOfSaleStatus] = mapped_column(
-        _enum(PointOfSaleStatus, "pos_status"), default=PointOfSaleStatus.ACTIVE
+        str_enum(PointOfSaleStatus, "pos_status"), default=PointOfSaleStatus.ACTIVE
     )

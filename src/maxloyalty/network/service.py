@@ -93,7 +93,12 @@ async def create_restaurant(
     session: AsyncSession, tenant_id: uuid.UUID, data: RestaurantCreate
 ) -> Restaurant:
     # The tenant row lock serializes creations, so the plan limit holds under concurrency.
-    tenant = await session.scalar(select(Tenant).where(Tenant.id == tenant_id).with_for_update())
+    tenant = await session.scalar(
+        select(Tenant)
+        .where(Tenant.id == tenant_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
     if tenant is None:
         raise NotFound("No such tenant.", code="tenant_not_found")
     if tenant.max_restaurants is not None:
