@@ -288,6 +288,13 @@ async def test_refusals(make_shop: Any, runtime: Runtime) -> None:
     assert_problem(no_key, 400, "idempotency_key_required")
     assert_problem(await shop.post({"type": "SALE"}), 422, "validation_error")
     assert_problem(await shop.post({"type": "SALE", "amount": -5}), 422, "validation_error")
+    negative = {"type": "SALE", "amount": 500, "points": -5}
+    assert_problem(await shop.post(negative), 422, "validation_error")
+    assert_problem(
+        await shop.post({"type": "REFUND", "check_number": "x", "points": 5}),
+        422,
+        "validation_error",
+    )
     assert_problem(
         await shop.post({"type": "SALE", "amount": 100}, guest=uuid.uuid4()), 404, "card_not_found"
     )

@@ -72,8 +72,12 @@ class CashierRequest(BaseModel):
         missing = [f for f in need[self.type] if getattr(self, f) is None]
         if missing:
             raise ValueError(f"{self.type} needs {', '.join(missing)}")
-        if self.type == "REDEMPTION" and (self.points or 0) <= 0:
+        if self.type in {"SALE", "REDEMPTION"} and self.points is not None and self.points <= 0:
+            raise ValueError(f"{self.type} takes points > 0 (points spent on the check)")
+        if self.type == "REDEMPTION" and not self.points:
             raise ValueError("REDEMPTION needs points > 0")
+        if self.type == "REFUND" and self.points is not None:
+            raise ValueError("REFUND takes an amount of the check, not points")
         if self.type == "MANUAL" and self.points == 0:
             raise ValueError("MANUAL needs points other than 0")
         return self
