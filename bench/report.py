@@ -79,6 +79,7 @@ def table(rows: list[tuple[str, dict, dict]]) -> str:
         "app p50 ms",
         "app p99 ms",
         "app errors",
+        "app CPU ms/req",
         "raw tps",
         "raw avg ms",
         "raw p50 ms",
@@ -93,6 +94,7 @@ def table(rows: list[tuple[str, dict, dict]]) -> str:
             f"{app['p50']:.1f}",
             f"{app['p99']:.1f}",
             f"{app['unexpected']:.0f}",
+            f"{app['cpu_ms']:.1f}" if "cpu_ms" in app else "-",
             f"{raw['tps']:.0f}",
             f"{raw['avg']:.1f}",
             f"{raw['p50']:.1f}",
@@ -129,6 +131,10 @@ def main() -> None:
             (out / f"pgbench_{name}.txt").read_text(), sorted(out.glob(f"pgb_{name}.*"))
         )
         rows.append((name, app, raw))
+        cpu = out / f"cpu_{name}.txt"
+        if cpu.exists():
+            ticks, per_second = (int(x) for x in cpu.read_text().split())
+            app["cpu_ms"] = ticks * 1000 / per_second / max(app["requests"], 1)
         load = out / f"load_{name}.txt"
         if load.exists():
             loads.append(f"{name} {load.read_text().strip()}")
@@ -138,7 +144,8 @@ def main() -> None:
         f"guests={env.get('GUESTS', '?')}, duration={env.get('DURATION', '?')}s, "
         f"32 connections (wrk -c 32 -t 2; pgbench -c 32 -j 2 -M prepared), "
         f"redis={'yes' if env.get('REDIS_URL') else 'no'}, cores={os.cpu_count()}; "
-        f"1-min load average before each app run: {', '.join(loads) or '?'}"
+        f"1-min load average at start {env.get('LOAD_AT_START', '?')}, "
+        f"before each app run: {', '.join(loads) or '?'}"
     )
     body = "\n".join([header, "", table(rows), "", *notes(rows)]).rstrip() + "\n"
     print(body)

@@ -18,11 +18,16 @@ export WORKERS=${WORKERS:-2} GUESTS=${GUESTS:-2000}
 DURATION=${DURATION:-20}
 WARMUP=${WARMUP:-5}
 export DURATION=${DURATION%s} WARMUP=${WARMUP%s}
+for knob in WORKERS GUESTS DURATION WARMUP; do
+  [[ ${!knob} =~ ^[1-9][0-9]*$ ]] || { echo "bench: $knob must be a positive integer" >&2; exit 2; }
+done
 SERVER_URL=${DATABASE_URL:-postgresql://root@127.0.0.1:5432/test}
 CONNECTIONS=32
 SCENARIOS=(identify sale)
 PY=.venv/bin/python
 
+LOAD_AT_START=$(cut -d' ' -f1 /proc/loadavg)  # before we add any: others' work
+export LOAD_AT_START
 log() { printf '== %s\n' "$*" >&2; }
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
@@ -58,6 +63,7 @@ BENCH_URL=$(sed -n 2p <<<"$urls")
 WORK=$(mktemp -d -t ml_bench.XXXXXX)
 RESULTS=$BENCH/results
 mkdir -p "$RESULTS"
+rm -f "$RESULTS"/wrk_*.txt "$RESULTS"/pgbench_*.txt "$RESULTS/server.log"  # last run's
 SERVER_PID=""
 DB_CREATED=""
 
@@ -133,6 +139,15 @@ read -r KEY_ID KEY_HASH SYSTEM_ID < <(psql -AtF ' ' "$BENCH_URL" \
 NCARDS=$(wc -l <"$WORK/cards.tsv")
 
 export BENCH_DATA=$WORK BENCH_LUA=$BENCH/lua
+# CPU (user + system clock ticks) used so far by the server's processes: CPU per request
+# holds up better than req/s on a machine shared with other work.
+server_ticks() {
+  local total=0 pid
+  for pid in $(pgrep -g "$SERVER_PID"); do
+    total=$((total + $(awk '{sub(/.*\) /, ""); print $12 + $13}' "/proc/$pid/stat" 2>/dev/null || echo 0)))
+  done
+  echo "$total"
+}
 run_wrk() { # scenario seconds tag
   RUN_TAG=$3 wrk -c "$CONNECTIONS" -t 2 -d "${2}s" --timeout 10s --latency \
     -s "$BENCH/lua/$1.lua" "$BASE"
@@ -154,7 +169,9 @@ for s in "${SCENARIOS[@]}"; do
   log "app $s: warm-up ${WARMUP}s, then ${DURATION}s"
   run_wrk "$s" "$WARMUP" warmup >"$WORK/wrk_${s}_warmup.txt"
   cut -d' ' -f1 /proc/loadavg >"$WORK/load_$s.txt"  # a busy machine skews both sides
+  ticks=$(server_ticks)
   run_wrk "$s" "$DURATION" main >"$WORK/wrk_$s.txt"
+  echo "$(($(server_ticks) - ticks)) $(getconf CLK_TCK)" >"$WORK/cpu_$s.txt"
   grep -E "Requests/sec|50%|99%|BENCH|Non-2xx|Socket" "$WORK/wrk_$s.txt" >&2 || true
   log "raw $s: warm-up ${WARMUP}s, then ${DURATION}s"
   run_pgbench "$s" "$WARMUP" >"$WORK/pgbench_${s}_warmup.txt" 2>&1

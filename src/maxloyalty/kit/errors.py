@@ -12,6 +12,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from sqlalchemy.exc import DataError, IntegrityError, StatementError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from maxloyalty.kit.context import request_id
@@ -165,6 +166,24 @@ async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
     return problem_response(request, exc.status_code, code, detail, headers=exc.headers)
 
 
+async def _on_statement_error(request: Request, exc: Exception) -> JSONResponse:
+    """What the database refused of a request that no service check caught — a constraint
+    (say, a reference to a row that does not exist), a value out of a column's range, text
+    that is not valid Unicode. The transaction is void; the answer is a 4xx, not a 500."""
+    assert isinstance(exc, StatementError)
+    if isinstance(exc, IntegrityError):
+        constraint = getattr(getattr(exc.orig, "__cause__", None), "constraint_name", None)
+        log.warning("integrity_error", path=request.url.path, constraint=constraint)
+        detail = f"The request conflicts with stored data ({constraint})." if constraint else None
+        return problem_response(request, 409, "constraint_violation", detail)
+    if isinstance(exc, DataError) or isinstance(exc.orig, UnicodeError):
+        log.warning("invalid_value", path=request.url.path, error=type(exc.orig).__name__)
+        return problem_response(
+            request, 422, "invalid_value", "A value is out of range or not valid text."
+        )
+    return await _on_unexpected(request, exc)
+
+
 async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled_error", path=request.url.path)
     return problem_response(request, 500, "internal_error", "An unexpected error occurred.")
@@ -174,6 +193,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(AppError, _on_app_error)
     app.add_exception_handler(RequestValidationError, _on_validation_error)
     app.add_exception_handler(StarletteHTTPException, _on_http_error)
+    app.add_exception_handler(StatementError, _on_statement_error)
     app.add_exception_handler(Exception, _on_unexpected)
 
 

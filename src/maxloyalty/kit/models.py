@@ -7,7 +7,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import DateTime, Enum, ForeignKey, MetaData, func
+from sqlalchemy import BigInteger, DateTime, Enum, ForeignKey, MetaData, func
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column
 
@@ -29,7 +29,9 @@ def str_enum(cls: type[enum.StrEnum], name: str, length: int = 16) -> Enum:
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    # Money (kopecks) and points are BIGINT, as is every other integer: one rule, no overflow.
     type_annotation_map = {
+        int: BigInteger,
         datetime: DateTime(timezone=True),
         dict[str, Any]: JSONB,
     }

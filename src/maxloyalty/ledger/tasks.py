@@ -13,7 +13,7 @@ import uuid
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, extract, func, or_, select
+from sqlalchemy import Integer, and_, cast, extract, func, or_, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -178,7 +178,10 @@ async def expiry_reminders(db: Database, tenant: Tenant, now: datetime) -> int:
                     PointLot.expires_at > now,
                     LoyaltySystem.expiry_reminder_days > 0,
                     PointLot.expires_at
-                    <= func.make_interval(0, 0, 0, LoyaltySystem.expiry_reminder_days) + now,
+                    <= func.make_interval(
+                        0, 0, 0, cast(LoyaltySystem.expiry_reminder_days, Integer)
+                    )
+                    + now,
                 )
             )
         )

@@ -18,7 +18,7 @@ class _Strict(BaseModel):
 
 class LevelIn(_Strict):
     name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=32)]
-    min_spent: int = Field(ge=0, description="Kopecks of spend that reach this level")
+    min_spent: int = Field(ge=0, le=10**13, description="Kopecks of spend that reach this level")
     percentage: Percent
     birthday_bonus: int = Field(default=0, ge=0, le=1_000_000)
     purchase_bonus: int = Field(default=0, ge=0, le=1_000_000)
@@ -41,7 +41,7 @@ class ProgramSettings(_Strict):
     discount_cap_percent: Percent | None = None
     level_metric: LevelMetric | None = None
     rolling_days: int | None = Field(default=None, ge=1, le=3650)
-    manual_approval_threshold: int | None = Field(default=None, ge=0)
+    manual_approval_threshold: int | None = Field(default=None, ge=0, le=10**9)
     expiry_reminder_days: int | None = Field(default=None, ge=0, le=90)
     design: dict[str, Any] | None = Field(
         default=None, description="Card design: colours, logo_url, template"

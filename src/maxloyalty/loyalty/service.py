@@ -23,6 +23,7 @@ from maxloyalty.loyalty.models import (
     TierChange,
     TierChangeReason,
 )
+from maxloyalty.network.models import Restaurant
 
 KOPECKS_PER_POINT = 100  # 1 point = 1 ruble of value
 
@@ -65,6 +66,8 @@ async def create_program(
     levels: list[LevelSpec] | None = None,
     **settings: object,
 ) -> LoyaltySystem:
+    if restaurant_id is not None and await session.get(Restaurant, restaurant_id) is None:
+        raise NotFound("No such restaurant.", code="restaurant_not_found")
     existing = await session.scalar(
         select(LoyaltySystem.id).where(
             LoyaltySystem.restaurant_id.is_(None)

@@ -35,8 +35,8 @@ class TenantCreate(_Strict):
     slug: Slug
     timezone: TimeZone = "Europe/Moscow"
     organization_type: str = Field(default="chain", max_length=32)
-    max_restaurants: int | None = Field(default=None, ge=1)
-    max_guests: int | None = Field(default=None, ge=1)
+    max_restaurants: int | None = Field(default=None, ge=1, le=10**6)
+    max_guests: int | None = Field(default=None, ge=1, le=10**9)
 
 
 class TenantOut(BaseModel):

@@ -16,7 +16,7 @@ class RewardIn(BaseModel):
     description: str | None = Field(default=None, max_length=2000)
     points_price: int = Field(gt=0, le=10_000_000)
     restaurant_ids: list[uuid.UUID] = Field(default=[], description="Empty: every restaurant")
-    stock: int | None = Field(default=None, ge=0, description="None: unlimited")
+    stock: int | None = Field(default=None, ge=0, le=10**9, description="None: unlimited")
     active_from: datetime | None = None
     active_to: datetime | None = None
     is_active: bool = True
@@ -30,7 +30,7 @@ class RewardUpdate(BaseModel):
     description: str | None = Field(default=None, max_length=2000)
     points_price: int | None = Field(default=None, gt=0, le=10_000_000)
     restaurant_ids: list[uuid.UUID] | None = None
-    stock: int | None = Field(default=None, ge=0)
+    stock: int | None = Field(default=None, ge=0, le=10**9)
     active_from: datetime | None = None
     active_to: datetime | None = None
     is_active: bool | None = None

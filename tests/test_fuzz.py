@@ -1,0 +1,126 @@
+"""Schemathesis fuzzes every operation of the OpenAPI document against a real server
+process (as a tenant admin): whatever it sends, the answer is never a 5xx."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from schemathesis.checks import not_a_server_error
+from schemathesis.generation import GenerationMode
+
+from maxloyalty.config import Settings
+from tests.conftest import TELEGRAM_BOT_TOKEN, TEST_SECRET
+
+PASSWORD = "fuzz-password-1234"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _cli(env: dict[str, str], *args: str) -> None:
+    subprocess.run(  # noqa: S603 - our own CLI
+        [sys.executable, "-m", "maxloyalty", *args], env=env, check=True, capture_output=True
+    )
+
+
+@pytest.fixture(scope="session")
+def live_api(migrated: str, settings: Settings) -> Iterator[tuple[str, dict[str, str]]]:
+    env = {
+        **os.environ,
+        "DATABASE_URL": migrated,
+        "MAXLOYALTY_DATA_DIR": str(Path(settings.data_dir)),
+        "MAXLOYALTY_SECRET_KEY": TEST_SECRET,
+        "MAXLOYALTY_TELEGRAM_BOT_TOKEN": TELEGRAM_BOT_TOKEN,
+        "MAXLOYALTY_LOG_LEVEL": "ERROR",
+        "MAXLOYALTY_RATE_LIMIT_DEFAULT": "100000/minute",
+        "MAXLOYALTY_RATE_LIMIT_LOGIN": "100000/minute",
+        "MAXLOYALTY_RATE_LIMIT_IDENTIFY": "100000/minute",
+        "MAXLOYALTY_RATE_LIMIT_IDENTIFY_TENANT": "100000/minute",
+        "MAXLOYALTY_RATE_LIMIT_OTP_IP": "100000/minute",
+    }
+    env.pop("REDIS_URL", None)
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen(  # noqa: S603 - our own CLI
+        [sys.executable, "-m", "maxloyalty", "serve", "--port", str(port), "--no-worker"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        for _ in range(150):
+            try:
+                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(0.2)
+        else:
+            pytest.fail("the server did not become ready")
+        owner = f"owner-{uuid.uuid4().hex[:6]}@example.com"
+        _cli(env, "user", "create", "--email", owner, "--password", PASSWORD, "--role", "OWNER")
+        login = {"login": owner, "password": PASSWORD}
+        owner_token = httpx.post(f"{base}/api/auth/login", json=login).json()["access_token"]
+        slug = f"fuzz-{uuid.uuid4().hex[:6]}"
+        httpx.post(
+            f"{base}/api/platform/tenants",
+            json={"name": "Fuzz", "slug": slug},
+            headers={"Authorization": f"Bearer {owner_token}"},
+        ).raise_for_status()
+        admin = f"admin@{slug}.example.com"
+        _cli(
+            env, "user", "create", "--email", admin, "--password", PASSWORD,
+            "--role", "RESTAURANT_ADMIN", "--tenant", slug,
+        )  # fmt: skip
+        token = httpx.post(
+            f"{base}/api/auth/login", json={"login": admin, "password": PASSWORD}
+        ).json()["access_token"]
+        headers = {"Authorization": f"Bearer {token}"}
+        httpx.post(
+            f"{base}/api/restaurants", json={"name": "R", "timezone": "UTC"}, headers=headers
+        ).raise_for_status()
+        httpx.post(
+            f"{base}/api/loyalty/programs", json={"type": "POINTS"}, headers=headers
+        ).raise_for_status()
+        yield base, headers
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+
+
+@pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE])
+def test_no_server_errors(live_api: tuple[str, dict[str, str]], mode: GenerationMode) -> None:
+    """Valid requests (positive) and schema-breaking ones (negative), to every operation."""
+    base, headers = live_api
+    schema = schemathesis.openapi.from_url(f"{base}/openapi.json")
+    operations = [result.ok() for result in schema.get_all_operations()]
+    assert len(operations) > 40
+    cases = st.one_of([op.as_strategy(generation_mode=mode) for op in operations])
+
+    @settings(
+        max_examples=400, deadline=None, suppress_health_check=list(HealthCheck), database=None
+    )
+    @given(case=cases)
+    def fuzz(case: schemathesis.Case) -> None:
+        case.call_and_validate(
+            base_url=base,
+            headers=headers | {"Idempotency-Key": uuid.uuid4().hex},
+            checks=[not_a_server_error],
+        )
+
+    fuzz()
