@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import secrets
 import time
 import uuid
@@ -125,8 +126,9 @@ async def authenticate_key(
     timestamp: str | None,
     signature: str | None,
     signed: bytes,
-) -> Principal:
-    """The SYSTEM principal of a live key; `session` must be bound to the key's tenant."""
+) -> tuple[Principal, bool]:
+    """The SYSTEM principal of a live key, and whether the key signs its requests;
+    `session` must be bound to the key's tenant."""
     row = await session.scalar(select(ApiKey).where(ApiKey.key_hash == key_hash(hmac_key, key)))
     if row is None:
         raise Unauthorized("The API key is invalid.", code="invalid_api_key")
@@ -139,9 +141,39 @@ async def authenticate_key(
         # Coarse on purpose: a write per request would serialize a busy till's calls.
         await session.execute(update(ApiKey).where(ApiKey.id == row.id).values(last_used_at=now))
         await session.commit()
-    return Principal(
+    principal = Principal(
         subject=row.id,
         role=Role.SYSTEM,
         tenant_id=row.tenant_id,
         restaurant_ids=frozenset(row.restaurant_ids),
+    )
+    return principal, row.signing_secret is not None
+
+
+# A till calls many times a second: a verified key is remembered briefly (revoking it
+# forgets it at once). Keys that sign requests are checked every time.
+CACHE_SECONDS = 30
+
+
+def cache_key(digest: str) -> str:
+    return f"apikey:{digest}"
+
+
+def encode_principal(principal: Principal) -> bytes:
+    return json.dumps(
+        {
+            "subject": str(principal.subject),
+            "tenant_id": str(principal.tenant_id),
+            "restaurant_ids": sorted(str(r) for r in principal.restaurant_ids),
+        }
+    ).encode()
+
+
+def decode_principal(raw: bytes) -> Principal:
+    data = json.loads(raw)
+    return Principal(
+        subject=uuid.UUID(data["subject"]),
+        role=Role.SYSTEM,
+        tenant_id=uuid.UUID(data["tenant_id"]),
+        restaurant_ids=frozenset(uuid.UUID(r) for r in data["restaurant_ids"]),
     )

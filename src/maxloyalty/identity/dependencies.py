@@ -16,7 +16,16 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from maxloyalty.identity.api_keys import KEY_PREFIX, authenticate_key, tenant_of_key
+from maxloyalty.identity.api_keys import (
+    CACHE_SECONDS,
+    KEY_PREFIX,
+    authenticate_key,
+    cache_key,
+    decode_principal,
+    encode_principal,
+    key_hash,
+    tenant_of_key,
+)
 from maxloyalty.identity.models import UserPermission
 from maxloyalty.identity.principal import Principal, Role
 from maxloyalty.identity.tokens import decode_access_token
@@ -37,8 +46,12 @@ async def _signed_content(request: Request) -> bytes:
 
 async def _from_api_key(request: Request, runtime: Runtime, key: str) -> Principal:
     tenant_id = tenant_of_key(key)
+    remembered = cache_key(key_hash(runtime.api_key_key, key))
+    cached = await runtime.cache.get(remembered)
+    if cached is not None:
+        return decode_principal(cached)
     async with runtime.db.session(tenant_id) as session:
-        return await authenticate_key(
+        principal, signs = await authenticate_key(
             session,
             runtime.api_key_key,
             key,
@@ -46,6 +59,9 @@ async def _from_api_key(request: Request, runtime: Runtime, key: str) -> Princip
             signature=request.headers.get("x-ml-signature"),
             signed=await _signed_content(request),
         )
+    if not signs:
+        await runtime.cache.set(remembered, encode_principal(principal), CACHE_SECONDS)
+    return principal
 
 
 async def authenticate(
