@@ -59,6 +59,8 @@ def settings(owner_url: str, tmp_path_factory: pytest.TempPathFactory) -> Settin
     return Settings(
         database_url=owner_url,
         redis_url=os.environ.get("REDIS_URL"),
+        # Its own Redis keys: resetting the limits between tests touches nothing else.
+        redis_key_prefix=f"mltest-{uuid.uuid4().hex[:8]}",
         data_dir=tmp_path_factory.mktemp("data"),
         secret_key=TEST_SECRET,
         log_format="console",

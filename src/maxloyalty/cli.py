@@ -76,8 +76,10 @@ def serve(
 
         summary = _step("Loading the demo network (first start only)", lambda: load_demo(settings))
         typer.echo(summary.message, err=True)
-    # Child processes read their settings from the environment.
+    # The app reads its settings from the environment, in child processes and (with one
+    # worker) in this one too: drop the cached copy so the choice is seen.
     os.environ["MAXLOYALTY_RUN_WORKER_IN_PROCESS"] = "true" if worker else "false"
+    get_settings.cache_clear()
     typer.echo(f"Serving on http://{host}:{port} (API docs at /api/docs)", err=True)
     uvicorn.run(
         "maxloyalty.app:create_app",

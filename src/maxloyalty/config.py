@@ -36,6 +36,7 @@ class Settings(BaseSettings):
         default=None, validation_alias=AliasChoices("REDIS_URL", "MAXLOYALTY_REDIS_URL")
     )
     data_dir: Path = Path(".data")
+    redis_key_prefix: str = Field(default="ml", pattern=r"^[A-Za-z0-9_-]{1,40}$")
     db_pool_size: int = 10
 
     secret_key: SecretStr | None = None

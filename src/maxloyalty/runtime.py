@@ -77,8 +77,8 @@ class Runtime:
         return cls(
             settings=settings,
             db=Database(app_url, platform_url, pool_size=settings.db_pool_size),
-            cache=cache_from_url(settings.redis_url),
-            limiter=RateLimiter(settings.redis_url),
+            cache=cache_from_url(settings.redis_url, settings.redis_key_prefix),
+            limiter=RateLimiter(settings.redis_url, settings.redis_key_prefix),
             sessions=SessionPolicy(
                 keys=keys,
                 hmac_key=_subkey(secret, b"refresh-token"),

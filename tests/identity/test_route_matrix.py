@@ -176,6 +176,13 @@ ROUTES = [
         restaurant=True,
     ),
     Route(
+        "PATCH",
+        lambda w: f"/api/cards/{w.card}",
+        frozenset({ADMIN, MANAGER}),
+        lambda w: {"status": "ACTIVE"},
+        tenant_resource=True,
+    ),
+    Route(
         "GET",
         lambda w: f"/api/cards/{w.card}/qr.svg",
         frozenset(STAFF | {Role.GUEST}),

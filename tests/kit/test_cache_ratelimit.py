@@ -50,7 +50,7 @@ async def test_memory_cache_is_bounded() -> None:
 
 @pytest.mark.parametrize("kind", backends)
 async def test_rate_limit_allows_then_refuses_with_retry_after(kind: str) -> None:
-    limiter = RateLimiter(REDIS_URL if kind == "redis" else None)
+    limiter = RateLimiter(REDIS_URL if kind == "redis" else None, f"mltest-{uuid.uuid4().hex[:8]}")
     key = uuid.uuid4().hex
     for _ in range(3):
         await limiter.hit("3/minute", "login", key)

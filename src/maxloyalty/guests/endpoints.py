@@ -12,6 +12,7 @@ from typing import Annotated, Any
 import segno
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import or_, select
 
 from maxloyalty.audit.service import record
@@ -28,7 +29,9 @@ from maxloyalty.identity.dependencies import Authorize, TenantSession
 from maxloyalty.identity.models import User
 from maxloyalty.identity.principal import Principal, Role
 from maxloyalty.kit.errors import AppError, NotFound, problem_responses
+from maxloyalty.kit.events import publish
 from maxloyalty.kit.pagination import PageParams, make_page, page_params, paginate
+from maxloyalty.ledger.core import lock_card
 from maxloyalty.loyalty.models import CardMode, LoyaltyLevel
 from maxloyalty.loyalty.service import program_for
 from maxloyalty.network.service import get_restaurant
@@ -188,3 +191,42 @@ async def card_qr(
     buffer = io.BytesIO()
     segno.make(payload, error="m").save(buffer, kind="svg", scale=6, border=2)
     return Response(buffer.getvalue(), media_type="image/svg+xml")
+
+
+class CardStatusUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    status: CardStatus
+    reason: str | None = Field(default=None, max_length=500)
+
+
+@router.patch("/api/cards/{card_id}", responses=problem_responses(409))
+async def set_card_status(
+    card_id: uuid.UUID, body: CardStatusUpdate, principal: Staff, session: TenantSession
+) -> dict[str, Any]:
+    """Block, unblock or delete a card. A blocked card can be neither identified for
+    operations nor used; a deleted one frees its 6-digit code."""
+    card = await lock_card(session, card_id)
+    if card.restaurant_id is not None:
+        ensure_restaurant(principal, card.restaurant_id)
+    if card.status is CardStatus.DELETED:
+        raise AppError("A deleted card stays deleted.", code="card_deleted", status=409)
+    before = card.status.value
+    card.status = body.status
+    await session.flush()
+    await record(
+        session,
+        "card.status_changed",
+        "guest_card",
+        card.id,
+        before={"status": before},
+        after={"status": body.status.value, "reason": body.reason},
+    )
+    await publish(
+        session,
+        card.tenant_id,
+        "card.status_changed",
+        {"card_id": str(card.id), "guest_id": str(card.user_id), "status": body.status.value},
+    )
+    await session.commit()
+    return {"card_id": str(card.id), "status": card.status.value}

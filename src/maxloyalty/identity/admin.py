@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 
+from pydantic import EmailStr, TypeAdapter, ValidationError
 from sqlalchemy import select
 
 from maxloyalty.audit.service import record
@@ -13,15 +14,22 @@ from maxloyalty.identity.models import User
 from maxloyalty.identity.passwords import hash_password
 from maxloyalty.identity.principal import Role
 from maxloyalty.identity.schemas import StaffCreate
-from maxloyalty.kit.errors import Conflict, NotFound
+from maxloyalty.kit.errors import AppError, Conflict, NotFound
 from maxloyalty.network.models import Tenant
 from maxloyalty.runtime import Runtime
+
+_EMAIL = TypeAdapter(EmailStr)
 
 
 async def create_owner(
     runtime: Runtime, *, email: str, password: str, phone: str | None
 ) -> uuid.UUID:
-    email = normalize_email(email)
+    try:
+        email = normalize_email(_EMAIL.validate_python(email))
+    except ValidationError as exc:
+        raise AppError(
+            f"{email!r} is not a usable email address.", code="invalid_email", status=422
+        ) from exc
     e164 = normalize_phone(phone) if phone else None
     async with runtime.db.transaction() as session:
         hashes = [email_index(email)] + ([phone_index(e164)] if e164 else [])

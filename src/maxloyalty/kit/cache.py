@@ -45,7 +45,7 @@ class MemoryCache:
 
 
 class RedisCache:
-    def __init__(self, url: str, prefix: str = "ml:cache:") -> None:
+    def __init__(self, url: str, prefix: str) -> None:
         self._client = redis.Redis.from_url(url)
         self._prefix = prefix
 
@@ -65,5 +65,5 @@ class RedisCache:
         await self._client.aclose()
 
 
-def cache_from_url(redis_url: str | None) -> Cache:
-    return RedisCache(redis_url) if redis_url else MemoryCache()
+def cache_from_url(redis_url: str | None, key_prefix: str) -> Cache:
+    return RedisCache(redis_url, f"{key_prefix}:cache:") if redis_url else MemoryCache()

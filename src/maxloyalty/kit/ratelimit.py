@@ -13,12 +13,12 @@ from maxloyalty.kit.errors import TooManyRequests
 
 
 class RateLimiter:
-    def __init__(self, redis_url: str | None) -> None:
+    def __init__(self, redis_url: str | None, key_prefix: str = "ml") -> None:
         self.storage: Storage = (
             RedisStorage(
                 redis_url.replace("redis://", "async+redis://", 1),
                 implementation="redispy",
-                key_prefix="ml:rl",
+                key_prefix=f"{key_prefix}:rl",
             )
             if redis_url
             else MemoryStorage()
@@ -46,4 +46,5 @@ class RateLimiter:
         await self._limiter.hit(parse(rule), *keys)
 
     async def reset(self) -> None:
+        """Forget every counter under this limiter's prefix (tests use a prefix of their own)."""
         await self.storage.reset()

@@ -297,7 +297,7 @@ async def _sale(
                 )
             )
         paid = check - redeemed * KOPECKS_PER_POINT
-        accrued = accrual_points(paid, level)
+        accrued = accrual_points(paid, level, ctx.system.rounding)
         entry = ctx.entry(op.id, TxType.ACCRUAL, paid_amount=paid, **common)
         if accrued:
             activates = ctx.activation()

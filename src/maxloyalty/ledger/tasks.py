@@ -25,7 +25,8 @@ from maxloyalty.kit.events import publish
 from maxloyalty.ledger import core
 from maxloyalty.ledger.idempotency import Replay, claim, request_hash
 from maxloyalty.ledger.models import LedgerOperation, PointLot, TxSource, TxType
-from maxloyalty.loyalty.models import LoyaltyLevel, LoyaltySystem
+from maxloyalty.loyalty.models import LevelMetric, LoyaltyLevel, LoyaltySystem, TierChangeReason
+from maxloyalty.loyalty.tasks import reevaluate_program
 from maxloyalty.network.models import Tenant
 
 DAILY_JOB = "ledger.daily"
@@ -217,15 +218,35 @@ async def expiry_reminders(db: Database, tenant: Tenant, now: datetime) -> int:
     return sent
 
 
+ROLLING_HOUR = 3  # local time of the daily look at rolling-window levels
+
+
+async def rolling_levels(db: Database, tenant: Tenant, now: datetime) -> int:
+    """Once a day (the run in the local 03:00 hour), cards on a rolling-window programme
+    move to the level their recent spend earns: this is how they go down."""
+    if now.astimezone(ZoneInfo(tenant.timezone)).hour != ROLLING_HOUR:
+        return 0
+    async with db.transaction(tenant.id) as session:
+        programs = list(
+            await session.scalars(
+                select(LoyaltySystem.id).where(LoyaltySystem.level_metric == LevelMetric.ROLLING)
+            )
+        )
+    for program_id in programs:
+        await reevaluate_program(db, tenant.id, program_id, TierChangeReason.ROLLING_WINDOW, now)
+    return len(programs)
+
+
 async def run_daily(db: Database, now: datetime | None = None) -> dict[str, int]:
     now = now or utcnow()
-    totals = {"activated": 0, "expired": 0, "birthdays": 0, "reminders": 0}
+    totals = {"activated": 0, "expired": 0, "birthdays": 0, "reminders": 0, "rolling": 0}
     for tenant in await _tenants(db):
         activated, expired = await activate_and_expire(db, tenant.id, now)
         totals["activated"] += activated
         totals["expired"] += expired
         totals["birthdays"] += await birthday_bonuses(db, tenant, now)
         totals["reminders"] += await expiry_reminders(db, tenant, now)
+        totals["rolling"] += await rolling_levels(db, tenant, now)
     return totals
 
 

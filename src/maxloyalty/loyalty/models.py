@@ -33,6 +33,14 @@ class CardMode(enum.StrEnum):
     SEPARATE = "SEPARATE"  # a card per restaurant
 
 
+class Rounding(enum.StrEnum):
+    """How a fraction of a point earned on a check is rounded."""
+
+    FLOOR = "FLOOR"
+    HALF_UP = "HALF_UP"
+    CEILING = "CEILING"
+
+
 class LevelMetric(enum.StrEnum):
     LIFETIME = "LIFETIME"
     ROLLING = "ROLLING"
@@ -74,6 +82,9 @@ class LoyaltySystem(UUIDPrimaryKey, TenantOwned, Timestamps, Base):
     manual_approval_threshold: Mapped[int] = mapped_column(default=1000)
     expiry_reminder_days: Mapped[int] = mapped_column(default=7)
     allow_guest_transfers: Mapped[bool] = mapped_column(default=False)
+    rounding: Mapped[Rounding] = mapped_column(
+        str_enum(Rounding, "rounding"), default=Rounding.FLOOR
+    )
     design: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
 

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from maxloyalty.loyalty.models import CardMode, LevelMetric, ProgramType
+from maxloyalty.loyalty.models import CardMode, LevelMetric, ProgramType, Rounding
 
 Percent = Annotated[Decimal, Field(ge=0, le=100, max_digits=5, decimal_places=2)]
 Color = Annotated[str, StringConstraints(pattern=r"^#[0-9a-fA-F]{6}$")]
@@ -43,6 +43,8 @@ class ProgramSettings(_Strict):
     rolling_days: int | None = Field(default=None, ge=1, le=3650)
     manual_approval_threshold: int | None = Field(default=None, ge=0, le=10**9)
     expiry_reminder_days: int | None = Field(default=None, ge=0, le=90)
+    rounding: Rounding | None = None
+    allow_guest_transfers: bool | None = None
     design: dict[str, Any] | None = Field(
         default=None, description="Card design: colours, logo_url, template"
     )
@@ -70,5 +72,7 @@ class ProgramOut(BaseModel):
     rolling_days: int | None
     manual_approval_threshold: int
     expiry_reminder_days: int
+    rounding: Rounding
+    allow_guest_transfers: bool
     design: dict[str, Any]
     levels: list[LevelOut] = []

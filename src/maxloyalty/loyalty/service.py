@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from decimal import ROUND_FLOOR, Decimal
+from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -20,6 +20,7 @@ from maxloyalty.loyalty.models import (
     LoyaltyLevel,
     LoyaltySystem,
     ProgramType,
+    Rounding,
     TierChange,
     TierChangeReason,
 )
@@ -184,11 +185,22 @@ def percent_of(amount: int, percentage: Decimal) -> int:
     return int((Decimal(amount) * percentage / 100).to_integral_value(ROUND_FLOOR))
 
 
-def accrual_points(paid_kopecks: int, level: LoyaltyLevel | None) -> int:
-    """Points for money paid: floor(paid × level % / 100) in rubles, plus the level's bonus."""
+_ROUNDING = {
+    Rounding.FLOOR: ROUND_FLOOR,
+    Rounding.HALF_UP: ROUND_HALF_UP,
+    Rounding.CEILING: ROUND_CEILING,
+}
+
+
+def accrual_points(
+    paid_kopecks: int, level: LoyaltyLevel | None, rounding: Rounding = Rounding.FLOOR
+) -> int:
+    """Points for money paid: paid × level % / 100 in rubles, rounded as the programme says
+    (down by default), plus the level's per-purchase bonus."""
     if level is None or paid_kopecks <= 0:
         return 0
-    return percent_of(paid_kopecks, level.percentage) // KOPECKS_PER_POINT + level.purchase_bonus
+    exact = Decimal(paid_kopecks) * level.percentage / 100 / KOPECKS_PER_POINT
+    return int(exact.to_integral_value(_ROUNDING[rounding])) + level.purchase_bonus
 
 
 def discount_percent(system: LoyaltySystem, level: LoyaltyLevel | None) -> Decimal:
