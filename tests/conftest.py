@@ -67,6 +67,9 @@ def settings(owner_url: str, tmp_path_factory: pytest.TempPathFactory) -> Settin
         log_level="WARNING",
         run_worker_in_process=False,
         telegram_bot_token=TELEGRAM_BOT_TOKEN,
+        # Receivers in tests listen on 127.0.0.1; retries come after a second, not minutes.
+        webhooks_allow_private=True,
+        webhook_retry_schedule=[1, 1, 1],
     ).with_generated_secrets()
 
 

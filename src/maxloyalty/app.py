@@ -17,6 +17,7 @@ from maxloyalty.health import router as health_router
 from maxloyalty.identity.auth_endpoints import router as auth_router
 from maxloyalty.identity.me_endpoints import router as me_router
 from maxloyalty.identity.staff_endpoints import router as staff_router
+from maxloyalty.integrations.webhooks.endpoints import router as webhooks_router
 from maxloyalty.kit.errors import install_error_handlers
 from maxloyalty.kit.logging import configure_logging
 from maxloyalty.kit.middleware import RequestContextMiddleware
@@ -75,6 +76,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         guests_router,
         ledger_router,
         rewards_router,
+        webhooks_router,
         platform_router,
     ):
         app.include_router(router)

@@ -77,6 +77,9 @@ class Settings(BaseSettings):
     twilio_messaging_service_sid: str | None = None
     sms_base_url: str | None = None
 
+    webhooks_allow_private: bool = False
+    webhook_retry_schedule: list[int] = [5, 300, 1800, 7200, 18000, 36000, 50400, 72000, 86400]
+
     telegram_bot_token: SecretStr | None = None
     telegram_init_data_max_age: int = Field(default=86400, ge=60)
 

@@ -11,6 +11,7 @@ from maxloyalty.identity.models import (
     UserRole,
     UserSession,
 )
+from maxloyalty.integrations.webhooks.models import WebhookDelivery, WebhookEndpoint
 from maxloyalty.kit.events import IntegrationEvent
 from maxloyalty.kit.models import Base
 from maxloyalty.ledger.models import LedgerOperation, LotAllocation, PointLot, PointTransaction
@@ -44,5 +45,7 @@ __all__ = [
     "UserPermission",
     "UserRole",
     "UserSession",
+    "WebhookDelivery",
+    "WebhookEndpoint",
     "metadata",
 ]

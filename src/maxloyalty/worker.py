@@ -12,6 +12,7 @@ from pgqueuer.types import QueueExecutionMode
 
 # Importing the modules that register jobs: the registry must be complete before building.
 from maxloyalty.audit import service as _audit_jobs  # noqa: F401
+from maxloyalty.integrations.webhooks import service as _webhook_jobs  # noqa: F401
 from maxloyalty.kit import events as _event_jobs  # noqa: F401
 from maxloyalty.kit.jobs import JobContext, build_worker
 from maxloyalty.ledger import tasks as _ledger_jobs  # noqa: F401
@@ -32,7 +33,7 @@ async def run_worker(
     """Process jobs until `stop` is set (or, with `drain`, until the queue is empty)."""
     connection = await asyncpg.connect(_dsn(runtime))
     try:
-        pgq = build_worker(connection, JobContext(db=runtime.db))
+        pgq = build_worker(connection, JobContext(db=runtime.db, settings=runtime.settings))
         mode = QueueExecutionMode.drain if drain else QueueExecutionMode.continuous
         runner = asyncio.create_task(
             pgq.run(mode=mode, batch_size=batch_size, dequeue_timeout=timedelta(seconds=5))

@@ -131,6 +131,13 @@ ROUTES = [
     Route("GET", lambda w: "/api/platform/tenants", frozenset({Role.OWNER})),
     Route("GET", lambda w: "/api/loyalty/programs", frozenset(STAFF)),
     Route("GET", lambda w: "/api/rewards", frozenset(TILL | {Role.GUEST})),
+    Route("GET", lambda w: "/api/webhooks/endpoints", frozenset({ADMIN})),
+    Route(
+        "POST",
+        lambda w: "/api/webhooks/endpoints",
+        frozenset({ADMIN}),
+        lambda w: {"url": "http://127.0.0.1:9/hook"},
+    ),
     Route(
         "POST",
         lambda w: "/api/rewards",
@@ -334,6 +341,8 @@ def test_every_api_route_is_in_the_matrix(settings: Settings) -> None:
     assert sorted(missing) == [
         ("DELETE", "/api/me/children/{child_id}"),
         ("DELETE", "/api/staff/{user_id}/permissions/{permission_id}"),
+        ("DELETE", "/api/webhooks/endpoints/{endpoint_id}"),
+        ("GET", "/api/webhooks/endpoints/{endpoint_id}/deliveries"),
         ("PATCH", "/api/me/profile"),
         ("PATCH", "/api/rewards/{item_id}"),
         ("POST", "/api/guest/{guest_id}/transfer"),
@@ -347,4 +356,5 @@ def test_every_api_route_is_in_the_matrix(settings: Settings) -> None:
         ("POST", "/api/staff/{user_id}/sessions/revoke"),
         ("POST", "/api/transactions/{transaction_id}/approve"),
         ("POST", "/api/transactions/{transaction_id}/reject"),
+        ("POST", "/api/webhooks/deliveries/{delivery_id}/redeliver"),
     ]

@@ -18,6 +18,7 @@ class Request:
     headers: dict[str, str]  # names in lower case
     query: dict[str, str]
     form: dict[str, str]
+    body: bytes = b""
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,7 @@ Behaviour = Answer | Literal["drop", "hang"]
 class FakeServer:
     def __init__(self) -> None:
         self.answer: Behaviour = Answer()
+        self.script: list[Behaviour] = []  # answers for the next requests, then `answer`
         self.requests: list[Request] = []
         self._server: asyncio.Server | None = None
         self._closing = asyncio.Event()
@@ -70,10 +72,11 @@ class FakeServer:
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             self.requests.append(await _read_request(reader))
-            if self.answer == "hang":
+            answer = self.script.pop(0) if self.script else self.answer
+            if answer == "hang":
                 await self._closing.wait()
-            elif isinstance(self.answer, Answer):
-                writer.write(self.answer.encode())
+            elif isinstance(answer, Answer):
+                writer.write(answer.encode())
                 await writer.drain()
         finally:
             writer.close()
@@ -92,7 +95,8 @@ async def _read_request(reader: asyncio.StreamReader) -> Request:
         path=url.path,
         headers=headers,
         query=dict(parse_qsl(url.query)),
-        form=dict(parse_qsl(body.decode())),
+        form=dict(parse_qsl(body.decode(errors="replace"))),
+        body=body,
     )
 
 

@@ -63,6 +63,14 @@ def unsubscribe(event_type: str, handler: EventHandler) -> None:
     _handlers[event_type].remove(handler)
 
 
+_ALL = "*"
+
+
+def subscribe_all(handler: EventHandler) -> None:
+    """Receive every event type (e.g. the webhook fan-out)."""
+    _handlers[_ALL].append(handler)
+
+
 async def publish(
     session: AsyncSession, tenant_id: uuid.UUID, event_type: str, payload: dict[str, Any]
 ) -> IntegrationEvent:
@@ -88,7 +96,7 @@ async def deliver(ctx: jobs.JobContext, payload: jobs.Payload) -> None:
             )
             if event is None or event.status is EventStatus.DELIVERED:
                 return  # delivered already, or another worker holds it right now
-            for handler in _handlers.get(event.event_type, []):
+            for handler in [*_handlers.get(event.event_type, []), *_handlers.get(_ALL, [])]:
                 await handler(session, event)
             event.status = EventStatus.DELIVERED
             event.delivered_at = utcnow()

@@ -23,6 +23,7 @@ from pgqueuer.models import Job, Schedule
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from maxloyalty.config import Settings
 from maxloyalty.kit import metrics
 from maxloyalty.kit.db import Database
 
@@ -34,6 +35,7 @@ Payload = dict[str, Any]
 @dataclass(frozen=True)
 class JobContext:
     db: Database
+    settings: Settings
 
 
 Handler = Callable[[JobContext, Payload], Awaitable[None]]

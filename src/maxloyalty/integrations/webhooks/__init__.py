@@ -1,0 +1,1 @@
+"""Outbound webhooks to tenants' own systems, signed per the Standard Webhooks spec."""
