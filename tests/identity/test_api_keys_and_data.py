@@ -162,7 +162,7 @@ async def test_staff_management_validations(client: httpx.AsyncClient, runtime: 
         "/api/staff", json=body | {"restaurant_ids": [str(mine.id)]}, headers=admin
     )
     assert created.status_code == 201
-    assert created.headers["X-Existing-Account"] == "false"
+    assert created.json()["email"] == "new@example.com"
     again = await client.post(
         "/api/staff", json=body | {"restaurant_ids": [str(mine.id)]}, headers=admin
     )

@@ -142,7 +142,11 @@ async def join_network(
 ) -> GuestCard:
     """Make `user` a guest of the network (role, profile) and hand out their card."""
     role = await session.scalar(
-        select(UserRole).where(UserRole.user_id == user.id, UserRole.role == Role.GUEST)
+        select(UserRole).where(
+            UserRole.user_id == user.id,
+            UserRole.role == Role.GUEST,
+            UserRole.tenant_id == system.tenant_id,
+        )
     )
     if role is None:
         session.add(UserRole(tenant_id=system.tenant_id, user_id=user.id, role=Role.GUEST))

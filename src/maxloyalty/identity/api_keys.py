@@ -114,7 +114,7 @@ def _check_signature(
     expected = hmac.new(
         signing_secret.encode(), timestamp.encode() + b"." + signed, hashlib.sha256
     ).hexdigest()
-    if not hmac.compare_digest(expected, signature.removeprefix("v1=")):
+    if not hmac.compare_digest(expected.encode(), signature.removeprefix("v1=").encode()):
         raise bad
 
 

@@ -27,7 +27,7 @@ from maxloyalty.identity.api_keys import (
     tenant_of_key,
 )
 from maxloyalty.identity.models import UserPermission
-from maxloyalty.identity.principal import Principal, Role
+from maxloyalty.identity.principal import STAFF_ROLES, Principal, Role
 from maxloyalty.identity.tokens import decode_access_token
 from maxloyalty.kit import context
 from maxloyalty.kit.clock import utcnow
@@ -118,7 +118,12 @@ class Authorize:
             raise Forbidden("The token carries no tenant.", code="tenant_required")
         if principal.role in self.roles:
             return principal
-        if self.permission and await _holds_permission(request, principal, self.permission):
+        # A timed grant stretches a staff member's reach; it never lifts a guest or a till.
+        if (
+            self.permission
+            and principal.role in STAFF_ROLES
+            and await _holds_permission(request, principal, self.permission)
+        ):
             return principal
         raise Forbidden("Your role may not do this.", code="role_forbidden")
 

@@ -4,7 +4,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints
+from pydantic import AwareDatetime, BaseModel, ConfigDict, EmailStr, Field, StringConstraints
 
 from maxloyalty.identity.guest_auth import Consents
 from maxloyalty.identity.principal import Role
@@ -96,7 +96,7 @@ class PermissionCreate(_Strict):
     permission: Annotated[str, StringConstraints(pattern=r"^(read|write):[a-z_]{2,40}$")]
     resource_type: Annotated[str, StringConstraints(pattern=r"^[a-z_]{2,32}$")] | None = None
     resource_ids: list[uuid.UUID] = []
-    expires_at: datetime | None = None
+    expires_at: AwareDatetime | None = None
 
 
 class PermissionOut(BaseModel):

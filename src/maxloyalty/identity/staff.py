@@ -4,19 +4,29 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from maxloyalty.audit.service import record
 from maxloyalty.identity.contacts import email_index, normalize_email, normalize_phone, phone_index
 from maxloyalty.identity.models import User, UserPermission, UserRole
 from maxloyalty.identity.passwords import hash_password
-from maxloyalty.identity.principal import RESTAURANT_SCOPED, STAFF_ROLES, Role
+from maxloyalty.identity.principal import RESTAURANT_SCOPED, STAFF_ROLES, Principal, Role
 from maxloyalty.identity.schemas import PermissionCreate, StaffCreate, StaffOut, StaffUpdate
 from maxloyalty.identity.sessions import revoke_user_sessions
 from maxloyalty.kit.clock import utcnow
-from maxloyalty.kit.errors import AppError, Conflict, NotFound
+from maxloyalty.kit.errors import AppError, Conflict, Forbidden, NotFound
 from maxloyalty.network.models import Restaurant
+
+
+def ensure_may_manage(actor: Principal, target: uuid.UUID | None, role: Role | None) -> None:
+    """Someone admitted by a `write:staff` grant manages others below admin rank only."""
+    if actor.role is Role.RESTAURANT_ADMIN:
+        return
+    if target == actor.subject:
+        raise Forbidden("You cannot change your own staff record.", code="self_management")
+    if role is Role.RESTAURANT_ADMIN:
+        raise Forbidden("Only an admin appoints admins.", code="role_forbidden")
 
 
 def staff_out(user: User, role: UserRole) -> StaffOut:
@@ -61,22 +71,28 @@ async def check_restaurants(session: AsyncSession, role: Role, ids: list[uuid.UU
             )
 
 
-async def list_staff(session: AsyncSession) -> list[StaffOut]:
+async def list_staff(session: AsyncSession, tenant_id: uuid.UUID) -> list[StaffOut]:
     rows = await session.execute(
         select(User, UserRole)
         .join(UserRole, UserRole.user_id == User.id)
-        .where(UserRole.role.in_(STAFF_ROLES))
+        .where(UserRole.role.in_(STAFF_ROLES), UserRole.tenant_id == tenant_id)
         .order_by(UserRole.assigned_at)
     )
     return [staff_out(user, role) for user, role in rows]
 
 
-async def staff_member(session: AsyncSession, user_id: uuid.UUID) -> tuple[User, UserRole]:
+async def staff_member(
+    session: AsyncSession, tenant_id: uuid.UUID, user_id: uuid.UUID
+) -> tuple[User, UserRole]:
     row = (
         await session.execute(
             select(User, UserRole)
             .join(UserRole, UserRole.user_id == User.id)
-            .where(UserRole.user_id == user_id, UserRole.role.in_(STAFF_ROLES))
+            .where(
+                UserRole.user_id == user_id,
+                UserRole.role.in_(STAFF_ROLES),
+                UserRole.tenant_id == tenant_id,
+            )
         )
     ).first()
     if row is None:
@@ -114,7 +130,11 @@ async def create_staff(
         session.add(user)
         await session.flush()
     elif await session.scalar(
-        select(UserRole.id).where(UserRole.user_id == user.id, UserRole.role.in_(STAFF_ROLES))
+        select(UserRole.id).where(
+            UserRole.user_id == user.id,
+            UserRole.role.in_(STAFF_ROLES),
+            UserRole.tenant_id == tenant_id,
+        )
     ):
         raise Conflict("This person is already on the staff here.", code="staff_exists")
     role = UserRole(
@@ -148,7 +168,7 @@ def _role_snapshot(role: UserRole) -> dict[str, object]:
 async def update_staff(
     session: AsyncSession, tenant_id: uuid.UUID, user_id: uuid.UUID, data: StaffUpdate
 ) -> StaffOut:
-    user, role = await staff_member(session, user_id)
+    user, role = await staff_member(session, tenant_id, user_id)
     before = _role_snapshot(role)
     new_role = data.role or role.role
     _check_role(new_role)
@@ -170,10 +190,15 @@ async def update_staff(
 async def block_staff(
     session: AsyncSession, tenant_id: uuid.UUID, user_id: uuid.UUID, reason: str
 ) -> StaffOut:
-    user, role = await staff_member(session, user_id)
+    user, role = await staff_member(session, tenant_id, user_id)
     before = _role_snapshot(role)
     role.is_active, role.blocked_reason = False, reason
     revoked = await revoke_user_sessions(session, user.id, tenant_id)
+    await session.execute(
+        update(UserPermission)
+        .where(UserPermission.user_id == user.id, UserPermission.revoked_at.is_(None))
+        .values(revoked_at=utcnow())
+    )
     await record(
         session,
         "staff.blocked",
@@ -186,7 +211,7 @@ async def block_staff(
 
 
 async def revoke_sessions(session: AsyncSession, tenant_id: uuid.UUID, user_id: uuid.UUID) -> int:
-    user, _ = await staff_member(session, user_id)
+    user, _ = await staff_member(session, tenant_id, user_id)
     revoked = await revoke_user_sessions(session, user.id, tenant_id)
     await record(session, "staff.sessions_revoked", "user", user.id, after={"count": revoked})
     return revoked
@@ -199,7 +224,7 @@ async def grant_permission(
     data: PermissionCreate,
     granted_by: uuid.UUID,
 ) -> UserPermission:
-    await staff_member(session, user_id)
+    await staff_member(session, tenant_id, user_id)
     if data.expires_at is not None and data.expires_at <= utcnow():
         raise AppError("expires_at is in the past.", code="expiry_in_past", status=422)
     if data.resource_type == "restaurant":
@@ -225,8 +250,10 @@ async def grant_permission(
     return grant
 
 
-async def list_permissions(session: AsyncSession, user_id: uuid.UUID) -> list[UserPermission]:
-    await staff_member(session, user_id)
+async def list_permissions(
+    session: AsyncSession, tenant_id: uuid.UUID, user_id: uuid.UUID
+) -> list[UserPermission]:
+    await staff_member(session, tenant_id, user_id)
     return list(
         await session.scalars(
             select(UserPermission)

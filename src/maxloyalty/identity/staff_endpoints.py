@@ -26,6 +26,7 @@ from maxloyalty.runtime import runtime_of
 
 router = APIRouter(tags=["staff"], responses=problem_responses(401, 403, 404, 422))
 Admin = Annotated[Principal, Depends(Authorize(Role.RESTAURANT_ADMIN, permission="write:staff"))]
+# Grants themselves, and API keys, are for the tenant admin alone.
 KeyAdmin = Annotated[Principal, Depends(Authorize(Role.RESTAURANT_ADMIN))]
 
 
@@ -36,24 +37,24 @@ def _tenant(principal: Principal) -> uuid.UUID:
 
 @router.get("/api/staff")
 async def list_staff(_admin: Admin, session: TenantSession) -> list[StaffOut]:
-    return await staff.list_staff(session)
+    return await staff.list_staff(session, _tenant(_admin))
 
 
 @router.post("/api/staff", status_code=status.HTTP_201_CREATED, responses=problem_responses(409))
-async def create_staff(
-    body: StaffCreate, admin: Admin, session: TenantSession, response: Response
-) -> StaffOut:
+async def create_staff(body: StaffCreate, admin: Admin, session: TenantSession) -> StaffOut:
     """Create a staff account with an initial password (an existing person keeps theirs)."""
-    out, existed = await staff.create_staff(session, _tenant(admin), body)
+    staff.ensure_may_manage(admin, None, body.role)
+    out, _ = await staff.create_staff(session, _tenant(admin), body)
     await session.commit()
-    response.headers["X-Existing-Account"] = "true" if existed else "false"
-    return out
+    # Only what the admin typed comes back: nothing about an account that existed before.
+    return out.model_copy(update={"email": body.email, "phone": body.phone})
 
 
 @router.patch("/api/staff/{user_id}")
 async def update_staff(
     user_id: uuid.UUID, body: StaffUpdate, admin: Admin, session: TenantSession
 ) -> StaffOut:
+    staff.ensure_may_manage(admin, user_id, body.role)
     out = await staff.update_staff(session, _tenant(admin), user_id, body)
     await session.commit()
     return out
@@ -64,6 +65,7 @@ async def block_staff(
     user_id: uuid.UUID, body: BlockRequest, admin: Admin, session: TenantSession
 ) -> StaffOut:
     """Block the person in this network and end their sessions here."""
+    staff.ensure_may_manage(admin, user_id, None)
     out = await staff.block_staff(session, _tenant(admin), user_id, body.reason)
     await session.commit()
     return out
@@ -80,12 +82,15 @@ async def revoke_sessions(user_id: uuid.UUID, admin: Admin, session: TenantSessi
 async def list_permissions(
     user_id: uuid.UUID, _admin: Admin, session: TenantSession
 ) -> list[PermissionOut]:
-    return [PermissionOut.model_validate(p) for p in await staff.list_permissions(session, user_id)]
+    return [
+        PermissionOut.model_validate(p)
+        for p in await staff.list_permissions(session, _tenant(_admin), user_id)
+    ]
 
 
 @router.post("/api/staff/{user_id}/permissions", status_code=status.HTTP_201_CREATED)
 async def grant_permission(
-    user_id: uuid.UUID, body: PermissionCreate, admin: Admin, session: TenantSession
+    user_id: uuid.UUID, body: PermissionCreate, admin: KeyAdmin, session: TenantSession
 ) -> PermissionOut:
     grant = await staff.grant_permission(session, _tenant(admin), user_id, body, admin.subject)
     await session.commit()
@@ -94,7 +99,7 @@ async def grant_permission(
 
 @router.delete("/api/staff/{user_id}/permissions/{permission_id}")
 async def revoke_permission(
-    user_id: uuid.UUID, permission_id: uuid.UUID, admin: Admin, session: TenantSession
+    user_id: uuid.UUID, permission_id: uuid.UUID, admin: KeyAdmin, session: TenantSession
 ) -> PermissionOut:
     grant = await staff.revoke_permission(session, user_id, permission_id, admin.subject)
     await session.commit()

@@ -41,7 +41,7 @@ def validate_init_data(bot_token: str, init_data: str, max_age: timedelta) -> Te
     check_string = "\n".join(f"{k}={v}" for k, v in sorted(fields.items()))
     secret = hmac.new(b"WebAppData", bot_token.encode(), hashlib.sha256).digest()
     expected = hmac.new(secret, check_string.encode(), hashlib.sha256).hexdigest()
-    if not hmac.compare_digest(expected, received):
+    if not hmac.compare_digest(expected.encode(), received.encode()):
         raise _invalid("initData signature does not match.")
     try:
         auth_date = datetime.fromtimestamp(int(fields["auth_date"]), UTC)

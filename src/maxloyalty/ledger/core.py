@@ -275,12 +275,6 @@ def unrecovered(entry: Entry, points: int) -> Entry:
     return replace(entry, reason=f"{UNRECOVERED}{points}") if points else entry
 
 
-def shortfall(tx: PointTransaction) -> int:
-    if tx.reason and tx.reason.startswith(UNRECOVERED):
-        return int(tx.reason.removeprefix(UNRECOVERED))
-    return 0
-
-
 async def give_back(
     session: AsyncSession, card: GuestCard, entry: Entry, spend: PointTransaction, amount: int
 ) -> tuple[PointTransaction | None, int]:
@@ -385,3 +379,26 @@ async def activate_lot(session: AsyncSession, card: GuestCard, lot: PointLot, no
         tx.status, tx.status_changed_at = TxStatus.COMPLETED, now
     await session.flush()
     return lot.remaining
+
+
+async def settle_due(session: AsyncSession, card: GuestCard, now: datetime) -> None:
+    """Bring a locked card up to `now` before it is used: pending lots whose time came
+    become spendable, expired lots are booked out. The hourly job does the same for cards
+    nobody touches; doing it here means an operation never sees stale points."""
+    lots = list(
+        await session.scalars(
+            select(PointLot)
+            .where(
+                PointLot.card_id == card.id,
+                ((PointLot.activated.is_(False)) & (PointLot.activates_at <= now))
+                | ((PointLot.remaining > 0) & (PointLot.expires_at <= now)),
+            )
+            .order_by(PointLot.activates_at)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+    )
+    operation = uuid.uuid4()
+    for lot in lots:
+        await activate_lot(session, card, lot, now)
+        await expire_lot(session, card, lot, now, operation)

@@ -4,11 +4,11 @@ approve manual operations."""
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query
 from fastapi.responses import JSONResponse
+from pydantic import AwareDatetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -149,8 +149,8 @@ async def get_history(
     paging: Annotated[PageParams, Depends(page_params)],
     restaurant_id: uuid.UUID | None = None,
     type: Annotated[list[TxType] | None, Query()] = None,
-    since: datetime | None = Query(default=None, alias="from"),
-    until: datetime | None = Query(default=None, alias="to"),
+    since: AwareDatetime | None = Query(default=None, alias="from"),
+    until: AwareDatetime | None = Query(default=None, alias="to"),
 ) -> Page[TransactionOut]:
     card = await _card(session, principal, guest_id, restaurant_id)
     rows = await queries.history(session, card.id, paging, type, since, until)

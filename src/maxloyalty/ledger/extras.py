@@ -114,6 +114,8 @@ async def transfer(
     source, target = locked[source_id], locked[target_row.id]
     ensure_usable(source)
     ensure_usable(target)
+    for card in (source, target):
+        await core.settle_due(ctx.session, card, ctx.now)
     out = await core.debit(
         ctx.session,
         source,

@@ -67,7 +67,10 @@ async def claim(
     earlier = None
     if idempotency_key is not None:
         earlier = await session.scalar(
-            select(LedgerOperation).where(LedgerOperation.idempotency_key == idempotency_key)
+            select(LedgerOperation).where(
+                LedgerOperation.idempotency_key == idempotency_key,
+                LedgerOperation.created_by == created_by,
+            )
         )
     if earlier is None and business_key is not None:
         earlier = await session.scalar(

@@ -135,9 +135,11 @@ class LedgerOperation(UUIDPrimaryKey, TenantOwned, Base):
 
     __tablename__ = "ledger_operations"
     __table_args__ = (
+        # A key is the caller's own: two tills counting 1, 2, 3… must not collide.
         Index(
-            "uq_ledger_operations_idempotency_key",
+            "uq_ledger_operations_caller_key",
             "tenant_id",
+            "created_by",
             "idempotency_key",
             unique=True,
             postgresql_where=text("idempotency_key IS NOT NULL"),

@@ -179,6 +179,7 @@ async def claim_with_card(
     found = await card_for_guest(ctx.session, ctx.system, guest_id, ctx.restaurant.id)
     card = await core.lock_card(ctx.session, found.id)
     ensure_usable(card)
+    await core.settle_due(ctx.session, card, ctx.now)
     return claimed, card
 
 
@@ -412,37 +413,46 @@ async def _refund(
     def already(original: PointTransaction | None) -> int:
         if original is None:
             return 0
-        return sum(
-            abs(t.amount) + core.shortfall(t) for t in reversals if t.reverses_id == original.id
-        )
+        # What was actually taken or returned: a shortfall is owed still, and a later refund
+        # of the same check tries to take it again.
+        return sum(abs(t.amount) for t in reversals if t.reverses_id == original.id)
 
     rows: list[PointTransaction] = []
     unrecovered = 0
     paid_total = accrual.paid_amount if accrual and accrual.paid_amount is not None else check
     paid_refund = share(paid_total) - (paid_total * refunded_before // check)
     common = {"check_number": request.check_number, "check_amount": refund}
+    take = 0
+    if accrual is not None and accrual.amount > 0:
+        take = share(accrual.amount) - already(accrual)
+    # The refunded spend goes on exactly one row: the accrual's reversal when there is one.
+    paid_on_redemption = {"paid_amount": paid_refund} if take <= 0 else {}
     if redemption is not None:
         give = share(-redemption.amount) - already(redemption)
         if give > 0:
-            entry = ctx.entry(op.id, TxType.REVERSAL, reverses_id=redemption.id, **common)
+            entry = ctx.entry(
+                op.id,
+                TxType.REVERSAL,
+                reverses_id=redemption.id,
+                **common,
+                **paid_on_redemption,
+            )
             tx, lost = await core.give_back(ctx.session, card, entry, redemption, give)
             rows += [tx] if tx else []
             if lost and tx is None:
                 rows.append(await core.record_only(ctx.session, card, entry, 0, TxStatus.COMPLETED))
-    if accrual is not None and accrual.amount > 0:
-        take = share(accrual.amount) - already(accrual)
-        if take > 0:
-            entry = ctx.entry(
-                op.id, TxType.REVERSAL, reverses_id=accrual.id, paid_amount=paid_refund, **common
+    if accrual is not None and take > 0:
+        entry = ctx.entry(
+            op.id, TxType.REVERSAL, reverses_id=accrual.id, paid_amount=paid_refund, **common
+        )
+        tx, unrecovered = await core.take_back(
+            ctx.session, card, entry, take, first_lot_of=accrual.id
+        )
+        if tx is None:
+            tx = await core.record_only(
+                ctx.session, card, core.unrecovered(entry, unrecovered), 0, TxStatus.COMPLETED
             )
-            tx, unrecovered = await core.take_back(
-                ctx.session, card, entry, take, first_lot_of=accrual.id
-            )
-            if tx is None:
-                tx = await core.record_only(
-                    ctx.session, card, core.unrecovered(entry, unrecovered), 0, TxStatus.COMPLETED
-                )
-            rows.append(tx)
+        rows.append(tx)
     if not rows:  # a discount check: nothing to reverse but the record of the refund
         rows.append(
             await core.record_only(
@@ -493,6 +503,9 @@ async def decide(
     if tx is None or (tx.restaurant_id and not principal.can_see_restaurant(tx.restaurant_id)):
         raise NotFound("No such manual operation.", code="transaction_not_found")
     card = await core.lock_card(session, tx.card_id)
+    if approve:
+        ensure_usable(card)
+    await core.settle_due(session, card, now)
     await session.refresh(tx, with_for_update=True)
     if tx.status is not TxStatus.PENDING:
         raise AppError(

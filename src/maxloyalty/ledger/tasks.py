@@ -13,6 +13,7 @@ import uuid
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import structlog
 from sqlalchemy import Integer, and_, cast, extract, func, or_, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -30,6 +31,7 @@ from maxloyalty.loyalty.tasks import reevaluate_program
 from maxloyalty.network.models import Tenant
 
 DAILY_JOB = "ledger.daily"
+log = structlog.get_logger(__name__)
 BATCH = 500
 
 
@@ -240,13 +242,20 @@ async def rolling_levels(db: Database, tenant: Tenant, now: datetime) -> int:
 async def run_daily(db: Database, now: datetime | None = None) -> dict[str, int]:
     now = now or utcnow()
     totals = {"activated": 0, "expired": 0, "birthdays": 0, "reminders": 0, "rolling": 0}
+    failed: list[str] = []
     for tenant in await _tenants(db):
-        activated, expired = await activate_and_expire(db, tenant.id, now)
-        totals["activated"] += activated
-        totals["expired"] += expired
-        totals["birthdays"] += await birthday_bonuses(db, tenant, now)
-        totals["reminders"] += await expiry_reminders(db, tenant, now)
-        totals["rolling"] += await rolling_levels(db, tenant, now)
+        try:  # one network's trouble must not hold up the others
+            activated, expired = await activate_and_expire(db, tenant.id, now)
+            totals["activated"] += activated
+            totals["expired"] += expired
+            totals["birthdays"] += await birthday_bonuses(db, tenant, now)
+            totals["reminders"] += await expiry_reminders(db, tenant, now)
+            totals["rolling"] += await rolling_levels(db, tenant, now)
+        except Exception:
+            log.exception("daily_ledger_failed", tenant=str(tenant.id))
+            failed.append(str(tenant.id))
+    if failed:  # the job is retried; what succeeded is not done twice
+        raise RuntimeError(f"daily ledger work failed for tenants {', '.join(failed)}")
     return totals
 
 

@@ -145,7 +145,10 @@ async def replace_levels(
 
 
 async def program_for(session: AsyncSession, restaurant_id: uuid.UUID) -> LoyaltySystem:
-    """The restaurant's own programme, else the network's."""
+    """The restaurant's own programme, else the network's. The restaurant must be one of
+    this tenant's (foreign keys would not stop a foreign one: they bypass RLS)."""
+    if await session.get(Restaurant, restaurant_id) is None:
+        raise NotFound("No such restaurant.", code="restaurant_not_found")
     system = await session.scalar(
         select(LoyaltySystem)
         .where(

@@ -4,7 +4,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 
@@ -17,8 +17,8 @@ class RewardIn(BaseModel):
     points_price: int = Field(gt=0, le=10_000_000)
     restaurant_ids: list[uuid.UUID] = Field(default=[], description="Empty: every restaurant")
     stock: int | None = Field(default=None, ge=0, le=10**9, description="None: unlimited")
-    active_from: datetime | None = None
-    active_to: datetime | None = None
+    active_from: AwareDatetime | None = None
+    active_to: AwareDatetime | None = None
     is_active: bool = True
     image_url: str | None = Field(default=None, max_length=500)
 
@@ -31,8 +31,8 @@ class RewardUpdate(BaseModel):
     points_price: int | None = Field(default=None, gt=0, le=10_000_000)
     restaurant_ids: list[uuid.UUID] | None = None
     stock: int | None = Field(default=None, ge=0, le=10**9)
-    active_from: datetime | None = None
-    active_to: datetime | None = None
+    active_from: AwareDatetime | None = None
+    active_to: AwareDatetime | None = None
     is_active: bool | None = None
     image_url: str | None = Field(default=None, max_length=500)
 
