@@ -177,6 +177,29 @@ def ledger_verify(
         raise typer.Exit(code=1)
 
 
+pii_app = typer.Typer(help="Personal data at rest.", no_args_is_help=True)
+app.add_typer(pii_app, name="pii")
+
+
+@pii_app.command("reencrypt")
+def pii_reencrypt() -> None:
+    """Rewrite every encrypted value under the current PII key (after a key change)."""
+    from maxloyalty.identity.pii_rotation import reencrypt
+    from maxloyalty.runtime import Runtime
+
+    settings = get_settings()
+    _prepare(settings)
+
+    async def run() -> int:
+        runtime = Runtime.start(settings)
+        try:
+            return await reencrypt(runtime.db)
+        finally:
+            await runtime.close()
+
+    typer.echo(f"Re-encrypted {asyncio.run(run())} rows under the current key.")
+
+
 user_app = typer.Typer(help="Manage user accounts.", no_args_is_help=True)
 app.add_typer(user_app, name="user")
 
