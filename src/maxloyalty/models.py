@@ -11,10 +11,17 @@ from maxloyalty.identity.models import (
     UserRole,
     UserSession,
 )
+from maxloyalty.integrations.pos.models import PosEvent, PosIntegration, PosSync, PosTransaction
 from maxloyalty.integrations.webhooks.models import WebhookDelivery, WebhookEndpoint
 from maxloyalty.kit.events import IntegrationEvent
 from maxloyalty.kit.models import Base
-from maxloyalty.ledger.models import LedgerOperation, LotAllocation, PointLot, PointTransaction
+from maxloyalty.ledger.models import (
+    LedgerOperation,
+    LotAllocation,
+    PointHold,
+    PointLot,
+    PointTransaction,
+)
 from maxloyalty.loyalty.models import LoyaltyLevel, LoyaltySystem, TierChange
 from maxloyalty.network.models import PointOfSale, Restaurant, Tenant
 from maxloyalty.rewards.models import RedemptionItem
@@ -34,9 +41,14 @@ __all__ = [
     "LoyaltyLevel",
     "LoyaltySystem",
     "OtpCode",
+    "PointHold",
     "PointLot",
     "PointOfSale",
     "PointTransaction",
+    "PosEvent",
+    "PosIntegration",
+    "PosSync",
+    "PosTransaction",
     "RedemptionItem",
     "Restaurant",
     "Tenant",

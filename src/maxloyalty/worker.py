@@ -15,6 +15,7 @@ from maxloyalty.audit import service as _audit_jobs  # noqa: F401
 from maxloyalty.integrations.webhooks import service as _webhook_jobs  # noqa: F401
 from maxloyalty.kit import events as _event_jobs  # noqa: F401
 from maxloyalty.kit.jobs import JobContext, build_worker
+from maxloyalty.ledger import holds as _hold_jobs  # noqa: F401
 from maxloyalty.ledger import tasks as _ledger_jobs  # noqa: F401
 from maxloyalty.loyalty import tasks as _loyalty_jobs  # noqa: F401
 from maxloyalty.runtime import Runtime

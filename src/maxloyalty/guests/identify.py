@@ -14,8 +14,10 @@ from maxloyalty.guests.service import QrSigner, card_for_guest, ensure_restauran
 from maxloyalty.identity.contacts import normalize_phone, phone_index
 from maxloyalty.identity.models import User
 from maxloyalty.identity.principal import Principal
+from maxloyalty.kit.clock import utcnow
 from maxloyalty.kit.errors import NotFound
 from maxloyalty.kit.ratelimit import RateLimiter
+from maxloyalty.ledger.core import available
 from maxloyalty.loyalty.models import LoyaltySystem, ProgramType
 from maxloyalty.loyalty.service import discount_percent, levels_of, max_redeemable, program_for
 
@@ -39,10 +41,19 @@ async def identify(
     card = await _find(session, system, qr, request)
     if card is None or card.status is CardStatus.DELETED:
         raise NotFound("No card matches.", code="card_not_found")
+    return await describe_card(session, system, card, request.check_amount)
+
+
+async def describe_card(
+    session: AsyncSession, system: LoyaltySystem, card: GuestCard, check_amount: int | None
+) -> dict[str, Any]:
+    """What a till shows once the guest is known: who, level, balance, points free to
+    spend (the balance less other orders' holds), discount, and this check's limit."""
     levels = await levels_of(session, system.id)
     level = next((lv for lv in levels if lv.id == card.level_id), None)
     profile = await session.scalar(select(GuestProfile).where(GuestProfile.user_id == card.user_id))
     name = " ".join(p for p in (profile.first_name, profile.last_name) if p) if profile else ""
+    free = await available(session, card, utcnow())
     return {
         "guest_id": str(card.user_id),
         "card_id": str(card.id),
@@ -54,12 +65,13 @@ async def identify(
         if level
         else None,
         "balance": card.balance,
+        "available": free,
         "pending_balance": card.pending_balance,
         "discount_percent": str(discount_percent(system, level))
         if system.type is ProgramType.DISCOUNT
         else "0",
-        "max_redeemable": max_redeemable(system, card, request.check_amount)
-        if request.check_amount and system.type is ProgramType.POINTS
+        "max_redeemable": max_redeemable(system, free, check_amount)
+        if check_amount and system.type is ProgramType.POINTS
         else None,
     }
 

@@ -6,6 +6,9 @@ Invariants kept by these functions (and checked by `verify`):
   == sum(remaining of activated lots);
 - card.pending_balance == sum(remaining of lots not yet activated);
 - every lot: remaining == amount - sum(its allocations), 0 <= remaining <= amount.
+
+Points a till has reserved (`point_holds`) stay in the balance until the check is
+committed, but no other spend may take them: what can be spent is `available`.
 """
 
 from __future__ import annotations
@@ -22,7 +25,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from maxloyalty.guests.models import GuestCard
 from maxloyalty.kit.errors import AppError, NotFound
 from maxloyalty.ledger.models import (
+    HoldStatus,
     LotAllocation,
+    PointHold,
     PointLot,
     PointTransaction,
     TxSource,
@@ -195,16 +200,22 @@ async def _open_lots(session: AsyncSession, card: GuestCard) -> list[PointLot]:
 
 
 async def debit(
-    session: AsyncSession, card: GuestCard, entry: Entry, amount: int
+    session: AsyncSession,
+    card: GuestCard,
+    entry: Entry,
+    amount: int,
+    *,
+    spending_hold: uuid.UUID | None = None,
 ) -> PointTransaction:
-    """Spend `amount` points from the soonest-expiring lots; never below zero."""
+    """Spend `amount` points from the soonest-expiring lots; never below zero, never into
+    points held for another order (`spending_hold` is the hold this spend settles)."""
     if amount <= 0:
         raise ValueError("a debit must be positive")
     ensure_balance(card, amount)
     tx = entry.row(card, -amount, TxStatus.COMPLETED)
     session.add(tx)
     await session.flush()
-    await apply_debit(session, card, tx)
+    await apply_debit(session, card, tx, spending_hold=spending_hold)
     return tx
 
 
@@ -213,10 +224,63 @@ def ensure_balance(card: GuestCard, amount: int) -> None:
         raise InsufficientPoints(f"The card has {card.balance} points; {amount} were asked for.")
 
 
-async def apply_debit(session: AsyncSession, card: GuestCard, tx: PointTransaction) -> None:
+async def held_points(
+    session: AsyncSession,
+    card_id: uuid.UUID,
+    now: datetime,
+    *,
+    except_hold: uuid.UUID | None = None,
+) -> int:
+    """Points reserved on the card by tills' live holds."""
+    query = select(func.coalesce(func.sum(PointHold.points), 0)).where(
+        PointHold.card_id == card_id,
+        PointHold.status == HoldStatus.ACTIVE,
+        PointHold.expires_at > now,
+    )
+    if except_hold is not None:
+        query = query.where(PointHold.id != except_hold)
+    return int(await session.scalar(query) or 0)
+
+
+async def available(
+    session: AsyncSession,
+    card: GuestCard,
+    now: datetime,
+    *,
+    except_hold: uuid.UUID | None = None,
+) -> int:
+    """What a spend may take now: the balance less other orders' reservations."""
+    held = await held_points(session, card.id, now, except_hold=except_hold)
+    return max(0, card.balance - held)
+
+
+async def ensure_available(
+    session: AsyncSession,
+    card: GuestCard,
+    amount: int,
+    now: datetime,
+    *,
+    spending_hold: uuid.UUID | None = None,
+) -> None:
+    ensure_balance(card, amount)
+    free = await available(session, card, now, except_hold=spending_hold)
+    if free < amount:
+        raise InsufficientPoints(
+            f"The card has {free} points free ({card.balance - free} are held for open "
+            f"orders); {amount} were asked for."
+        )
+
+
+async def apply_debit(
+    session: AsyncSession,
+    card: GuestCard,
+    tx: PointTransaction,
+    *,
+    spending_hold: uuid.UUID | None = None,
+) -> None:
     """Draw a debit row's points from the soonest-expiring lots."""
     amount = -tx.amount
-    ensure_balance(card, amount)
+    await ensure_available(session, card, amount, tx.created_at, spending_hold=spending_hold)
     drawn = await _draw(session, tx, await _open_lots(session, card), amount)
     if drawn != amount:  # the balance cache disagrees with the lots: refuse, loudly
         raise RuntimeError(f"card {card.id}: balance {card.balance} but lots hold {drawn}")

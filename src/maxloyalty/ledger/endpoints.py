@@ -20,6 +20,7 @@ from maxloyalty.kit.clock import utcnow
 from maxloyalty.kit.errors import AppError, NotFound, problem_responses
 from maxloyalty.kit.pagination import Page, PageParams, encode_cursor, page_params
 from maxloyalty.ledger import extras, operations, queries
+from maxloyalty.ledger.idempotency import require_key
 from maxloyalty.ledger.models import TxType
 from maxloyalty.ledger.operations import CashierRequest
 from maxloyalty.ledger.schemas import TransactionOut, TransferRequest
@@ -44,16 +45,6 @@ IdempotencyKey = Annotated[
         description="Required. The same key with the same body replays the first answer.",
     ),
 ]
-
-
-def require_key(idempotency_key: str | None) -> str:
-    if not idempotency_key:
-        raise AppError(
-            "Send an Idempotency-Key header with every operation.",
-            code="idempotency_key_required",
-            status=400,
-        )
-    return idempotency_key
 
 
 @router.post(

@@ -27,6 +27,16 @@ def request_hash(*parts: Any) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+def require_key(idempotency_key: str | None) -> str:
+    if not idempotency_key:
+        raise AppError(
+            "Send an Idempotency-Key header with every operation.",
+            code="idempotency_key_required",
+            status=400,
+        )
+    return idempotency_key
+
+
 @dataclass(frozen=True)
 class Replay:
     status_code: int

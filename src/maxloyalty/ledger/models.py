@@ -162,3 +162,43 @@ class LedgerOperation(UUIDPrimaryKey, TenantOwned, Base):
     status_code: Mapped[int] = mapped_column(default=201)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     created_by: Mapped[uuid.UUID | None]
+
+
+class HoldStatus(enum.StrEnum):
+    ACTIVE = "ACTIVE"
+    COMMITTED = "COMMITTED"
+    CANCELLED = "CANCELLED"
+    EXPIRED = "EXPIRED"
+
+
+class PointHold(UUIDPrimaryKey, TenantOwned, Base):
+    """Points a till reserved for an open order (two-phase redemption). An ACTIVE hold whose
+    `expires_at` has passed reserves nothing, whether or not the sweeper has marked it yet."""
+
+    __tablename__ = "point_holds"
+    __table_args__ = (
+        CheckConstraint("points > 0", name="points_positive"),
+        # One live reservation per order of an integration.
+        Index(
+            "uq_point_holds_active_order",
+            "tenant_id",
+            "integration_id",
+            "order_id",
+            unique=True,
+            postgresql_where=text("status = 'ACTIVE'"),
+        ),
+        Index("ix_point_holds_card_active", "card_id", postgresql_where=text("status = 'ACTIVE'")),
+        Index("ix_point_holds_order", "integration_id", "order_id", "created_at"),
+    )
+
+    card_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("guest_cards.id"))
+    integration_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("pos_integrations.id"))
+    order_id: Mapped[str] = mapped_column(String(64))
+    points: Mapped[int]
+    check_amount: Mapped[int]  # kopecks, as the till saw it when holding
+    status: Mapped[HoldStatus] = mapped_column(
+        str_enum(HoldStatus, "hold_status"), default=HoldStatus.ACTIVE
+    )
+    expires_at: Mapped[datetime]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    closed_at: Mapped[datetime | None]

@@ -97,6 +97,8 @@ class Context:
     ) -> None:
         self.session, self.principal, self.now = session, principal, now
         self.system, self.tenant, self.restaurant = system, tenant, restaurant
+        # The till's hold this operation settles: its points are the ones to spend.
+        self.spending_hold: uuid.UUID | None = None
 
     def expiry(self, activates_at: datetime | None = None) -> datetime:
         start = activates_at or self.now
@@ -283,9 +285,11 @@ async def _sale(
     else:
         redeemed = request.points or 0
         if redeemed:
-            allowed = max_redeemable(ctx.system, card, check)
-            if redeemed > card.balance:
-                core.ensure_balance(card, redeemed)
+            await core.ensure_available(
+                ctx.session, card, redeemed, ctx.now, spending_hold=ctx.spending_hold
+            )
+            free = await core.available(ctx.session, card, ctx.now, except_hold=ctx.spending_hold)
+            allowed = max_redeemable(ctx.system, free, check)
             if redeemed > allowed:
                 raise AppError(
                     f"This check may take at most {allowed} points.",
@@ -294,7 +298,11 @@ async def _sale(
                 )
             rows.append(
                 await core.debit(
-                    ctx.session, card, ctx.entry(op.id, TxType.REDEMPTION, **common), redeemed
+                    ctx.session,
+                    card,
+                    ctx.entry(op.id, TxType.REDEMPTION, **common),
+                    redeemed,
+                    spending_hold=ctx.spending_hold,
                 )
             )
         paid = check - redeemed * KOPECKS_PER_POINT

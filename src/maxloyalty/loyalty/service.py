@@ -213,10 +213,11 @@ def discount_percent(system: LoyaltySystem, level: LoyaltyLevel | None) -> Decim
     return pct
 
 
-def max_redeemable(system: LoyaltySystem, card: GuestCard, check_kopecks: int) -> int:
-    """Points this check may take: a share of the check, never above the balance."""
+def max_redeemable(system: LoyaltySystem, free_points: int, check_kopecks: int) -> int:
+    """Points this check may take: a share of the check, never above the points free to
+    spend (the balance less what other orders hold)."""
     by_share = percent_of(check_kopecks, system.max_redeem_percent) // KOPECKS_PER_POINT
-    return max(0, min(card.balance, by_share))
+    return max(0, min(free_points, by_share))
 
 
 async def spend_for_level(

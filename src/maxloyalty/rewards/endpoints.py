@@ -16,7 +16,8 @@ from maxloyalty.identity.principal import Principal, Role
 from maxloyalty.kit.clock import utcnow
 from maxloyalty.kit.errors import AppError, NotFound, problem_responses
 from maxloyalty.ledger import extras, operations
-from maxloyalty.ledger.endpoints import IdempotencyKey, require_key
+from maxloyalty.ledger.endpoints import IdempotencyKey
+from maxloyalty.ledger.idempotency import require_key
 from maxloyalty.rewards.models import RedemptionItem
 from maxloyalty.rewards.schemas import RedeemRequest, RewardIn, RewardOut, RewardUpdate
 

@@ -1,0 +1,1 @@
+"""Tills: the generic POS API, R-Keeper FarCards, iiko."""

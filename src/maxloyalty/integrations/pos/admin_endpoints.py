@@ -1,0 +1,302 @@
+"""Tenant admins manage their restaurants' till integrations and read what the tills sent."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import select
+
+from maxloyalty.audit.service import record
+from maxloyalty.identity.dependencies import Authorize, TenantSession
+from maxloyalty.identity.principal import Principal, Role
+from maxloyalty.integrations.pos import service
+from maxloyalty.integrations.pos.models import (
+    PosEvent,
+    PosIntegration,
+    PosSync,
+    PosSystem,
+    PosTransaction,
+)
+from maxloyalty.kit.errors import problem_responses
+from maxloyalty.runtime import runtime_of
+
+router = APIRouter(
+    prefix="/api/pos/integrations",
+    tags=["pos"],
+    responses=problem_responses(401, 403, 404, 422),
+)
+Admin = Annotated[Principal, Depends(Authorize(Role.RESTAURANT_ADMIN))]
+Reader = Annotated[Principal, Depends(Authorize(Role.RESTAURANT_ADMIN, Role.MANAGER))]
+LIST_LIMIT = 200
+
+
+class LevelMapping(BaseModel):
+    """R-Keeper's own bonus and discount type numbers for one of our levels."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    bonus: int = Field(default=0, ge=0, le=2**31 - 1)
+    discount: int = Field(default=0, ge=0, le=2**31 - 1)
+
+
+class IntegrationSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    levels: dict[str, LevelMapping] = Field(
+        default={}, max_length=50, description="R-Keeper: level name → bonus/discount numbers"
+    )
+    terminal_group_id: str | None = Field(default=None, max_length=64, description="iiko")
+
+
+class Credentials(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    api_login: str = Field(min_length=1, max_length=200, description="iikoCloud apiLogin")
+    base_url: str | None = Field(
+        default=None, max_length=200, description="iikoCloud address; default: production"
+    )
+
+
+class IntegrationIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    restaurant_id: uuid.UUID
+    system: PosSystem
+    name: str = Field(min_length=1, max_length=120)
+    credentials: Credentials | None = None
+    external_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=128,
+        description="iiko organization id, or the R-Keeper restaurant code",
+    )
+    settings: IntegrationSettings = IntegrationSettings()
+    hold_ttl_seconds: int = Field(default=900, ge=30, le=86400)
+    require_signature: bool = Field(default=False, description="Tills must sign requests")
+
+
+class IntegrationPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(default=None, min_length=1, max_length=120)
+    is_active: bool | None = None
+    credentials: Credentials | None = None
+    external_id: str | None = Field(default=None, min_length=1, max_length=128)
+    settings: IntegrationSettings | None = None
+    hold_ttl_seconds: int | None = Field(default=None, ge=30, le=86400)
+
+
+class IntegrationOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    restaurant_id: uuid.UUID
+    system: PosSystem
+    name: str
+    api_key_id: uuid.UUID
+    has_credentials: bool
+    external_id: str | None
+    settings: dict[str, Any]
+    hold_ttl_seconds: int
+    is_active: bool
+    last_sync_at: datetime | None
+    created_at: datetime
+
+    @classmethod
+    def of(cls, row: PosIntegration) -> IntegrationOut:
+        fields = {name: getattr(row, name) for name in cls.model_fields if hasattr(row, name)}
+        return cls.model_validate(fields | {"has_credentials": row.credentials is not None})
+
+
+class IntegrationSecrets(IntegrationOut):
+    api_key: str = Field(description="mlk_…: shown once; the till authenticates with it")
+    signing_secret: str | None = Field(description="Shown once, when requests are signed")
+    webhook_token: str | None = Field(description="iiko: miw_…, shown once")
+
+
+class RotateIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    require_signature: bool = False
+
+
+class PosTransactionOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    card_id: uuid.UUID | None
+    ledger_operation_id: uuid.UUID | None
+    operation: str
+    order_id: str
+    check_amount: int
+    items: list[dict[str, Any]]
+    payments: list[dict[str, Any]]
+    points_accrued: int
+    points_redeemed: int
+    discount_applied: int
+    status: str
+    error: str | None
+    created_at: datetime
+
+
+class PosEventOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    event_type: str
+    external_id: str | None
+    payload: dict[str, Any]
+    status: str
+    detail: str | None
+    received_at: datetime
+    processed_at: datetime | None
+
+
+class PosSyncOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    direction: str
+    operation: str
+    status: str
+    attempt: int
+    error: str | None
+    result: dict[str, Any]
+    next_retry_at: datetime | None
+    created_at: datetime
+    finished_at: datetime | None
+
+
+def _secrets(issued: service.IssuedIntegration) -> IntegrationSecrets:
+    return IntegrationSecrets(
+        **IntegrationOut.of(issued.integration).model_dump(),
+        api_key=issued.key.key,
+        signing_secret=issued.key.signing_secret,
+        webhook_token=issued.webhook_token,
+    )
+
+
+@router.post("", status_code=201)
+async def create_integration(
+    body: IntegrationIn, admin: Admin, session: TenantSession, request: Request
+) -> IntegrationSecrets:
+    """Connect a till system to a restaurant; the answer carries its secrets, once."""
+    assert admin.tenant_id is not None
+    issued = await service.create(
+        session,
+        runtime_of(request).api_key_key,
+        tenant_id=admin.tenant_id,
+        restaurant_id=body.restaurant_id,
+        system=body.system,
+        name=body.name,
+        credentials=body.credentials.model_dump(exclude_none=True) if body.credentials else None,
+        external_id=body.external_id,
+        settings=body.settings.model_dump(exclude_none=True),
+        hold_ttl_seconds=body.hold_ttl_seconds,
+        require_signature=body.require_signature,
+        created_by=admin.subject,
+    )
+    await session.commit()
+    return _secrets(issued)
+
+
+@router.get("")
+async def list_integrations(_reader: Reader, session: TenantSession) -> list[IntegrationOut]:
+    rows = await session.scalars(select(PosIntegration).order_by(PosIntegration.created_at))
+    return [IntegrationOut.of(r) for r in rows]
+
+
+@router.get("/{integration_id}")
+async def get_integration(
+    integration_id: uuid.UUID, _reader: Reader, session: TenantSession
+) -> IntegrationOut:
+    return IntegrationOut.of(await service.get(session, integration_id))
+
+
+@router.patch("/{integration_id}")
+async def update_integration(
+    integration_id: uuid.UUID, body: IntegrationPatch, _admin: Admin, session: TenantSession
+) -> IntegrationOut:
+    row = await service.get(session, integration_id)
+    changes = body.model_dump(exclude_unset=True, exclude={"credentials"})
+    for name, value in changes.items():
+        setattr(row, name, value)
+    if body.credentials is not None:
+        row.credentials = body.credentials.model_dump_json(exclude_none=True)
+    await session.flush()
+    await record(
+        session,
+        "pos.integration_updated",
+        "pos_integration",
+        row.id,
+        after=changes | {"credentials_changed": body.credentials is not None},
+    )
+    await session.commit()
+    return IntegrationOut.of(row)
+
+
+@router.post("/{integration_id}/rotate-secrets")
+async def rotate_secrets(
+    integration_id: uuid.UUID,
+    body: RotateIn,
+    admin: Admin,
+    session: TenantSession,
+    request: Request,
+) -> IntegrationSecrets:
+    """A new API key (the old one stops working now) and, for iiko, a new webhook token."""
+    row = await service.get(session, integration_id)
+    issued = await service.rotate(
+        session,
+        runtime_of(request).api_key_key,
+        row,
+        require_signature=body.require_signature,
+        created_by=admin.subject,
+    )
+    await session.commit()
+    return _secrets(issued)
+
+
+@router.get("/{integration_id}/transactions")
+async def list_transactions(
+    integration_id: uuid.UUID, _reader: Reader, session: TenantSession
+) -> list[PosTransactionOut]:
+    await service.get(session, integration_id)
+    rows = await session.scalars(
+        select(PosTransaction)
+        .where(PosTransaction.integration_id == integration_id)
+        .order_by(PosTransaction.created_at.desc())
+        .limit(LIST_LIMIT)
+    )
+    return [PosTransactionOut.model_validate(r) for r in rows]
+
+
+@router.get("/{integration_id}/events")
+async def list_events(
+    integration_id: uuid.UUID, _reader: Reader, session: TenantSession
+) -> list[PosEventOut]:
+    await service.get(session, integration_id)
+    rows = await session.scalars(
+        select(PosEvent)
+        .where(PosEvent.integration_id == integration_id)
+        .order_by(PosEvent.received_at.desc())
+        .limit(LIST_LIMIT)
+    )
+    return [PosEventOut.model_validate(r) for r in rows]
+
+
+@router.get("/{integration_id}/syncs")
+async def list_syncs(
+    integration_id: uuid.UUID, _reader: Reader, session: TenantSession
+) -> list[PosSyncOut]:
+    await service.get(session, integration_id)
+    rows = await session.scalars(
+        select(PosSync)
+        .where(PosSync.integration_id == integration_id)
+        .order_by(PosSync.created_at.desc())
+        .limit(LIST_LIMIT)
+    )
+    return [PosSyncOut.model_validate(r) for r in rows]

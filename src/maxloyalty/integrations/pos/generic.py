@@ -1,0 +1,247 @@
+"""The generic POS API: what an iikoFront plugin, a custom till or the cashier page does
+with an order — identify the guest, calculate the check, hold points at the pre-check,
+then commit the closed check or cancel; refund it later.
+
+The till's order id is the check number in the ledger, so an order is posted once
+(`check:{restaurant}:{order}`), whatever Idempotency-Key it comes with; a till that
+re-sends after a timeout gets the first answer.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from maxloyalty.guests.models import GuestCard
+from maxloyalty.guests.service import card_for_guest, ensure_usable
+from maxloyalty.identity.principal import Principal
+from maxloyalty.integrations.pos import service
+from maxloyalty.integrations.pos.checks import CheckLine, Payment, Quote, calculate
+from maxloyalty.integrations.pos.models import PosIntegration
+from maxloyalty.kit.errors import AppError, NotFound
+from maxloyalty.ledger import core, holds
+from maxloyalty.ledger.idempotency import Replay, claim, request_hash
+from maxloyalty.ledger.models import HoldStatus, LedgerOperation, PointHold
+from maxloyalty.ledger.operations import CashierRequest, Context, execute, open_context
+from maxloyalty.loyalty.service import levels_of
+
+OrderId = Field(min_length=1, max_length=64, pattern=r"^[\w.:/-]+$")
+
+
+class CalculateRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    card_id: uuid.UUID
+    lines: list[CheckLine] = Field(min_length=1, max_length=500)
+    points: int | None = Field(default=None, ge=0, le=10**7, description="Points to spend")
+
+
+class HoldRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    card_id: uuid.UUID
+    points: int = Field(gt=0, le=10**7)
+    check_amount: int = Field(gt=0, le=10**10, description="Kopecks")
+    ttl_seconds: int | None = Field(
+        default=None, ge=1, le=86400, description="Default: the integration's"
+    )
+
+
+class CommitRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    card_id: uuid.UUID | None = Field(default=None, description="Default: the held card")
+    amount: int = Field(gt=0, le=10**10, description="The closed check, kopecks")
+    points: int | None = Field(
+        default=None, ge=0, le=10**7, description="Points spent; default: the held points"
+    )
+    lines: list[CheckLine] = Field(default=[], max_length=500)
+    payments: list[Payment] = Field(default=[], max_length=50)
+
+
+class RefundRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    amount: int | None = Field(default=None, gt=0, le=10**10, description="Default: the rest")
+
+
+def hold_out(hold: PointHold, now: datetime) -> dict[str, Any]:
+    status = (
+        HoldStatus.EXPIRED
+        if hold.status is HoldStatus.ACTIVE and not holds.is_live(hold, now)
+        else hold.status
+    )
+    return {
+        "hold_id": str(hold.id),
+        "order_id": hold.order_id,
+        "card_id": str(hold.card_id),
+        "points": hold.points,
+        "status": status.value,
+        "expires_at": hold.expires_at.isoformat(),
+    }
+
+
+async def _card(session: AsyncSession, card_id: uuid.UUID) -> GuestCard:
+    card = await session.get(GuestCard, card_id)
+    if card is None:
+        raise NotFound("No such card.", code="card_not_found")
+    return card
+
+
+async def quote(
+    session: AsyncSession,
+    principal: Principal,
+    integration: PosIntegration,
+    body: CalculateRequest,
+    now: datetime,
+) -> dict[str, Any]:
+    ctx = await open_context(session, principal, integration.restaurant_id, now)
+    card = await _program_card(ctx, body.card_id)
+    ensure_usable(card)
+    levels = await levels_of(session, ctx.system.id)
+    level = next((lv for lv in levels if lv.id == card.level_id), None)
+    free = await core.available(session, card, now)
+    return await calculate(session, Quote(ctx.system, card, level, body.lines, free), body.points)
+
+
+async def _program_card(ctx: Context, card_id: uuid.UUID) -> GuestCard:
+    found = await _card(ctx.session, card_id)
+    # The programme decides which card a guest uses here (one per network or per restaurant).
+    card = await card_for_guest(ctx.session, ctx.system, found.user_id, ctx.restaurant.id)
+    if card.id != card_id:
+        raise NotFound("This card is not used in this restaurant.", code="card_not_found")
+    return card
+
+
+async def _locked_card(ctx: Context, card_id: uuid.UUID) -> GuestCard:
+    card = await _program_card(ctx, card_id)
+    locked = await core.lock_card(ctx.session, card.id)
+    ensure_usable(locked)
+    await core.settle_due(ctx.session, locked, ctx.now)
+    return locked
+
+
+async def hold(
+    ctx: Context,
+    integration: PosIntegration,
+    order_id: str,
+    body: HoldRequest,
+    idempotency_key: str,
+) -> tuple[int, dict[str, Any]]:
+    claimed = await claim(
+        ctx.session,
+        integration.tenant_id,
+        kind="HOLD",
+        fingerprint=request_hash(order_id, body.model_dump(mode="json")),
+        idempotency_key=idempotency_key,
+        created_by=ctx.principal.subject,
+    )
+    if isinstance(claimed, Replay):
+        return claimed.status_code, claimed.response
+    card = await _locked_card(ctx, body.card_id)
+    placed = await holds.place(
+        ctx.session,
+        ctx.system,
+        card,
+        integration_id=integration.id,
+        order_id=order_id,
+        points=body.points,
+        check_amount=body.check_amount,
+        ttl=timedelta(seconds=body.ttl_seconds or integration.hold_ttl_seconds),
+        now=ctx.now,
+    )
+    answer = hold_out(placed, ctx.now) | {
+        "balance": card.balance,
+        "available": await core.available(ctx.session, card, ctx.now),
+    }
+    claimed.card_id, claimed.response, claimed.status_code = card.id, answer, 201
+    await ctx.session.flush()
+    return 201, answer
+
+
+async def cancel(
+    session: AsyncSession, integration: PosIntegration, order_id: str, now: datetime
+) -> dict[str, Any]:
+    return hold_out(await holds.cancel(session, integration.id, order_id, now), now)
+
+
+async def commit(
+    ctx: Context,
+    integration: PosIntegration,
+    order_id: str,
+    body: CommitRequest,
+    idempotency_key: str,
+) -> tuple[int, dict[str, Any]]:
+    """Post the closed check; the points spent default to what the order held. A hold that
+    ran out is no longer a reservation, but its points are still spent if they are free."""
+    held = await holds.latest_hold(ctx.session, integration.id, order_id, lock=True)
+    if held is not None and held.status is HoldStatus.CANCELLED:
+        held = None
+    card_id = body.card_id or (held.card_id if held else None)
+    if card_id is None:
+        raise AppError(
+            "Name the card: this order holds no points.", code="card_required", status=422
+        )
+    points = body.points if body.points is not None else (held.points if held else 0)
+    live = held is not None and held.card_id == card_id and holds.is_live(held, ctx.now)
+    if live:
+        assert held is not None
+        ctx.spending_hold = held.id
+    card = await _program_card(ctx, card_id)
+    request = CashierRequest(
+        type="REDEMPTION" if points else "SALE",
+        restaurant_id=integration.restaurant_id,
+        amount=body.amount,
+        points=points or None,
+        check_number=order_id,
+    )
+    status, answer = await execute(ctx, card.user_id, request, idempotency_key)
+    if held is not None and held.status is HoldStatus.ACTIVE and live:
+        holds.settle(held, ctx.now)
+    await service.record_check(
+        ctx.session,
+        integration,
+        answer,
+        order_id=order_id,
+        check_amount=body.amount,
+        items=[line.model_dump(mode="json") for line in body.lines],
+        payments=[p.model_dump(mode="json") for p in body.payments],
+    )
+    return status, answer
+
+
+async def refund(
+    ctx: Context,
+    integration: PosIntegration,
+    order_id: str,
+    body: RefundRequest,
+    idempotency_key: str,
+) -> tuple[int, dict[str, Any]]:
+    posted = await ctx.session.scalar(
+        select(LedgerOperation.card_id).where(
+            LedgerOperation.business_key == f"check:{integration.restaurant_id}:{order_id}"
+        )
+    )
+    if posted is None:
+        raise NotFound("No such check.", code="check_not_found")
+    card = await _card(ctx.session, posted)
+    request = CashierRequest(
+        type="REFUND",
+        restaurant_id=integration.restaurant_id,
+        amount=body.amount,
+        check_number=order_id,
+    )
+    status, answer = await execute(ctx, card.user_id, request, idempotency_key)
+    await service.record_check(
+        ctx.session,
+        integration,
+        answer,
+        order_id=order_id,
+        check_amount=answer.get("refunded_amount", 0),
+    )
+    return status, answer

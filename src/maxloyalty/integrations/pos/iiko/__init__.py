@@ -1,0 +1,1 @@
+"""iiko: the iikoCloud API client and the iikoTransport webhook receiver."""

@@ -1,0 +1,244 @@
+"""Till integrations: creating them with their secrets, finding the one behind a call, and
+recording the checks they post.
+
+Every integration owns an API key (role SYSTEM, confined to its restaurant): the generic POS
+API and the R-Keeper server authenticate with it. An iiko integration also has a webhook
+token, `miw_<tenant hex>_<secret>`, which we register with iikoCloud and iiko sends back
+with every event; the tenant part lets the receiver look it up under that tenant's
+row-level security. Secrets are shown once.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import secrets
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from maxloyalty.audit.service import record
+from maxloyalty.identity.api_keys import IssuedKey, create_key, key_hash, revoke_key
+from maxloyalty.identity.principal import Principal, Role
+from maxloyalty.integrations.pos.models import (
+    PosIntegration,
+    PosSystem,
+    PosTransaction,
+    PosTransactionStatus,
+)
+from maxloyalty.kit.errors import Forbidden, NotFound, Unauthorized
+from maxloyalty.network.models import Restaurant
+
+WEBHOOK_TOKEN_PREFIX = "miw_"  # noqa: S105 - a prefix, not a secret
+
+
+@dataclass(frozen=True)
+class IssuedIntegration:
+    integration: PosIntegration
+    key: IssuedKey
+    webhook_token: str | None
+
+
+def _webhook_token(tenant_id: uuid.UUID) -> str:
+    return f"{WEBHOOK_TOKEN_PREFIX}{tenant_id.hex}_{secrets.token_urlsafe(32)}"
+
+
+def tenant_of_webhook_token(token: str) -> uuid.UUID:
+    try:
+        tenant_hex, _ = token.removeprefix(WEBHOOK_TOKEN_PREFIX).split("_", 1)
+        return uuid.UUID(hex=tenant_hex)
+    except ValueError as exc:
+        raise Unauthorized("The webhook token is invalid.", code="invalid_webhook_token") from exc
+
+
+async def _issue(
+    session: AsyncSession,
+    hmac_key: bytes,
+    integration: PosIntegration,
+    *,
+    require_signature: bool,
+    created_by: uuid.UUID | None,
+) -> tuple[IssuedKey, str | None]:
+    key = await create_key(
+        session,
+        hmac_key,
+        tenant_id=integration.tenant_id,
+        name=f"POS: {integration.name}"[:120],
+        restaurant_ids=[integration.restaurant_id],
+        require_signature=require_signature,
+        created_by=created_by,
+    )
+    integration.api_key_id = key.api_key.id
+    token = None
+    if integration.system is PosSystem.IIKO:
+        token = _webhook_token(integration.tenant_id)
+        integration.webhook_secret = token
+        integration.webhook_secret_hash = key_hash(hmac_key, token)
+    return key, token
+
+
+async def create(
+    session: AsyncSession,
+    hmac_key: bytes,
+    *,
+    tenant_id: uuid.UUID,
+    restaurant_id: uuid.UUID,
+    system: PosSystem,
+    name: str,
+    credentials: dict[str, str] | None,
+    external_id: str | None,
+    settings: dict[str, Any],
+    hold_ttl_seconds: int,
+    require_signature: bool,
+    created_by: uuid.UUID | None,
+) -> IssuedIntegration:
+    if await session.get(Restaurant, restaurant_id) is None:
+        raise NotFound("No such restaurant.", code="restaurant_not_found")
+    integration = PosIntegration(
+        id=uuid.uuid4(),
+        tenant_id=tenant_id,
+        restaurant_id=restaurant_id,
+        system=system,
+        name=name,
+        credentials=json.dumps(credentials) if credentials else None,
+        external_id=external_id,
+        settings=settings,
+        hold_ttl_seconds=hold_ttl_seconds,
+    )
+    key, token = await _issue(
+        session, hmac_key, integration, require_signature=require_signature, created_by=created_by
+    )
+    session.add(integration)
+    await session.flush()
+    await record(
+        session,
+        "pos.integration_created",
+        "pos_integration",
+        integration.id,
+        after={"system": system.value, "restaurant_id": str(restaurant_id), "name": name},
+    )
+    return IssuedIntegration(integration, key, token)
+
+
+async def rotate(
+    session: AsyncSession,
+    hmac_key: bytes,
+    integration: PosIntegration,
+    *,
+    require_signature: bool,
+    created_by: uuid.UUID | None,
+) -> IssuedIntegration:
+    """New API key (the old one is revoked at once) and, for iiko, a new webhook token,
+    which must then be registered with iikoCloud again."""
+    await revoke_key(session, integration.api_key_id)
+    key, token = await _issue(
+        session, hmac_key, integration, require_signature=require_signature, created_by=created_by
+    )
+    await session.flush()
+    await record(session, "pos.integration_secrets_rotated", "pos_integration", integration.id)
+    return IssuedIntegration(integration, key, token)
+
+
+async def get(session: AsyncSession, integration_id: uuid.UUID) -> PosIntegration:
+    integration = await session.get(PosIntegration, integration_id)
+    if integration is None:
+        raise NotFound("No such POS integration.", code="pos_integration_not_found")
+    return integration
+
+
+def credentials_of(integration: PosIntegration) -> dict[str, str]:
+    return dict(json.loads(integration.credentials)) if integration.credentials else {}
+
+
+def _usable(integration: PosIntegration | None) -> PosIntegration:
+    if integration is None:
+        raise Forbidden(
+            "This API key belongs to no POS integration.", code="pos_integration_required"
+        )
+    if not integration.is_active:
+        raise Forbidden("This POS integration is switched off.", code="pos_integration_inactive")
+    return integration
+
+
+async def of_caller(
+    session: AsyncSession, principal: Principal, system: PosSystem | None = None
+) -> PosIntegration:
+    """The integration whose API key made this call."""
+    integration = _usable(
+        await session.scalar(
+            select(PosIntegration).where(PosIntegration.api_key_id == principal.subject)
+        )
+    )
+    if system is not None and integration.system is not system:
+        raise Forbidden(
+            f"This endpoint is for {system.value} integrations.", code="pos_system_mismatch"
+        )
+    return integration
+
+
+async def of_webhook_token(session: AsyncSession, hmac_key: bytes, token: str) -> PosIntegration:
+    """The iiko integration a webhook token belongs to; `session` bound to its tenant."""
+    integration = await session.scalar(
+        select(PosIntegration).where(
+            PosIntegration.webhook_secret_hash == key_hash(hmac_key, token)
+        )
+    )
+    # The lookup was by a keyed hash; the stored token is still compared in constant time.
+    if integration is None or not hmac.compare_digest(
+        (integration.webhook_secret or "").encode(), token.encode()
+    ):
+        raise Unauthorized("The webhook token is invalid.", code="invalid_webhook_token")
+    return _usable(integration)
+
+
+def principal_of(integration: PosIntegration) -> Principal:
+    """The caller an integration's inbound events act as: its own API key's identity, so
+    idempotency keys share one namespace whichever way the till reaches us."""
+    return Principal(
+        subject=integration.api_key_id,
+        role=Role.SYSTEM,
+        tenant_id=integration.tenant_id,
+        restaurant_ids=frozenset({integration.restaurant_id}),
+    )
+
+
+async def record_check(
+    session: AsyncSession,
+    integration: PosIntegration,
+    answer: dict[str, Any],
+    *,
+    order_id: str,
+    check_amount: int,
+    items: list[dict[str, Any]] | None = None,
+    payments: list[dict[str, Any]] | None = None,
+    raw: str | None = None,
+    discount: int = 0,
+) -> None:
+    """Keep what the till sent next to what the ledger made of it; once per operation, so
+    a re-sent check adds nothing."""
+    await session.execute(
+        insert(PosTransaction)
+        .values(
+            id=uuid.uuid4(),
+            tenant_id=integration.tenant_id,
+            integration_id=integration.id,
+            card_id=uuid.UUID(answer["card_id"]),
+            ledger_operation_id=uuid.UUID(answer["operation_id"]),
+            operation=answer["type"],
+            order_id=order_id,
+            check_number=order_id,
+            check_amount=check_amount,
+            items=items or [],
+            payments=payments or [],
+            raw=raw,
+            points_accrued=answer.get("accrued", 0),
+            points_redeemed=answer.get("redeemed", 0),
+            discount_applied=discount or answer.get("discount", 0),
+            status=PosTransactionStatus.PROCESSED,
+        )
+        .on_conflict_do_nothing(index_elements=["ledger_operation_id"])
+    )

@@ -1,0 +1,141 @@
+"""The generic POS API, called by tills with their integration's API key."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from maxloyalty.guests.identify import identify
+from maxloyalty.guests.schemas import IdentifyRequest
+from maxloyalty.identity.dependencies import Authorize, TenantSession
+from maxloyalty.identity.principal import Principal, Role
+from maxloyalty.integrations.pos import generic, service
+from maxloyalty.integrations.pos.generic import (
+    CalculateRequest,
+    CommitRequest,
+    HoldRequest,
+    RefundRequest,
+)
+from maxloyalty.kit.clock import utcnow
+from maxloyalty.kit.errors import problem_responses
+from maxloyalty.ledger.endpoints import IdempotencyKey
+from maxloyalty.ledger.idempotency import require_key
+from maxloyalty.ledger.operations import open_context
+from maxloyalty.runtime import runtime_of
+
+router = APIRouter(
+    prefix="/api/pos/v1",
+    tags=["pos"],
+    responses=problem_responses(400, 401, 403, 404, 409, 422),
+)
+Till = Annotated[Principal, Depends(Authorize(Role.SYSTEM))]
+OrderId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[\w.:/-]+$")]
+
+
+class PosIdentifyRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    qr: str | None = Field(default=None, max_length=200)
+    code: str | None = Field(default=None, pattern=r"^\d{6}$")
+    phone: str | None = Field(default=None, max_length=32)
+    card_number: str | None = Field(default=None, pattern=r"^\d{1,6}$")
+    check_amount: int | None = Field(default=None, gt=0, le=10**10, description="Kopecks")
+
+    @model_validator(mode="after")
+    def _one_identifier(self) -> PosIdentifyRequest:
+        given = [x for x in (self.qr, self.code, self.phone, self.card_number) if x is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one of qr, code, phone, card_number")
+        return self
+
+
+@router.post("/identify", responses=problem_responses(429))
+async def pos_identify(
+    body: PosIdentifyRequest, principal: Till, session: TenantSession, request: Request
+) -> dict[str, Any]:
+    """The guest by QR payload, 6-digit code, phone or card number (the card number a till
+    reads is the card's 6-digit code): level, balance, points free to spend, discount and
+    this check's limit."""
+    integration = await service.of_caller(session, principal)
+    runtime = runtime_of(request)
+    lookup = IdentifyRequest(
+        restaurant_id=integration.restaurant_id,
+        qr=body.qr,
+        code=body.code or (body.card_number.zfill(6) if body.card_number else None),
+        phone=body.phone,
+        check_amount=body.check_amount,
+    )
+    return await identify(session, principal, runtime.limiter, runtime.settings, runtime.qr, lookup)
+
+
+@router.post("/calculate")
+async def pos_calculate(
+    body: CalculateRequest, principal: Till, session: TenantSession
+) -> dict[str, Any]:
+    """Discount, points the check may take, points it would earn; nothing is written."""
+    integration = await service.of_caller(session, principal)
+    return await generic.quote(session, principal, integration, body, utcnow())
+
+
+@router.post("/orders/{order_id}/hold", status_code=201)
+async def pos_hold(
+    order_id: OrderId,
+    body: HoldRequest,
+    principal: Till,
+    session: TenantSession,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
+    """Reserve points for the order until `expires_at`; a new hold replaces the order's
+    previous one."""
+    key = require_key(idempotency_key)
+    integration = await service.of_caller(session, principal)
+    ctx = await open_context(session, principal, integration.restaurant_id, utcnow())
+    status, answer = await generic.hold(ctx, integration, order_id, body, key)
+    await session.commit()
+    return JSONResponse(answer, status_code=status)
+
+
+@router.post("/orders/{order_id}/cancel")
+async def pos_cancel(order_id: OrderId, principal: Till, session: TenantSession) -> dict[str, Any]:
+    """Release the order's hold (the guest paid otherwise, or the order was voided)."""
+    integration = await service.of_caller(session, principal)
+    answer = await generic.cancel(session, integration, order_id, utcnow())
+    await session.commit()
+    return answer
+
+
+@router.post("/orders/{order_id}/commit", status_code=201)
+async def pos_commit(
+    order_id: OrderId,
+    body: CommitRequest,
+    principal: Till,
+    session: TenantSession,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
+    """Post the closed check: spend the held points, accrue on what was paid with money."""
+    key = require_key(idempotency_key)
+    integration = await service.of_caller(session, principal)
+    ctx = await open_context(session, principal, integration.restaurant_id, utcnow())
+    status, answer = await generic.commit(ctx, integration, order_id, body, key)
+    await session.commit()
+    return JSONResponse(answer, status_code=status)
+
+
+@router.post("/orders/{order_id}/refund", status_code=201)
+async def pos_refund(
+    order_id: OrderId,
+    body: RefundRequest,
+    principal: Till,
+    session: TenantSession,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
+    """Refund the order's check, whole or `amount` kopecks of it."""
+    key = require_key(idempotency_key)
+    integration = await service.of_caller(session, principal)
+    ctx = await open_context(session, principal, integration.restaurant_id, utcnow())
+    status, answer = await generic.refund(ctx, integration, order_id, body, key)
+    await session.commit()
+    return JSONResponse(answer, status_code=status)

@@ -1,0 +1,229 @@
+"""The generic POS API, as a till talks to it: identify, calculate, hold → commit or
+cancel or expiry, refund."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from maxloyalty.integrations.pos import checks
+from maxloyalty.integrations.pos.models import PosTransaction
+from maxloyalty.kit.clock import utcnow
+from maxloyalty.ledger.holds import expire_due
+from maxloyalty.ledger.models import HoldStatus, PointHold
+from maxloyalty.runtime import Runtime
+from tests.integrations.pos.conftest import Till, TillFactory
+
+LINES = [
+    {"code": "101", "name": "Борщ", "category": "Супы", "price": 45000, "quantity": "2"},
+    {"code": "202", "name": "Чай", "category": "Напитки", "price": 10000, "quantity": "1"},
+]  # 1000 rubles
+
+
+async def _ready(make_till: TillFactory, points: int = 500) -> Till:
+    till = await make_till()
+    if points:
+        await till.credit(points)
+    return till
+
+
+async def _identify(till: Till) -> dict[str, Any]:
+    answer = await till.call("/identify", {"code": till.shop.card.code, "check_amount": 100000})
+    assert answer.status_code == 200, answer.text
+    data: dict[str, Any] = answer.json()
+    return data
+
+
+async def test_identify_by_code_and_by_card_number(make_till: TillFactory) -> None:
+    till = await _ready(make_till)
+    data = await _identify(till)
+    assert data["card_id"] == str(till.shop.card.id)
+    assert (data["balance"], data["available"], data["max_redeemable"]) == (500, 500, 500)
+    assert data["level"]["name"] == "BRONZE"
+    by_number = await till.call("/identify", {"card_number": till.shop.card.code.lstrip("0")})
+    assert by_number.json()["card_id"] == str(till.shop.card.id)
+    two = await till.call("/identify", {"code": till.shop.card.code, "phone": "+79250000000"})
+    assert two.status_code == 422
+
+
+async def test_calculate_quotes_without_writing(
+    make_till: TillFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    till = await _ready(make_till)
+    body = {"card_id": str(till.shop.card.id), "lines": LINES, "points": 200}
+    answer = await till.call("/calculate", body)
+    assert answer.status_code == 200, answer.text
+    quote = answer.json()
+    assert quote["check_amount"] == 100000
+    assert quote["max_redeemable"] == 500  # half the check, within the balance
+    assert quote["points_to_spend"] == 200
+    assert quote["paid_amount"] == 80000
+    assert quote["accrual"] == 40  # BRONZE 5 % of 800 rubles
+    assert quote["effects"] == []
+
+    async def ten_percent_off_soup(_session: object, q: checks.Quote) -> list[checks.Effect]:
+        soup = sum(line.total for line in q.lines if line.category == "Супы")
+        return [checks.Effect("campaign:soup", "Soup −10 %", discount=soup // 10)]
+
+    monkeypatch.setattr(checks, "EFFECT_SOURCES", [ten_percent_off_soup])
+    quote = (await till.call("/calculate", body)).json()
+    assert quote["discount"] == 9000
+    assert quote["paid_amount"] == 100000 - 9000 - 20000
+    assert quote["effects"][0]["source"] == "campaign:soup"
+    assert (await _identify(till))["balance"] == 500
+
+
+async def test_hold_then_commit_spends_the_held_points_once(
+    make_till: TillFactory, runtime: Runtime
+) -> None:
+    till = await _ready(make_till)
+    card = str(till.shop.card.id)
+    held = await till.call(
+        "/orders/A-1/hold", {"card_id": card, "points": 300, "check_amount": 100000}, key="h1"
+    )
+    assert held.status_code == 201, held.text
+    assert (held.json()["status"], held.json()["available"]) == ("ACTIVE", 200)
+    # The held points are not free for anything else, a cashier's manual debit included.
+    spend = await till.shop.post(
+        {"type": "MANUAL", "points": -300, "reason": "try to take held points"}
+    )
+    assert spend.status_code == 409, spend.text
+    assert spend.json()["code"] == "insufficient_points"
+    assert (await _identify(till))["available"] == 200
+
+    commit = {"amount": 100000, "lines": LINES, "payments": [{"type": "cash", "amount": 70000}]}
+    first = await till.call("/orders/A-1/commit", commit, key="c1")
+    assert first.status_code == 201, first.text
+    posted = first.json()
+    assert (posted["redeemed"], posted["accrued"], posted["balance"]) == (300, 35, 235)
+    # The till timed out and sends again, even with a new key: the first answer, nothing twice.
+    again = await till.call("/orders/A-1/commit", commit, key="c2")
+    assert again.status_code == 201
+    assert again.json()["operation_id"] == posted["operation_id"]
+    data = await _identify(till)
+    assert (data["balance"], data["available"]) == (235, 235)
+    async with runtime.db.session(till.shop.tenant.id) as session:
+        hold = await session.scalar(select(PointHold).where(PointHold.order_id == "A-1"))
+        records = list(await session.scalars(select(PosTransaction)))
+    assert hold is not None
+    assert hold.status is HoldStatus.COMMITTED
+    assert len(records) == 1
+    assert records[0].items[0]["name"] == "Борщ"
+    assert (records[0].points_redeemed, records[0].points_accrued) == (300, 35)
+    changed = await till.call("/orders/A-1/commit", commit | {"amount": 90000}, key="c3")
+    assert changed.status_code == 409
+    assert changed.json()["code"] == "check_already_posted"
+
+
+async def test_a_hold_expires_and_frees_its_points(
+    make_till: TillFactory, runtime: Runtime
+) -> None:
+    till = await _ready(make_till)
+    body = {"card_id": str(till.shop.card.id), "points": 400, "check_amount": 100000}
+    held = await till.call("/orders/B-7/hold", body | {"ttl_seconds": 1}, key="h")
+    assert held.status_code == 201, held.text
+    assert (await _identify(till))["available"] == 100
+    await asyncio.sleep(1.2)
+    # Free again the moment the hold ran out, before any sweeper has run.
+    assert (await _identify(till))["available"] == 500
+    assert await expire_due(runtime.db, utcnow()) == 1
+    cancelled = await till.call("/orders/B-7/cancel")
+    assert cancelled.status_code == 200
+    assert cancelled.json()["status"] == "EXPIRED"
+    # A commit after the hold ran out still spends the points, if they are free.
+    commit = await till.call("/orders/B-7/commit", {"amount": 100000}, key="c")
+    assert commit.status_code == 201, commit.text
+    assert commit.json()["redeemed"] == 400
+
+
+async def test_a_new_hold_replaces_the_orders_hold_and_cancel_releases_it(
+    make_till: TillFactory,
+) -> None:
+    till = await _ready(make_till)
+    card = str(till.shop.card.id)
+    first = await till.call(
+        "/orders/C/hold", {"card_id": card, "points": 100, "check_amount": 100000}, key="1"
+    )
+    second = await till.call(
+        "/orders/C/hold", {"card_id": card, "points": 250, "check_amount": 100000}, key="2"
+    )
+    assert second.json()["available"] == 250
+    assert first.json()["hold_id"] != second.json()["hold_id"]
+    replay = await till.call(
+        "/orders/C/hold", {"card_id": card, "points": 100, "check_amount": 100000}, key="1"
+    )
+    assert replay.json() == first.json()  # the original answer, nothing held again
+    assert (await _identify(till))["available"] == 250
+    cancelled = await till.call("/orders/C/cancel")
+    assert cancelled.json()["status"] == "CANCELLED"
+    assert (await till.call("/orders/C/cancel")).json()["status"] == "CANCELLED"
+    assert (await _identify(till))["available"] == 500
+    missing = await till.call("/orders/nothing-here/cancel")
+    assert (missing.status_code, missing.json()["code"]) == (404, "hold_not_found")
+    too_many = await till.call(
+        "/orders/D/hold", {"card_id": card, "points": 501, "check_amount": 500000}, key="3"
+    )
+    assert too_many.json()["code"] == "insufficient_points"
+    over_limit = await till.call(
+        "/orders/D/hold", {"card_id": card, "points": 400, "check_amount": 10000}, key="4"
+    )
+    assert over_limit.json()["code"] == "redemption_limit_exceeded"
+
+
+async def test_parallel_holds_never_reserve_more_than_the_balance(make_till: TillFactory) -> None:
+    till = await _ready(make_till, points=1000)
+    card = str(till.shop.card.id)
+
+    async def hold(n: int) -> int:
+        answer = await till.call(
+            f"/orders/P{n}/hold",
+            {"card_id": card, "points": 300, "check_amount": 1000000},
+            key=f"p{n}",
+        )
+        return answer.status_code
+
+    codes = await asyncio.gather(*(hold(n) for n in range(8)))
+    assert sorted(codes) == [201, 201, 201, 409, 409, 409, 409, 409]
+    assert (await _identify(till))["available"] == 100
+
+
+async def test_refund_by_order_partial_then_rest(make_till: TillFactory) -> None:
+    till = await _ready(make_till, points=0)
+    commit = await till.call(
+        "/orders/R-1/commit", {"card_id": str(till.shop.card.id), "amount": 200000}, key="c"
+    )
+    assert commit.json()["accrued"] == 100
+    part = await till.call("/orders/R-1/refund", {"amount": 50000}, key="r1")
+    assert part.status_code == 201, part.text
+    assert (part.json()["reversed_points"], part.json()["balance"]) == (25, 75)
+    rest = await till.call("/orders/R-1/refund", {}, key="r2")
+    assert (rest.json()["refunded_amount"], rest.json()["balance"]) == (150000, 0)
+    more = await till.call("/orders/R-1/refund", {}, key="r3")
+    assert more.json()["code"] == "refund_exceeds_check"
+    unknown = await till.call("/orders/R-404/refund", {}, key="r4")
+    assert (unknown.status_code, unknown.json()["code"]) == (404, "check_not_found")
+
+
+async def test_only_a_live_integration_key_may_call(make_till: TillFactory) -> None:
+    till = await _ready(make_till)
+    body = {"code": till.shop.card.code}
+    as_cashier = await till.client.post(
+        "/api/pos/v1/identify", json=body, headers=till.shop.cashier
+    )
+    assert as_cashier.status_code == 403
+    no_key = await till.call(
+        "/orders/X/hold", {"card_id": str(uuid.uuid4()), "points": 1, "check_amount": 100}
+    )
+    assert no_key.json()["code"] == "idempotency_key_required"
+    switched_off = await till.client.patch(
+        f"/api/pos/integrations/{till.integration['id']}",
+        json={"is_active": False},
+        headers=till.admin,
+    )
+    assert switched_off.status_code == 200
+    refused = await till.call("/identify", body)
+    assert (refused.status_code, refused.json()["code"]) == (403, "pos_integration_inactive")
