@@ -1,0 +1,81 @@
+"""The FarCards HTTP/XML server R-Keeper calls, one path per call:
+`POST /api/pos/rkeeper/{GetCardInfoEx|FindAccountsByKind|TransactionsEx}`, authenticated
+with the integration's API key."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import structlog
+from fastapi import APIRouter, Depends, Path, Request
+from fastapi.responses import Response
+
+from maxloyalty.identity.dependencies import Authorize, TenantSession
+from maxloyalty.identity.principal import Principal, Role
+from maxloyalty.integrations.pos import rkeeper, service
+from maxloyalty.integrations.pos.models import PosSystem
+from maxloyalty.kit.clock import utcnow
+from maxloyalty.kit.errors import AppError, NotFound, problem_responses
+from maxloyalty.ledger.operations import open_context
+from maxloyalty.runtime import runtime_of
+
+log = structlog.get_logger(__name__)
+router = APIRouter(tags=["pos"], responses=problem_responses(400, 401, 403, 404, 413))
+Till = Annotated[Principal, Depends(Authorize(Role.SYSTEM))]
+MAX_BODY = 1 << 20
+XML_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/xml": {"schema": {"type": "string"}}},
+    }
+}
+
+
+@router.post(
+    "/api/pos/rkeeper/{call}",
+    response_class=Response,
+    responses={200: {"content": {"application/xml": {"schema": {"type": "string"}}}}},
+    openapi_extra=XML_BODY,
+)
+async def farcards(
+    call: Annotated[str, Path(max_length=40, pattern=r"^[A-Za-z]+$")],
+    request: Request,
+    principal: Till,
+    session: TenantSession,
+) -> Response:
+    """Card lookup (`GetCardInfoEx`, `FindAccountsByKind` kind 3 = QR) and closed checks
+    (`TransactionsEx`, all or nothing; a re-sent check answers Result="0" again)."""
+    name = next((c for c in rkeeper.CALLS if c.lower() == call.lower()), None)
+    if name is None:
+        raise NotFound(f"FarCards call {call} is not served here.", code="unknown_call")
+    integration = await service.of_caller(session, principal, PosSystem.RKEEPER)
+    body = await request.body()
+    if len(body) > MAX_BODY:
+        raise AppError("The request is too large.", code="payload_too_large", status=413)
+    root = rkeeper.parse(body)
+    now = utcnow()
+    ctx = await open_context(session, principal, integration.restaurant_id, now)
+    if name == "GetCardInfoEx":
+        query = rkeeper.query_of(root)
+        card = await rkeeper.card_by_number(session, ctx.system, rkeeper.required(query, "Card"))
+        content = (
+            rkeeper.answer(name, 1)
+            if card is None
+            else await rkeeper.card_info(session, integration, ctx.system, card, now)
+        )
+    elif name == "FindAccountsByKind":
+        content = await rkeeper.find_by_qr(
+            session, ctx.system, runtime_of(request).qr, rkeeper.query_of(root)
+        )
+    else:
+        integration_id = integration.id  # the rollback below expires the loaded rows
+        try:
+            await rkeeper.post_check(ctx, integration, root, body.decode("utf-8", "replace"))
+        except rkeeper.Refused as refused:
+            await session.rollback()
+            log.info("rkeeper_check_refused", integration=str(integration_id), why=str(refused))
+            content = rkeeper.answer(name, 1, ErrorText=str(refused)[:255])
+        else:
+            await session.commit()
+            content = rkeeper.answer(name, 0)
+    return Response(content, media_type="application/xml; charset=utf-8")
