@@ -18,6 +18,7 @@ from maxloyalty.identity.auth_endpoints import router as auth_router
 from maxloyalty.identity.me_endpoints import router as me_router
 from maxloyalty.identity.staff_endpoints import router as staff_router
 from maxloyalty.integrations.pos.admin_endpoints import router as pos_admin_router
+from maxloyalty.integrations.pos.iiko.endpoints import router as iiko_router
 from maxloyalty.integrations.pos.rkeeper_endpoints import router as rkeeper_router
 from maxloyalty.integrations.pos.till_endpoints import router as pos_till_router
 from maxloyalty.integrations.webhooks.endpoints import router as webhooks_router
@@ -83,6 +84,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         pos_admin_router,
         pos_till_router,
         rkeeper_router,
+        iiko_router,
         platform_router,
     ):
         app.include_router(router)

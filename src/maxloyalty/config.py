@@ -77,6 +77,9 @@ class Settings(BaseSettings):
     twilio_messaging_service_sid: str | None = None
     sms_base_url: str | None = None
 
+    public_url: str = Field(
+        default="http://127.0.0.1:8000", description="Where tills' vendors reach us (iiko webhooks)"
+    )
     webhooks_allow_private: bool = False
     webhook_retry_schedule: list[int] = [5, 300, 1800, 7200, 18000, 36000, 50400, 72000, 86400]
 

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
 from maxloyalty.audit.service import record
+from maxloyalty.identity.api_keys import cache_key
 from maxloyalty.identity.dependencies import Authorize, TenantSession
 from maxloyalty.identity.principal import Principal, Role
 from maxloyalty.integrations.pos import service
@@ -257,6 +258,8 @@ async def rotate_secrets(
         created_by=admin.subject,
     )
     await session.commit()
+    if issued.revoked_key_hash:
+        await runtime_of(request).cache.delete(cache_key(issued.revoked_key_hash))
     return _secrets(issued)
 
 

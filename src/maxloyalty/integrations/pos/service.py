@@ -41,6 +41,7 @@ class IssuedIntegration:
     integration: PosIntegration
     key: IssuedKey
     webhook_token: str | None
+    revoked_key_hash: str | None = None  # a rotated-out key, to forget from the cache
 
 
 def _webhook_token(tenant_id: uuid.UUID) -> str:
@@ -134,13 +135,13 @@ async def rotate(
 ) -> IssuedIntegration:
     """New API key (the old one is revoked at once) and, for iiko, a new webhook token,
     which must then be registered with iikoCloud again."""
-    await revoke_key(session, integration.api_key_id)
+    old = await revoke_key(session, integration.api_key_id)
     key, token = await _issue(
         session, hmac_key, integration, require_signature=require_signature, created_by=created_by
     )
     await session.flush()
     await record(session, "pos.integration_secrets_rotated", "pos_integration", integration.id)
-    return IssuedIntegration(integration, key, token)
+    return IssuedIntegration(integration, key, token, old.key_hash)
 
 
 async def get(session: AsyncSession, integration_id: uuid.UUID) -> PosIntegration:
@@ -217,10 +218,10 @@ async def record_check(
     payments: list[dict[str, Any]] | None = None,
     raw: str | None = None,
     discount: int = 0,
-) -> None:
+) -> bool:
     """Keep what the till sent next to what the ledger made of it; once per operation, so
-    a re-sent check adds nothing."""
-    await session.execute(
+    a re-sent check adds nothing (and the answer is False)."""
+    result = await session.execute(
         insert(PosTransaction)
         .values(
             id=uuid.uuid4(),
@@ -242,3 +243,4 @@ async def record_check(
         )
         .on_conflict_do_nothing(index_elements=["ledger_operation_id"])
     )
+    return bool(result.rowcount)  # type: ignore[attr-defined]

@@ -1,0 +1,158 @@
+"""iiko: the webhook receiver iikoTransport posts to, and the admin's iikoCloud actions."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Annotated, Any
+
+import structlog
+from fastapi import APIRouter, Depends, Request
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from maxloyalty.identity.dependencies import Authorize, TenantSession
+from maxloyalty.identity.principal import Principal, Role
+from maxloyalty.integrations.pos import service
+from maxloyalty.integrations.pos.admin_endpoints import PosEventOut, PosSyncOut
+from maxloyalty.integrations.pos.iiko import sync, webhook
+from maxloyalty.integrations.pos.models import PosEvent, PosIntegration, PosSync, SyncStatus
+from maxloyalty.kit.errors import AppError, NotFound, Unauthorized, problem_responses
+from maxloyalty.runtime import Runtime, runtime_of
+
+log = structlog.get_logger(__name__)
+router = APIRouter(tags=["pos"], responses=problem_responses(401, 403, 404, 422))
+Admin = Annotated[Principal, Depends(Authorize(Role.RESTAURANT_ADMIN))]
+MAX_BODY = 4 << 20
+MAX_EVENTS = 500
+JSON_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": {"type": "array", "items": {"type": "object"}}}},
+    }
+}
+
+
+def _token(request: Request) -> str:
+    """iiko sends back the authToken we registered; integrators see it in Authorization,
+    with or without a scheme."""
+    raw = request.headers.get("authorization", "").strip()
+    token = raw.split(" ", 1)[1].strip() if " " in raw else raw
+    if not token:
+        raise Unauthorized("The webhook token is missing.", code="invalid_webhook_token")
+    return token
+
+
+def _events(body: bytes) -> list[Any]:
+    if len(body) > MAX_BODY:
+        raise AppError("The request is too large.", code="payload_too_large", status=413)
+    try:
+        events = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise AppError("The body is not JSON.", code="invalid_events", status=400) from exc
+    if not isinstance(events, list) or len(events) > MAX_EVENTS:
+        raise AppError(
+            f"The body must be a JSON array of at most {MAX_EVENTS} events.",
+            code="invalid_events",
+            status=400,
+        )
+    return events
+
+
+async def _handle(runtime: Runtime, tenant_id: uuid.UUID, event_id: uuid.UUID) -> PosEvent:
+    """Process one stored event in its own transaction; a failure is noted on the event."""
+    try:
+        async with runtime.db.transaction(tenant_id) as session:
+            event = await session.get(PosEvent, event_id)
+            assert event is not None
+            integration = await session.get(PosIntegration, event.integration_id)
+            assert integration is not None
+            await webhook.process(session, integration, event)
+            return event
+    except AppError as error:
+        log.warning("iiko_event_failed", event_id=str(event_id), code=error.code)
+        async with runtime.db.transaction(tenant_id) as session:
+            event = await session.get(PosEvent, event_id)
+            assert event is not None
+            webhook.mark_failed(event, error)
+            return event
+
+
+@router.post(
+    "/api/pos/iiko/webhook",
+    responses=problem_responses(400, 413),
+    openapi_extra=JSON_BODY,
+)
+async def iiko_webhook(request: Request) -> dict[str, int]:
+    """iikoTransport events (a JSON array). Every event is kept; closed orders of members
+    accrue points; other event types are accepted and logged."""
+    token = _token(request)
+    tenant_id = service.tenant_of_webhook_token(token)
+    runtime = runtime_of(request)
+    async with runtime.db.session(tenant_id) as session:
+        integration = await service.of_webhook_token(session, runtime.api_key_key, token)
+        stored = [webhook.new_event(integration, raw) for raw in _events(await request.body())]
+        session.add_all(stored)
+        await session.commit()
+        ids = [event.id for event in stored]
+    handled = [await _handle(runtime, tenant_id, event_id) for event_id in ids]
+    return {"received": len(handled)}
+
+
+@router.post("/api/pos/integrations/{integration_id}/events/{event_id}/replay")
+async def replay_event(
+    integration_id: uuid.UUID,
+    event_id: uuid.UUID,
+    admin: Admin,
+    session: TenantSession,
+    request: Request,
+) -> PosEventOut:
+    """Handle a stored event again (say, after the guest joined); it never posts twice."""
+    event = await session.scalar(
+        select(PosEvent).where(PosEvent.id == event_id, PosEvent.integration_id == integration_id)
+    )
+    if event is None:
+        raise NotFound("No such event.", code="event_not_found")
+    assert admin.tenant_id is not None
+    handled = await _handle(runtime_of(request), admin.tenant_id, event.id)
+    return PosEventOut.model_validate(handled)
+
+
+async def _answer(session: AsyncSession, row: PosSync) -> PosSyncOut:
+    """Keep the record of the attempt, then report a failure as one."""
+    out = PosSyncOut.model_validate(row)
+    await session.commit()
+    if row.status is SyncStatus.FAILED:
+        raise AppError(
+            f"iikoCloud refused or did not answer: {row.error}",
+            code="pos_unavailable",
+            status=502,
+        )
+    return out
+
+
+@router.post(
+    "/api/pos/integrations/{integration_id}/iiko/directory",
+    responses=problem_responses(502),
+)
+async def pull_directory(
+    integration_id: uuid.UUID, _admin: Admin, session: TenantSession, request: Request
+) -> PosSyncOut:
+    """The iiko organizations and terminal groups this integration's apiLogin sees."""
+    integration = await service.get(session, integration_id)
+    row = await sync.pull_directory(session, runtime_of(request).settings, integration)
+    return await _answer(session, row)
+
+
+@router.post(
+    "/api/pos/integrations/{integration_id}/iiko/webhook",
+    responses=problem_responses(502),
+)
+async def register_webhook(
+    integration_id: uuid.UUID, _admin: Admin, session: TenantSession, request: Request
+) -> PosSyncOut:
+    """Point the organization's iiko webhooks at this platform (retried in the background
+    while iikoCloud is unreachable)."""
+    integration = await service.get(session, integration_id)
+    row = await sync.register_webhook(session, runtime_of(request).settings, integration)
+    return await _answer(session, row)

@@ -1,0 +1,159 @@
+"""What we ask of iikoCloud for an integration, each call recorded as a `pos_syncs` row:
+pulling its organizations and terminal groups (to map them to our restaurant), and pushing
+our webhook settings (retried in the background while iiko is unreachable)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from maxloyalty.audit.service import record
+from maxloyalty.config import Settings
+from maxloyalty.integrations.pos import service
+from maxloyalty.integrations.pos.iiko.cloud import IIKO_CLOUD_URL, IikoCloud, IikoError
+from maxloyalty.integrations.pos.models import (
+    PosIntegration,
+    PosSync,
+    PosSystem,
+    SyncDirection,
+    SyncStatus,
+)
+from maxloyalty.integrations.webhooks.ssrf import check_target
+from maxloyalty.kit import jobs
+from maxloyalty.kit.clock import utcnow
+from maxloyalty.kit.errors import AppError
+
+REGISTER_JOB = "pos.iiko_register_webhook"
+# Minutes to wait after failed attempt n (1-based); then we give up and the admin retries.
+RETRY_MINUTES = [1, 5, 15, 60, 240]
+WEBHOOK_PATH = "/api/pos/iiko/webhook"
+
+
+def webhook_uri(settings: Settings) -> str:
+    return settings.public_url.rstrip("/") + WEBHOOK_PATH
+
+
+async def _client(settings: Settings, integration: PosIntegration) -> IikoCloud:
+    if integration.system is not PosSystem.IIKO:
+        raise AppError("This is not an iiko integration.", code="pos_system_mismatch", status=422)
+    credentials = service.credentials_of(integration)
+    if "api_login" not in credentials:
+        raise AppError(
+            "Set the integration's iikoCloud apiLogin first.",
+            code="credentials_required",
+            status=422,
+        )
+    base_url = credentials.get("base_url") or IIKO_CLOUD_URL
+    await check_target(
+        base_url, allow_private=settings.webhooks_allow_private, code="pos_url_refused"
+    )
+    return IikoCloud(base_url, credentials["api_login"])
+
+
+def _start(integration: PosIntegration, direction: SyncDirection, operation: str) -> PosSync:
+    return PosSync(
+        id=uuid.uuid4(),
+        tenant_id=integration.tenant_id,
+        integration_id=integration.id,
+        direction=direction,
+        operation=operation,
+        status=SyncStatus.PENDING,
+        created_at=utcnow(),
+    )
+
+
+def _finish(
+    sync: PosSync, integration: PosIntegration, error: IikoError | None, result: dict[str, Any]
+) -> None:
+    now = utcnow()
+    sync.finished_at = now
+    if error is None:
+        sync.status, sync.result = SyncStatus.SUCCESS, result
+        integration.last_sync_at = now
+    else:
+        sync.status, sync.error = SyncStatus.FAILED, str(error)[:1000]
+
+
+async def pull_directory(
+    session: AsyncSession, settings: Settings, integration: PosIntegration
+) -> PosSync:
+    """The organizations and terminal groups the apiLogin sees."""
+    client = await _client(settings, integration)
+    sync = _start(integration, SyncDirection.PULL, "directory")
+    session.add(sync)
+    error, result = None, {}
+    try:
+        organizations = await client.organizations()
+        groups = await client.terminal_groups([o.id for o in organizations])
+        result = {
+            "organizations": [o.__dict__ for o in organizations],
+            "terminal_groups": [g.__dict__ for g in groups],
+        }
+    except IikoError as exc:
+        error = exc
+    finally:
+        await client.aclose()
+    _finish(sync, integration, error, result)
+    await session.flush()
+    return sync
+
+
+async def register_webhook(
+    session: AsyncSession, settings: Settings, integration: PosIntegration, attempt: int = 1
+) -> PosSync:
+    """Point the organization's iiko webhooks at us with the integration's token; a
+    failure iiko may recover from is tried again later by the worker."""
+    if not integration.external_id:
+        raise AppError(
+            "Set the integration's external_id to the iiko organization id first.",
+            code="organization_required",
+            status=422,
+        )
+    assert integration.webhook_secret is not None
+    client = await _client(settings, integration)
+    sync = _start(integration, SyncDirection.PUSH, "webhook_settings")
+    sync.attempt = attempt
+    session.add(sync)
+    error, result = None, {}
+    try:
+        correlation = await client.register_webhook(
+            integration.external_id, webhook_uri(settings), integration.webhook_secret
+        )
+        result = {"correlation_id": correlation, "uri": webhook_uri(settings)}
+    except IikoError as exc:
+        error = exc
+    finally:
+        await client.aclose()
+    _finish(sync, integration, error, result)
+    if error is not None and error.retryable and attempt <= len(RETRY_MINUTES):
+        delay = timedelta(minutes=RETRY_MINUTES[attempt - 1])
+        sync.next_retry_at = utcnow() + delay
+        await jobs.enqueue(
+            session,
+            REGISTER_JOB,
+            {"tenant_id": str(integration.tenant_id), "integration_id": str(integration.id)}
+            | {"attempt": attempt + 1},
+            delay=delay,
+        )
+    await session.flush()
+    await record(
+        session,
+        "pos.iiko_webhook_registered" if error is None else "pos.iiko_webhook_failed",
+        "pos_integration",
+        integration.id,
+        after={"sync_id": str(sync.id), "attempt": attempt},
+    )
+    return sync
+
+
+@jobs.registry.job(REGISTER_JOB)
+async def retry_register(ctx: jobs.JobContext, payload: jobs.Payload) -> None:
+    tenant_id = uuid.UUID(str(payload["tenant_id"]))
+    async with ctx.db.transaction(tenant_id) as session:
+        integration = await session.get(PosIntegration, uuid.UUID(str(payload["integration_id"])))
+        if integration is None or not integration.is_active:
+            return
+        await register_webhook(session, ctx.settings, integration, int(str(payload["attempt"])))

@@ -1,0 +1,94 @@
+"""Tenant admins manage till integrations; secrets are shown once and rotate cleanly."""
+
+from __future__ import annotations
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from maxloyalty.identity.principal import Role
+from maxloyalty.runtime import Runtime
+from tests.conftest import TokenFactory
+from tests.integrations.pos.conftest import TillFactory
+
+
+async def test_secrets_are_shown_once_and_stored_encrypted(
+    make_till: TillFactory, owner_engine: AsyncEngine
+) -> None:
+    till = await make_till(
+        "IIKO", credentials={"api_login": "very-secret-login"}, require_signature=True
+    )
+    created = till.integration
+    assert created["api_key"].startswith("mlk_")
+    assert created["signing_secret"]
+    assert created["webhook_token"].startswith("miw_")
+    assert created["has_credentials"] is True
+    shown = await till.client.get(f"/api/pos/integrations/{created['id']}", headers=till.admin)
+    assert shown.status_code == 200
+    for secret in ("api_key", "signing_secret", "webhook_token", "credentials"):
+        assert secret not in shown.json()
+    async with owner_engine.connect() as conn:
+        raw = (
+            await conn.execute(
+                text("SELECT credentials, webhook_secret FROM pos_integrations WHERE id = :id"),
+                {"id": created["id"]},
+            )
+        ).one()
+    assert "very-secret-login" not in raw.credentials
+    assert created["webhook_token"] not in raw.webhook_secret
+
+
+async def test_roles_and_tenants(make_till: TillFactory, auth: TokenFactory) -> None:
+    till = await make_till()
+    path = f"/api/pos/integrations/{till.integration['id']}"
+    manager = till.shop.manager
+    assert (await till.client.get(path, headers=manager)).status_code == 200
+    assert (await till.client.get(f"{path}/transactions", headers=manager)).status_code == 200
+    patched = await till.client.patch(path, json={"name": "X"}, headers=manager)
+    assert patched.status_code == 403
+    stranger = await make_till()
+    assert (await till.client.get(path, headers=stranger.admin)).status_code == 404
+    cashier = await till.client.get(path, headers=till.shop.cashier)
+    assert cashier.status_code == 403
+    system = auth(Role.SYSTEM, till.shop.tenant.id)
+    assert (await till.client.get("/api/pos/integrations", headers=system)).status_code == 403
+
+
+async def test_rotation_retires_the_old_key_at_once(
+    make_till: TillFactory, runtime: Runtime
+) -> None:
+    till = await make_till()
+    await till.credit(10)
+    body = {"code": till.shop.card.code}
+    assert (await till.call("/identify", body)).status_code == 200  # now cached
+    rotated = await till.client.post(
+        f"/api/pos/integrations/{till.integration['id']}/rotate-secrets",
+        json={},
+        headers=till.admin,
+    )
+    assert rotated.status_code == 200
+    old = await till.call("/identify", body)
+    assert (old.status_code, old.json()["code"]) == (401, "api_key_revoked")
+    till.integration = rotated.json()
+    assert (await till.call("/identify", body)).status_code == 200
+
+
+async def test_bad_settings_are_refused(make_till: TillFactory) -> None:
+    till = await make_till()
+    for body in [
+        {"restaurant_id": str(till.shop.restaurant.id), "system": "SQUARE", "name": "x"},
+        {"restaurant_id": str(till.shop.restaurant.id), "system": "RKEEPER", "name": ""},
+        {
+            "restaurant_id": str(till.shop.restaurant.id),
+            "system": "RKEEPER",
+            "name": "x",
+            "settings": {"levels": {"GOLD": {"bonus": -1}}},
+        },
+    ]:
+        answer = await till.client.post("/api/pos/integrations", json=body, headers=till.admin)
+        assert answer.status_code == 422, body
+    foreign = await till.client.post(
+        "/api/pos/integrations",
+        json={"restaurant_id": str(till.integration["id"]), "system": "CUSTOM", "name": "x"},
+        headers=till.admin,
+    )
+    assert (foreign.status_code, foreign.json()["code"]) == (404, "restaurant_not_found")
