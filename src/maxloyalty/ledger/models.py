@@ -19,7 +19,16 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, Numeric, String, func, text
+from sqlalchemy import (
+    CheckConstraint,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    Numeric,
+    String,
+    func,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from maxloyalty.kit.clock import utcnow
@@ -189,10 +198,15 @@ class PointHold(UUIDPrimaryKey, TenantOwned, Base):
         ),
         Index("ix_point_holds_card_active", "card_id", postgresql_where=text("status = 'ACTIVE'")),
         Index("ix_point_holds_order", "integration_id", "order_id", "created_at"),
+        ForeignKeyConstraint(
+            ["tenant_id", "integration_id"],
+            ["pos_integrations.tenant_id", "pos_integrations.id"],
+            name="fk_point_holds_integration",
+        ),
     )
 
     card_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("guest_cards.id"))
-    integration_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("pos_integrations.id"))
+    integration_id: Mapped[uuid.UUID]
     order_id: Mapped[str] = mapped_column(String(64))
     points: Mapped[int]
     check_amount: Mapped[int]  # kopecks, as the till saw it when holding

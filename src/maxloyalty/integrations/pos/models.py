@@ -17,7 +17,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, Text
+from sqlalchemy import ForeignKey, ForeignKeyConstraint, Index, String, Text, UniqueConstraint
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -34,9 +34,18 @@ class PosSystem(enum.StrEnum):
 
 class PosIntegration(UUIDPrimaryKey, TenantOwned, Timestamps, Base):
     __tablename__ = "pos_integrations"
-    __table_args__ = (Index("ix_pos_integrations_restaurant", "restaurant_id"),)
+    __table_args__ = (
+        Index("ix_pos_integrations_restaurant", "restaurant_id"),
+        # Children reference (tenant_id, id): no row can point into another tenant.
+        UniqueConstraint("tenant_id", "id"),
+        ForeignKeyConstraint(
+            ["tenant_id", "restaurant_id"],
+            ["restaurants.tenant_id", "restaurants.id"],
+            name="fk_pos_integrations_restaurant",
+        ),
+    )
 
-    restaurant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("restaurants.id"))
+    restaurant_id: Mapped[uuid.UUID]
     system: Mapped[PosSystem] = mapped_column(str_enum(PosSystem, "pos_system"))
     name: Mapped[str] = mapped_column(String(120))
     api_key_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("api_keys.id"), unique=True)
@@ -59,9 +68,16 @@ class PosTransactionStatus(enum.StrEnum):
 
 class PosTransaction(UUIDPrimaryKey, TenantOwned, Base):
     __tablename__ = "pos_transactions"
-    __table_args__ = (Index("ix_pos_transactions_integration", "integration_id", "created_at"),)
+    __table_args__ = (
+        Index("ix_pos_transactions_integration", "integration_id", "created_at"),
+        ForeignKeyConstraint(
+            ["tenant_id", "integration_id"],
+            ["pos_integrations.tenant_id", "pos_integrations.id"],
+            name="fk_pos_transactions_integration",
+        ),
+    )
 
-    integration_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("pos_integrations.id"))
+    integration_id: Mapped[uuid.UUID]
     card_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("guest_cards.id"))
     # The ledger operation it became: one record per operation, however often it is re-sent.
     ledger_operation_id: Mapped[uuid.UUID | None] = mapped_column(unique=True)
@@ -91,9 +107,16 @@ class PosEventStatus(enum.StrEnum):
 
 class PosEvent(UUIDPrimaryKey, TenantOwned, Base):
     __tablename__ = "pos_events"
-    __table_args__ = (Index("ix_pos_events_integration", "integration_id", "received_at"),)
+    __table_args__ = (
+        Index("ix_pos_events_integration", "integration_id", "received_at"),
+        ForeignKeyConstraint(
+            ["tenant_id", "integration_id"],
+            ["pos_integrations.tenant_id", "pos_integrations.id"],
+            name="fk_pos_events_integration",
+        ),
+    )
 
-    integration_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("pos_integrations.id"))
+    integration_id: Mapped[uuid.UUID]
     event_type: Mapped[str] = mapped_column(String(64))
     external_id: Mapped[str | None] = mapped_column(String(128))
     payload: Mapped[dict[str, Any]]
@@ -118,9 +141,16 @@ class SyncStatus(enum.StrEnum):
 
 class PosSync(UUIDPrimaryKey, TenantOwned, Base):
     __tablename__ = "pos_syncs"
-    __table_args__ = (Index("ix_pos_syncs_integration", "integration_id", "created_at"),)
+    __table_args__ = (
+        Index("ix_pos_syncs_integration", "integration_id", "created_at"),
+        ForeignKeyConstraint(
+            ["tenant_id", "integration_id"],
+            ["pos_integrations.tenant_id", "pos_integrations.id"],
+            name="fk_pos_syncs_integration",
+        ),
+    )
 
-    integration_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("pos_integrations.id"))
+    integration_id: Mapped[uuid.UUID]
     direction: Mapped[SyncDirection] = mapped_column(str_enum(SyncDirection, "sync_direction"))
     operation: Mapped[str] = mapped_column(String(64))
     status: Mapped[SyncStatus] = mapped_column(

@@ -2,7 +2,7 @@
 
 Revision ID: 0009
 Revises: 0008
-Create Date: 2026-11-22 02:22:19.507890
+Create Date: 2026-11-22 02:35:12.151681
 """
 
 from collections.abc import Sequence
@@ -57,9 +57,9 @@ def upgrade() -> None:
             ["api_key_id"], ["api_keys.id"], name=op.f("fk_pos_integrations_api_key_id_api_keys")
         ),
         sa.ForeignKeyConstraint(
-            ["restaurant_id"],
-            ["restaurants.id"],
-            name=op.f("fk_pos_integrations_restaurant_id_restaurants"),
+            ["tenant_id", "restaurant_id"],
+            ["restaurants.tenant_id", "restaurants.id"],
+            name="fk_pos_integrations_restaurant",
         ),
         sa.ForeignKeyConstraint(
             ["tenant_id"],
@@ -69,6 +69,7 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_pos_integrations")),
         sa.UniqueConstraint("api_key_id", name=op.f("uq_pos_integrations_api_key_id")),
+        sa.UniqueConstraint("tenant_id", "id", name=op.f("uq_pos_integrations_tenant_id_id")),
         sa.UniqueConstraint(
             "webhook_secret_hash", name=op.f("uq_pos_integrations_webhook_secret_hash")
         ),
@@ -104,9 +105,9 @@ def upgrade() -> None:
         sa.Column("id", sa.Uuid(), nullable=False),
         sa.Column("tenant_id", sa.Uuid(), nullable=False),
         sa.ForeignKeyConstraint(
-            ["integration_id"],
-            ["pos_integrations.id"],
-            name=op.f("fk_pos_events_integration_id_pos_integrations"),
+            ["tenant_id", "integration_id"],
+            ["pos_integrations.tenant_id", "pos_integrations.id"],
+            name="fk_pos_events_integration",
         ),
         sa.ForeignKeyConstraint(
             ["tenant_id"],
@@ -145,9 +146,9 @@ def upgrade() -> None:
         sa.Column("id", sa.Uuid(), nullable=False),
         sa.Column("tenant_id", sa.Uuid(), nullable=False),
         sa.ForeignKeyConstraint(
-            ["integration_id"],
-            ["pos_integrations.id"],
-            name=op.f("fk_pos_syncs_integration_id_pos_integrations"),
+            ["tenant_id", "integration_id"],
+            ["pos_integrations.tenant_id", "pos_integrations.id"],
+            name="fk_pos_syncs_integration",
         ),
         sa.ForeignKeyConstraint(
             ["tenant_id"],
@@ -191,9 +192,9 @@ def upgrade() -> None:
             ["card_id"], ["guest_cards.id"], name=op.f("fk_point_holds_card_id_guest_cards")
         ),
         sa.ForeignKeyConstraint(
-            ["integration_id"],
-            ["pos_integrations.id"],
-            name=op.f("fk_point_holds_integration_id_pos_integrations"),
+            ["tenant_id", "integration_id"],
+            ["pos_integrations.tenant_id", "pos_integrations.id"],
+            name="fk_point_holds_integration",
         ),
         sa.ForeignKeyConstraint(
             ["tenant_id"],
@@ -259,9 +260,9 @@ def upgrade() -> None:
             ["card_id"], ["guest_cards.id"], name=op.f("fk_pos_transactions_card_id_guest_cards")
         ),
         sa.ForeignKeyConstraint(
-            ["integration_id"],
-            ["pos_integrations.id"],
-            name=op.f("fk_pos_transactions_integration_id_pos_integrations"),
+            ["tenant_id", "integration_id"],
+            ["pos_integrations.tenant_id", "pos_integrations.id"],
+            name="fk_pos_transactions_integration",
         ),
         sa.ForeignKeyConstraint(
             ["tenant_id"],
