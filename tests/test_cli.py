@@ -65,6 +65,14 @@ async def test_demo_loads_once(runtime: Runtime, client: httpx.AsyncClient) -> N
     assert points == sum(len(p) for _, rs in NETWORK for _, p in rs)
     assert len(zones) >= 3  # the chain spans time zones
 
+    till = next(t for t in chain["tills"] if t["system"] == "CUSTOM")
+    card = await client.post(
+        "/api/pos/v1/identify",
+        json={"code": chain["guests"][0]["card_code"]},
+        headers={"Authorization": f"Bearer {till['api_key']}"},
+    )
+    assert card.status_code == 200, card.text  # the demo till's key works as printed
+
     guests = chain["guests"]
     assert len(guests) == 6
     assert all(len(g["card_code"]) == 6 and g["phone"].startswith("+79") for g in guests)

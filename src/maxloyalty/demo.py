@@ -24,6 +24,8 @@ from maxloyalty.identity import staff
 from maxloyalty.identity.admin import create_owner
 from maxloyalty.identity.principal import Principal, Role
 from maxloyalty.identity.schemas import StaffCreate
+from maxloyalty.integrations.pos import service as pos
+from maxloyalty.integrations.pos.models import PosSystem
 from maxloyalty.loyalty.models import CardMode, ProgramType
 from maxloyalty.loyalty.service import create_program
 from maxloyalty.network import service
@@ -33,6 +35,19 @@ from maxloyalty.runtime import Runtime
 
 # Programme and number of guests per tenant.
 PROGRAMS = {"grill-house": (ProgramType.POINTS, 700), "zerno-coffee": (ProgramType.DISCOUNT, 300)}
+
+# Tills connected per tenant: (restaurant index, system, name, external id).
+TILLS: dict[str, list[tuple[int, PosSystem, str, str | None]]] = {
+    "grill-house": [
+        (0, PosSystem.RKEEPER, "R-Keeper 7", "1"),
+        (1, PosSystem.CUSTOM, "Касса на планшете", None),
+        (2, PosSystem.IIKO, "iiko", None),
+    ],
+    "zerno-coffee": [(0, PosSystem.CUSTOM, "Касса", None)],
+}
+RKEEPER_LEVELS = {
+    name: {"bonus": n, "discount": n} for n, name in enumerate(["BRONZE", "SILVER", "GOLD"], 1)
+}
 
 # (tenant, [(restaurant, [points of sale])])
 NETWORK: list[tuple[TenantCreate, list[tuple[RestaurantCreate, list[str]]]]] = [
@@ -157,11 +172,36 @@ async def _load_tenant(
                     "restaurant_ids": restaurant_ids,
                 }
             )
+        tills: list[dict[str, Any]] = []
+        for index, system_name, name, external_id in TILLS[tenant.slug]:
+            issued = await pos.create(
+                session,
+                runtime.api_key_key,
+                tenant_id=tenant.id,
+                restaurant_id=uuid.UUID(restaurants_out[index]["id"]),
+                system=system_name,
+                name=name,
+                credentials=None,
+                external_id=external_id,
+                settings={"levels": RKEEPER_LEVELS} if system_name is PosSystem.RKEEPER else {},
+                hold_ttl_seconds=900,
+                require_signature=False,
+                created_by=None,
+            )
+            tills.append(
+                {
+                    "system": system_name.value,
+                    "restaurant": restaurants_out[index]["name"],
+                    "api_key": issued.key.key,
+                    "webhook_token": issued.webhook_token,
+                }
+            )
     return {
         "id": str(tenant.id),
         "name": tenant.name,
         "restaurants": restaurants_out,
         "staff": staff_out,
+        "tills": tills,
         "guests": await populate(
             runtime, system, cashiers, guest_count if guests is None else guests, tenant.slug
         ),
@@ -187,6 +227,11 @@ async def _load(runtime: Runtime, guests: int | None = None) -> DemoSummary:
     saved.write_text(json.dumps(data, indent=2, ensure_ascii=False))
     logins = [f"  owner          {owner['email']} / {owner['password']}"] + [
         f"  {s['role']:<14} {s['email']} / {s['password']}" for t in tenants for s in t["staff"]
+    ]
+    logins += [
+        f"  till {till['system']:<9} {till['restaurant']}: {till['api_key']}"
+        for t in tenants
+        for till in t["tills"]
     ]
     restaurants = sum(len(t["restaurants"]) for t in tenants)
     guest_total = sum(len(t["guests"]) for t in tenants)
