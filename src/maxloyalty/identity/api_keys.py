@@ -36,12 +36,19 @@ def key_hash(hmac_key: bytes, key: str) -> str:
     return hmac.new(hmac_key, key.encode(), hashlib.sha256).hexdigest()
 
 
-def tenant_of_key(key: str) -> uuid.UUID:
+def tenant_named(token: str, prefix: str, invalid: Unauthorized) -> uuid.UUID:
+    """The tenant a `<prefix><tenant hex>_<secret>` credential names (`invalid` if none)."""
     try:
-        tenant_hex, _ = key.removeprefix(KEY_PREFIX).split("_", 1)
+        tenant_hex, _ = token.removeprefix(prefix).split("_", 1)
         return uuid.UUID(hex=tenant_hex)
     except ValueError as exc:
-        raise Unauthorized("The API key is invalid.", code="invalid_api_key") from exc
+        raise invalid from exc
+
+
+def tenant_of_key(key: str) -> uuid.UUID:
+    return tenant_named(
+        key, KEY_PREFIX, Unauthorized("The API key is invalid.", code="invalid_api_key")
+    )
 
 
 @dataclass(frozen=True)

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
 
 from maxloyalty.audit.service import record
 from maxloyalty.identity.api_keys import cache_key
@@ -33,6 +36,7 @@ router = APIRouter(
 Admin = Annotated[Principal, Depends(Authorize(Role.RESTAURANT_ADMIN))]
 Reader = Annotated[Principal, Depends(Authorize(Role.RESTAURANT_ADMIN, Role.MANAGER))]
 LIST_LIMIT = 200
+Logged = TypeVar("Logged", PosTransaction, PosEvent, PosSync)
 
 
 class LevelMapping(BaseModel):
@@ -263,17 +267,28 @@ async def rotate_secrets(
     return _secrets(issued)
 
 
+async def _newest(
+    session: AsyncSession,
+    integration_id: uuid.UUID,
+    model: type[Logged],
+    stamp: InstrumentedAttribute[datetime],
+) -> Sequence[Logged]:
+    """The integration's newest rows of one of its logs."""
+    await service.get(session, integration_id)
+    rows = await session.scalars(
+        select(model)
+        .where(model.integration_id == integration_id)
+        .order_by(stamp.desc())
+        .limit(LIST_LIMIT)
+    )
+    return rows.all()
+
+
 @router.get("/{integration_id}/transactions")
 async def list_transactions(
     integration_id: uuid.UUID, _reader: Reader, session: TenantSession
 ) -> list[PosTransactionOut]:
-    await service.get(session, integration_id)
-    rows = await session.scalars(
-        select(PosTransaction)
-        .where(PosTransaction.integration_id == integration_id)
-        .order_by(PosTransaction.created_at.desc())
-        .limit(LIST_LIMIT)
-    )
+    rows = await _newest(session, integration_id, PosTransaction, PosTransaction.created_at)
     return [PosTransactionOut.model_validate(r) for r in rows]
 
 
@@ -281,25 +296,17 @@ async def list_transactions(
 async def list_events(
     integration_id: uuid.UUID, _reader: Reader, session: TenantSession
 ) -> list[PosEventOut]:
-    await service.get(session, integration_id)
-    rows = await session.scalars(
-        select(PosEvent)
-        .where(PosEvent.integration_id == integration_id)
-        .order_by(PosEvent.received_at.desc())
-        .limit(LIST_LIMIT)
-    )
-    return [PosEventOut.model_validate(r) for r in rows]
+    return [
+        PosEventOut.model_validate(r)
+        for r in await _newest(session, integration_id, PosEvent, PosEvent.received_at)
+    ]
 
 
 @router.get("/{integration_id}/syncs")
 async def list_syncs(
     integration_id: uuid.UUID, _reader: Reader, session: TenantSession
 ) -> list[PosSyncOut]:
-    await service.get(session, integration_id)
-    rows = await session.scalars(
-        select(PosSync)
-        .where(PosSync.integration_id == integration_id)
-        .order_by(PosSync.created_at.desc())
-        .limit(LIST_LIMIT)
-    )
-    return [PosSyncOut.model_validate(r) for r in rows]
+    return [
+        PosSyncOut.model_validate(r)
+        for r in await _newest(session, integration_id, PosSync, PosSync.created_at)
+    ]

@@ -22,7 +22,13 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from maxloyalty.audit.service import record
-from maxloyalty.identity.api_keys import IssuedKey, create_key, key_hash, revoke_key
+from maxloyalty.identity.api_keys import (
+    IssuedKey,
+    create_key,
+    key_hash,
+    revoke_key,
+    tenant_named,
+)
 from maxloyalty.identity.principal import Principal, Role
 from maxloyalty.integrations.pos.models import (
     PosIntegration,
@@ -48,12 +54,12 @@ def _webhook_token(tenant_id: uuid.UUID) -> str:
     return f"{WEBHOOK_TOKEN_PREFIX}{tenant_id.hex}_{secrets.token_urlsafe(32)}"
 
 
+def _invalid_token() -> Unauthorized:
+    return Unauthorized("The webhook token is invalid.", code="invalid_webhook_token")
+
+
 def tenant_of_webhook_token(token: str) -> uuid.UUID:
-    try:
-        tenant_hex, _ = token.removeprefix(WEBHOOK_TOKEN_PREFIX).split("_", 1)
-        return uuid.UUID(hex=tenant_hex)
-    except ValueError as exc:
-        raise Unauthorized("The webhook token is invalid.", code="invalid_webhook_token") from exc
+    return tenant_named(token, WEBHOOK_TOKEN_PREFIX, _invalid_token())
 
 
 async def _issue(
@@ -192,7 +198,7 @@ async def of_webhook_token(session: AsyncSession, hmac_key: bytes, token: str) -
     if integration is None or not hmac.compare_digest(
         (integration.webhook_secret or "").encode(), token.encode()
     ):
-        raise Unauthorized("The webhook token is invalid.", code="invalid_webhook_token")
+        raise _invalid_token()
     return _usable(integration)
 
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from maxloyalty.guests.identify import identify
 from maxloyalty.guests.schemas import IdentifyRequest
@@ -19,11 +21,12 @@ from maxloyalty.integrations.pos.generic import (
     HoldRequest,
     RefundRequest,
 )
+from maxloyalty.integrations.pos.models import PosIntegration
 from maxloyalty.kit.clock import utcnow
 from maxloyalty.kit.errors import problem_responses
 from maxloyalty.ledger.endpoints import IdempotencyKey
 from maxloyalty.ledger.idempotency import require_key
-from maxloyalty.ledger.operations import open_context
+from maxloyalty.ledger.operations import Context, open_context
 from maxloyalty.runtime import runtime_of
 
 router = APIRouter(
@@ -50,6 +53,26 @@ class PosIdentifyRequest(BaseModel):
         if len(given) != 1:
             raise ValueError("give exactly one of qr, code, phone, card_number")
         return self
+
+
+Posting = Callable[[Context, PosIntegration, str, Any, str], Awaitable[tuple[int, dict[str, Any]]]]
+
+
+async def _posting(
+    run: Posting,
+    order_id: str,
+    body: BaseModel,
+    principal: Principal,
+    session: AsyncSession,
+    idempotency_key: str | None,
+) -> JSONResponse:
+    """An order operation that writes: keyed, in the integration's restaurant, committed."""
+    key = require_key(idempotency_key)
+    integration = await service.of_caller(session, principal)
+    ctx = await open_context(session, principal, integration.restaurant_id, utcnow())
+    status, answer = await run(ctx, integration, order_id, body, key)
+    await session.commit()
+    return JSONResponse(answer, status_code=status)
 
 
 @router.post("/identify", responses=problem_responses(429))
@@ -90,12 +113,7 @@ async def pos_hold(
 ) -> JSONResponse:
     """Reserve points for the order until `expires_at`; a new hold replaces the order's
     previous one."""
-    key = require_key(idempotency_key)
-    integration = await service.of_caller(session, principal)
-    ctx = await open_context(session, principal, integration.restaurant_id, utcnow())
-    status, answer = await generic.hold(ctx, integration, order_id, body, key)
-    await session.commit()
-    return JSONResponse(answer, status_code=status)
+    return await _posting(generic.hold, order_id, body, principal, session, idempotency_key)
 
 
 @router.post("/orders/{order_id}/cancel")
@@ -116,12 +134,7 @@ async def pos_commit(
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
     """Post the closed check: spend the held points, accrue on what was paid with money."""
-    key = require_key(idempotency_key)
-    integration = await service.of_caller(session, principal)
-    ctx = await open_context(session, principal, integration.restaurant_id, utcnow())
-    status, answer = await generic.commit(ctx, integration, order_id, body, key)
-    await session.commit()
-    return JSONResponse(answer, status_code=status)
+    return await _posting(generic.commit, order_id, body, principal, session, idempotency_key)
 
 
 @router.post("/orders/{order_id}/refund", status_code=201)
@@ -133,9 +146,4 @@ async def pos_refund(
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
     """Refund the order's check, whole or `amount` kopecks of it."""
-    key = require_key(idempotency_key)
-    integration = await service.of_caller(session, principal)
-    ctx = await open_context(session, principal, integration.restaurant_id, utcnow())
-    status, answer = await generic.refund(ctx, integration, order_id, body, key)
-    await session.commit()
-    return JSONResponse(answer, status_code=status)
+    return await _posting(generic.refund, order_id, body, principal, session, idempotency_key)

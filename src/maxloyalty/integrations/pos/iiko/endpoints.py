@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 import structlog
@@ -11,6 +12,7 @@ from fastapi import APIRouter, Depends, Request
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from maxloyalty.config import Settings
 from maxloyalty.identity.dependencies import Authorize, TenantSession
 from maxloyalty.identity.principal import Principal, Role
 from maxloyalty.integrations.pos import service
@@ -25,6 +27,7 @@ router = APIRouter(tags=["pos"], responses=problem_responses(401, 403, 404, 422)
 Admin = Annotated[Principal, Depends(Authorize(Role.RESTAURANT_ADMIN))]
 MAX_BODY = 4 << 20
 MAX_EVENTS = 500
+SyncCall = Callable[[AsyncSession, Settings, PosIntegration], Awaitable[PosSync]]
 JSON_BODY = {
     "requestBody": {
         "required": True,
@@ -118,8 +121,12 @@ async def replay_event(
     return PosEventOut.model_validate(handled)
 
 
-async def _answer(session: AsyncSession, row: PosSync) -> PosSyncOut:
-    """Keep the record of the attempt, then report a failure as one."""
+async def _sync(
+    session: AsyncSession, request: Request, integration_id: uuid.UUID, call: SyncCall
+) -> PosSyncOut:
+    """Run one iikoCloud call; keep the record of the attempt, then report a failure."""
+    integration = await service.get(session, integration_id)
+    row = await call(session, runtime_of(request).settings, integration)
     out = PosSyncOut.model_validate(row)
     await session.commit()
     if row.status is SyncStatus.FAILED:
@@ -139,9 +146,7 @@ async def pull_directory(
     integration_id: uuid.UUID, _admin: Admin, session: TenantSession, request: Request
 ) -> PosSyncOut:
     """The iiko organizations and terminal groups this integration's apiLogin sees."""
-    integration = await service.get(session, integration_id)
-    row = await sync.pull_directory(session, runtime_of(request).settings, integration)
-    return await _answer(session, row)
+    return await _sync(session, request, integration_id, sync.pull_directory)
 
 
 @router.post(
@@ -153,6 +158,4 @@ async def register_webhook(
 ) -> PosSyncOut:
     """Point the organization's iiko webhooks at this platform (retried in the background
     while iikoCloud is unreachable)."""
-    integration = await service.get(session, integration_id)
-    row = await sync.register_webhook(session, runtime_of(request).settings, integration)
-    return await _answer(session, row)
+    return await _sync(session, request, integration_id, sync.register_webhook)
