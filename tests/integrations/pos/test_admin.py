@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import time
+
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -92,3 +96,22 @@ async def test_bad_settings_are_refused(make_till: TillFactory) -> None:
         headers=till.admin,
     )
     assert (foreign.status_code, foreign.json()["code"]) == (404, "restaurant_not_found")
+
+
+async def test_a_signing_integration_refuses_unsigned_till_calls(make_till: TillFactory) -> None:
+    till = await make_till("RKEEPER", require_signature=True)
+    await till.credit(30)
+    body = f'<ROOT><QRY Card="{int(till.shop.card.code)}"/></ROOT>'.encode()
+    path = "/api/pos/rkeeper/GetCardInfoEx"
+    unsigned = await till.client.post(path, content=body, headers=till.headers)
+    assert (unsigned.status_code, unsigned.json()["code"]) == (401, "invalid_signature")
+    now = str(int(time.time()))
+    signed_content = f"{now}.POST.{path}.".encode() + body
+    secret = till.integration["signing_secret"].encode()
+    signature = hmac.new(secret, signed_content, hashlib.sha256).hexdigest()
+    headers = till.headers | {"X-ML-Timestamp": now, "X-ML-Signature": f"v1={signature}"}
+    signed = await till.client.post(path, content=body, headers=headers)
+    assert signed.status_code == 200, signed.text
+    assert b'Summa="3000"' in signed.content
+    tampered = await till.client.post(path, content=body.replace(b"QRY", b"qry"), headers=headers)
+    assert tampered.status_code == 401

@@ -179,7 +179,8 @@ async def commit(
 ) -> tuple[int, dict[str, Any]]:
     """Post the closed check; the points spent default to what the order held. A hold that
     ran out is no longer a reservation, but its points are still spent if they are free."""
-    held = await holds.latest_hold(ctx.session, integration.id, order_id, lock=True)
+    # Read, not locked: locks go card first, then hold (as `holds.place` takes them).
+    held = await holds.latest_hold(ctx.session, integration.id, order_id)
     if held is not None and held.status is HoldStatus.CANCELLED:
         held = None
     card_id = body.card_id or (held.card_id if held else None)
@@ -201,8 +202,11 @@ async def commit(
         check_number=order_id,
     )
     status, answer = await execute(ctx, card.user_id, request, idempotency_key)
-    if held is not None and held.status is HoldStatus.ACTIVE and live:
-        holds.settle(held, ctx.now)
+    if live:
+        assert held is not None
+        await ctx.session.refresh(held, with_for_update=True)
+        if held.status is HoldStatus.ACTIVE:  # not cancelled meanwhile
+            holds.settle(held, ctx.now)
     await service.record_check(
         ctx.session,
         integration,
