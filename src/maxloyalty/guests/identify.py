@@ -22,6 +22,14 @@ from maxloyalty.loyalty.models import LoyaltySystem, ProgramType
 from maxloyalty.loyalty.service import discount_percent, levels_of, max_redeemable, program_for
 
 
+async def limit_lookups(limiter: RateLimiter, settings: Settings, principal: Principal) -> None:
+    """Per caller and per network: guessing codes by brute force takes far too long."""
+    await limiter.hit(settings.rate_limit_identify, "identify", str(principal.subject))
+    await limiter.hit(
+        settings.rate_limit_identify_tenant, "identify-tenant", str(principal.tenant_id)
+    )
+
+
 async def identify(
     session: AsyncSession,
     principal: Principal,
@@ -32,11 +40,7 @@ async def identify(
 ) -> dict[str, Any]:
     assert principal.tenant_id is not None
     ensure_restaurant(principal, request.restaurant_id)
-    # Per caller and per network: guessing codes by brute force takes far too long.
-    await limiter.hit(settings.rate_limit_identify, "identify", str(principal.subject))
-    await limiter.hit(
-        settings.rate_limit_identify_tenant, "identify-tenant", str(principal.tenant_id)
-    )
+    await limit_lookups(limiter, settings, principal)
     system = await program_for(session, request.restaurant_id)
     card = await _find(session, system, qr, request)
     if card is None or card.status is CardStatus.DELETED:

@@ -92,6 +92,8 @@ class GuestCard(UUIDPrimaryKey, TenantOwned, Timestamps, Base):
         CheckConstraint("balance >= 0", name="balance_non_negative"),
         CheckConstraint("pending_balance >= 0", name="pending_non_negative"),
         CheckConstraint("code ~ '^[0-9]{6}$'", name="code_six_digits"),
+        # Lets child tables reference (tenant_id, id), so a row can't point across tenants.
+        UniqueConstraint("tenant_id", "id"),
     )
 
     user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"), index=True)

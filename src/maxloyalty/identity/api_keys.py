@@ -141,6 +141,8 @@ async def authenticate_key(
         raise Unauthorized("The API key is invalid.", code="invalid_api_key")
     if row.revoked_at is not None:
         raise Unauthorized("The API key was revoked.", code="api_key_revoked")
+    if row.suspended_at is not None:
+        raise Unauthorized("The API key is switched off.", code="api_key_suspended")
     if row.signing_secret is not None:
         _check_signature(row.signing_secret, timestamp, signature, signed)
     now = utcnow()

@@ -124,6 +124,8 @@ class ApiKey(UUIDPrimaryKey, TenantOwned, Timestamps, Base):
     created_by_user_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id"))
     last_used_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
+    # Paused with its POS integration (switched off, not revoked: it may come back).
+    suspended_at: Mapped[datetime | None]
 
 
 class OtpCode(UUIDPrimaryKey, TenantOwned, Base):

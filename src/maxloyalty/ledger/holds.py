@@ -113,9 +113,13 @@ async def cancel(
     return hold
 
 
-def settle(hold: PointHold, now: datetime) -> None:
-    """The closed check spent the held points."""
-    hold.status, hold.closed_at = HoldStatus.COMMITTED, now
+def settle(hold: PointHold, now: datetime, *, spent: bool) -> None:
+    """The order's check is closed: the held points were spent with it, or (the check
+    named another card, or the hold had run out) they are released."""
+    if spent:
+        hold.status, hold.closed_at = HoldStatus.COMMITTED, now
+    else:
+        _close(hold, HoldStatus.CANCELLED, now)
 
 
 async def expire_due(db: Database, now: datetime) -> int:

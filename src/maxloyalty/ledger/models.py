@@ -203,9 +203,14 @@ class PointHold(UUIDPrimaryKey, TenantOwned, Base):
             ["pos_integrations.tenant_id", "pos_integrations.id"],
             name="fk_point_holds_integration",
         ),
+        ForeignKeyConstraint(
+            ["tenant_id", "card_id"],
+            ["guest_cards.tenant_id", "guest_cards.id"],
+            name="fk_point_holds_card",
+        ),
     )
 
-    card_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("guest_cards.id"))
+    card_id: Mapped[uuid.UUID]
     integration_id: Mapped[uuid.UUID]
     order_id: Mapped[str] = mapped_column(String(64))
     points: Mapped[int]

@@ -99,6 +99,8 @@ class Context:
         self.system, self.tenant, self.restaurant = system, tenant, restaurant
         # The till's hold this operation settles: its points are the ones to spend.
         self.spending_hold: uuid.UUID | None = None
+        # Set when `execute` answered with an earlier operation's answer.
+        self.replayed = False
 
     def expiry(self, activates_at: datetime | None = None) -> datetime:
         start = activates_at or self.now
@@ -206,6 +208,7 @@ async def execute(
         business_key=business_key,
     )
     if isinstance(outcome, Replay):
+        ctx.replayed = True
         return outcome.status_code, outcome.response
     claimed, card = outcome
     levels = await levels_of(ctx.session, ctx.system.id)

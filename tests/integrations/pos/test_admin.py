@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from maxloyalty.identity.principal import Role
 from maxloyalty.runtime import Runtime
 from tests.conftest import TokenFactory
+from tests.factories import make_restaurant
 from tests.integrations.pos.conftest import TillFactory
 
 
@@ -55,6 +56,27 @@ async def test_roles_and_tenants(make_till: TillFactory, auth: TokenFactory) -> 
     assert cashier.status_code == 403
     system = auth(Role.SYSTEM, till.shop.tenant.id)
     assert (await till.client.get("/api/pos/integrations", headers=system)).status_code == 403
+
+
+async def test_a_manager_sees_only_their_restaurants_tills(
+    make_till: TillFactory, runtime: Runtime, auth: TokenFactory
+) -> None:
+    till = await make_till()
+    elsewhere = await make_restaurant(runtime, till.shop.tenant)
+    hidden = await till.client.post(
+        "/api/pos/integrations",
+        json={"restaurant_id": str(elsewhere.id), "system": "CUSTOM", "name": "Other"},
+        headers=till.admin,
+    )
+    assert hidden.status_code == 201
+    seen = await till.client.get("/api/pos/integrations", headers=till.shop.manager)
+    assert [i["id"] for i in seen.json()] == [till.integration["id"]]
+    path = f"/api/pos/integrations/{hidden.json()['id']}"
+    assert (await till.client.get(path, headers=till.shop.manager)).status_code == 404
+    events = await till.client.get(f"{path}/events", headers=till.shop.manager)
+    assert events.status_code == 404
+    everything = await till.client.get("/api/pos/integrations", headers=till.admin)
+    assert len(everything.json()) == 2
 
 
 async def test_rotation_retires_the_old_key_at_once(
@@ -115,3 +137,9 @@ async def test_a_signing_integration_refuses_unsigned_till_calls(make_till: Till
     assert b'Summa="3000"' in signed.content
     tampered = await till.client.post(path, content=body.replace(b"QRY", b"qry"), headers=headers)
     assert tampered.status_code == 401
+    rotated = await till.client.post(
+        f"/api/pos/integrations/{till.integration['id']}/rotate-secrets",
+        json={},
+        headers=till.admin,
+    )
+    assert rotated.json()["signing_secret"]  # a rotation keeps requests signed

@@ -191,6 +191,51 @@ async def test_parallel_holds_never_reserve_more_than_the_balance(make_till: Til
     assert (await _identify(till))["available"] == 100
 
 
+async def test_posted_orders_are_not_held_again_and_tills_refund_only_their_checks(
+    make_till: TillFactory,
+) -> None:
+    till = await _ready(make_till)
+    card = str(till.shop.card.id)
+    held = await till.call(
+        "/orders/Q/hold", {"card_id": card, "points": 100, "check_amount": 100000}, key="h"
+    )
+    # Calculating for the order itself counts its own hold as its to spend.
+    quote = await till.call(
+        "/calculate", {"card_id": card, "lines": LINES, "order_id": "Q", "points": 100}
+    )
+    assert (quote.json()["available"], quote.json()["points_to_spend"]) == (500, 100)
+    other = await till.call("/calculate", {"card_id": card, "lines": LINES})
+    assert other.json()["available"] == 400
+    assert (await till.call("/orders/Q/commit", {"amount": 100000}, key="c")).status_code == 201
+    again = await till.call(
+        "/orders/Q/hold", {"card_id": card, "points": 50, "check_amount": 100000}, key="h2"
+    )
+    assert (again.status_code, again.json()["code"]) == (409, "order_already_posted")
+    replay = await till.call("/orders/Q/commit", {"amount": 100000}, key="c")
+    assert replay.status_code == 201
+    assert (await _identify(till))["available"] == 500 - 100 + 45
+    # A cashier's check with a number like the order's is not this till's to refund.
+    cashier = await till.shop.post({"type": "SALE", "amount": 10000, "check_number": "K"})
+    assert cashier.status_code == 201
+    foreign = await till.call("/orders/K/refund", {}, key="r")
+    assert (foreign.status_code, foreign.json()["code"]) == (404, "check_not_found")
+    assert held.status_code == 201
+
+
+async def test_a_commit_spending_no_points_releases_the_orders_hold(make_till: TillFactory) -> None:
+    till = await _ready(make_till)
+    card = str(till.shop.card.id)
+    await till.call(
+        "/orders/Z/hold", {"card_id": card, "points": 300, "check_amount": 100000}, key="h"
+    )
+    assert (await _identify(till))["available"] == 200
+    commit = await till.call(
+        "/orders/Z/commit", {"card_id": card, "amount": 100000, "points": 0}, key="c"
+    )
+    assert commit.json()["redeemed"] == 0
+    assert (await _identify(till))["available"] == commit.json()["balance"]
+
+
 async def test_refund_by_order_partial_then_rest(make_till: TillFactory) -> None:
     till = await _ready(make_till, points=0)
     commit = await till.call(
@@ -226,4 +271,18 @@ async def test_only_a_live_integration_key_may_call(make_till: TillFactory) -> N
     )
     assert switched_off.status_code == 200
     refused = await till.call("/identify", body)
-    assert (refused.status_code, refused.json()["code"]) == (403, "pos_integration_inactive")
+    assert (refused.status_code, refused.json()["code"]) == (401, "api_key_suspended")
+    # The key is paused everywhere, not only on the POS routes.
+    core = await till.client.get(f"/api/guest/{till.shop.guest_id}/balance", headers=till.headers)
+    assert core.status_code == 401
+    back_on = await till.client.patch(
+        f"/api/pos/integrations/{till.integration['id']}",
+        json={"is_active": True},
+        headers=till.admin,
+    )
+    assert back_on.status_code == 200
+    assert (await till.call("/identify", body)).status_code == 200
+    nulled = await till.client.patch(
+        f"/api/pos/integrations/{till.integration['id']}", json={"name": None}, headers=till.admin
+    )
+    assert nulled.status_code == 422

@@ -158,6 +158,49 @@ async def test_orders_that_ask_nothing_of_us(make_till: TillFactory, runtime: Ru
     assert await _balance(till) == 10  # 5 % of the delivery paid with the card code
 
 
+async def test_malformed_events_fail_alone(make_till: TillFactory, runtime: Runtime) -> None:
+    till = await _iiko(make_till, runtime)
+    code = till.shop.card.code
+    card = [{"key": "maxloyalty.card", "value": code}]
+    nan = _order_event("nan", phone=None, external=card)
+    nan["eventInfo"]["order"]["sum"] = "NaN"
+    odd = _order_event("odd", phone=None, external=card)
+    odd["eventInfo"]["order"]["items"] = 7
+    huge = _order_event("huge", phone=None, external=card, total=1e12)
+    events = [nan, odd, huge, "not an object", _order_event("fine", phone=None, external=card)]
+    answer = await _post(till, events)
+    assert answer.status_code == 200, answer.text
+    stored = {e.external_id: e for e in await _events(runtime, till)}
+    assert stored["nan"].status.value == "IGNORED"
+    assert stored["huge"].status.value == "IGNORED"
+    assert stored["odd"].status.value == "PROCESSED"  # items are only kept, not needed
+    assert stored["fine"].status.value == "PROCESSED"
+    assert await _balance(till) == 150
+
+
+async def test_an_order_the_till_holds_points_for_is_left_to_the_till(
+    make_till: TillFactory, runtime: Runtime
+) -> None:
+    till = await _iiko(make_till, runtime)
+    await till.credit(100)
+    order = str(uuid.uuid4())
+    held = await till.call(
+        f"/orders/{order}/hold",
+        {"card_id": str(till.shop.card.id), "points": 50, "check_amount": 150050},
+        key="h",
+    )
+    assert held.status_code == 201, held.text
+    external = [{"key": "maxloyalty.card", "value": till.shop.card.code}]
+    assert (await _post(till, [_order_event(order, external=external)])).status_code == 200
+    (event,) = await _events(runtime, till)
+    assert event.status.value == "IGNORED"
+    assert event.detail is not None
+    assert "holds points" in event.detail
+    commit = await till.call(f"/orders/{order}/commit", {"amount": 150050}, key="c")
+    assert commit.status_code == 201, commit.text
+    assert commit.json()["redeemed"] == 50
+
+
 async def test_a_replayed_event_accrues_once_the_guest_has_joined(
     make_till: TillFactory, runtime: Runtime
 ) -> None:

@@ -392,7 +392,10 @@ async def test_register_webhook_asks_for_closed_orders(server: FakeServer, iiko:
         "authToken": "webhook-secret",
         "webHooksFilter": {
             "tableOrderFilter": {"orderStatuses": ["Closed"]},
-            "deliveryOrderFilter": {"orderStatuses": ["Closed"]},
+            "deliveryOrderFilter": {
+                "orderStatuses": ["Closed"],
+                "returnedExternalDataKeys": ["maxloyalty.card"],
+            },
         },
     }
 

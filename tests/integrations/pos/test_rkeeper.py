@@ -92,7 +92,7 @@ async def test_a_till_conversation_identify_post_resend_void(
         records = list(await session.scalars(select(PosTransaction)))
     assert len(records) == 1
     record = records[0]
-    assert (record.order_id, record.check_amount) == ("46347-3-58812", 220000)
+    assert (record.order_id, record.check_amount) == (f"46347-3-58812/{number}", 220000)
     assert (record.points_redeemed, record.points_accrued, record.discount_applied) == (
         200,
         100,
@@ -153,6 +153,20 @@ async def test_malformed_requests_are_refused_with_problems(make_till: TillFacto
             '<!DOCTYPE r [<!ENTITY a "aaaa"><!ENTITY b "&a;&a;">]><ROOT><QRY Card="&b;"/></ROOT>',
             "invalid_xml",
         ),
+        ("GetCardInfoEx", '<!DOCTYPE ROOT><ROOT><QRY Card="1"/></ROOT>', "invalid_xml"),
+        ("GetCardInfoEx", '<?xml version="1.0" encoding="shift_jis"?><ROOT/>', "invalid_xml"),
+        (  # a check without its number would make every check "the same" one
+            "TransactionsEx",
+            '<ROOT><Transactions><TransactionsEx Card="1" Kind="3" Summa="100" '
+            'Restaurant="12" RKDate="46347" RKUni="3"/></Transactions></ROOT>',
+            "invalid_request",
+        ),
+        (
+            "TransactionsEx",
+            '<ROOT><Transactions><TransactionsEx Card="1" Kind="3" Summa="1" Restaurant="12" '
+            'RKDate="46347" RKUni="3" RKCheck="99999999999999999999"/></Transactions></ROOT>',
+            "invalid_request",
+        ),
     ]:
         answer = await _send(till, call, body)
         assert answer.status_code == 400, (body, answer.text)
@@ -189,6 +203,27 @@ async def test_a_check_with_one_bad_part_applies_nothing(
     wrong_restaurant = _check((good, 3, 100000)).replace('Restaurant="12"', 'Restaurant="13"')
     refused = _result(await _send(till, "TransactionsEx", wrong_restaurant), "TransactionsEx")
     assert refused["Result"] == "1"
+
+
+async def test_a_check_with_two_cards_posts_each_once(
+    make_till: TillFactory, runtime: Runtime
+) -> None:
+    till = await _rkeeper(make_till)
+    other = await make_guest(runtime, till.shop.system, restaurant_id=till.shop.restaurant.id)
+    first, second = str(int(till.shop.card.code)), str(int(other.code))
+    check = _check((first, 3, 100000), (first, 0, -10000), (second, 3, 40000))
+    for _ in range(2):
+        answer = _result(await _send(till, "TransactionsEx", check), "TransactionsEx")
+        assert answer["Result"] == "0", answer
+    async with runtime.db.session(till.shop.tenant.id) as session:
+        records = list(await session.scalars(select(PosTransaction)))
+    assert sorted((r.card_id, r.points_accrued, r.points_redeemed) for r in records) == sorted(
+        [(till.shop.card.id, 50, 100), (other.id, 20, 0)]
+    )
+    void = _check((second, 3, -40000))
+    assert _result(await _send(till, "TransactionsEx", void), "TransactionsEx")["Result"] == "0"
+    info = _result(await _send(till, "GetCardInfoEx", _card_info(second)), "GetCardInfoEx")
+    assert info["Summa"] == "0"
 
 
 async def test_only_rkeeper_integrations_speak_farcards(make_till: TillFactory) -> None:

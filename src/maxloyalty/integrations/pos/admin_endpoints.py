@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
@@ -87,6 +87,15 @@ class IntegrationIn(BaseModel):
 class IntegrationPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
+    @model_validator(mode="after")
+    def _no_nulls(self) -> IntegrationPatch:
+        cleared = {"name", "is_active", "settings", "hold_ttl_seconds"} & {
+            name for name in self.model_fields_set if getattr(self, name) is None
+        }
+        if cleared:
+            raise ValueError(f"{', '.join(sorted(cleared))} cannot be null")
+        return self
+
     name: str | None = Field(default=None, min_length=1, max_length=120)
     is_active: bool | None = None
     credentials: Credentials | None = None
@@ -126,7 +135,7 @@ class IntegrationSecrets(IntegrationOut):
 class RotateIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    require_signature: bool = False
+    require_signature: bool | None = Field(default=None, description="Default: as the current key")
 
 
 class PosTransactionOut(BaseModel):
@@ -210,28 +219,36 @@ async def create_integration(
 
 
 @router.get("")
-async def list_integrations(_reader: Reader, session: TenantSession) -> list[IntegrationOut]:
-    rows = await session.scalars(select(PosIntegration).order_by(PosIntegration.created_at))
-    return [IntegrationOut.of(r) for r in rows]
+async def list_integrations(reader: Reader, session: TenantSession) -> list[IntegrationOut]:
+    query = select(PosIntegration).order_by(PosIntegration.created_at)
+    if reader.restaurant_scope is not None:  # a manager sees their restaurants' tills
+        query = query.where(PosIntegration.restaurant_id.in_(reader.restaurant_scope))
+    return [IntegrationOut.of(r) for r in await session.scalars(query)]
 
 
 @router.get("/{integration_id}")
 async def get_integration(
-    integration_id: uuid.UUID, _reader: Reader, session: TenantSession
+    integration_id: uuid.UUID, reader: Reader, session: TenantSession
 ) -> IntegrationOut:
-    return IntegrationOut.of(await service.get(session, integration_id))
+    return IntegrationOut.of(await service.get(session, integration_id, reader))
 
 
 @router.patch("/{integration_id}")
 async def update_integration(
-    integration_id: uuid.UUID, body: IntegrationPatch, _admin: Admin, session: TenantSession
+    integration_id: uuid.UUID,
+    body: IntegrationPatch,
+    _admin: Admin,
+    session: TenantSession,
+    request: Request,
 ) -> IntegrationOut:
+    """Switched off, the integration's key stops working everywhere at once."""
     row = await service.get(session, integration_id)
     changes = body.model_dump(exclude_unset=True, exclude={"credentials"})
     for name, value in changes.items():
         setattr(row, name, value)
     if body.credentials is not None:
         row.credentials = body.credentials.model_dump_json(exclude_none=True)
+    key = await service.pause_key(session, row)
     await session.flush()
     await record(
         session,
@@ -241,6 +258,7 @@ async def update_integration(
         after=changes | {"credentials_changed": body.credentials is not None},
     )
     await session.commit()
+    await runtime_of(request).cache.delete(cache_key(key.key_hash))
     return IntegrationOut.of(row)
 
 
@@ -269,12 +287,13 @@ async def rotate_secrets(
 
 async def _newest(
     session: AsyncSession,
+    reader: Principal,
     integration_id: uuid.UUID,
     model: type[Logged],
     stamp: InstrumentedAttribute[datetime],
 ) -> Sequence[Logged]:
     """The integration's newest rows of one of its logs."""
-    await service.get(session, integration_id)
+    await service.get(session, integration_id, reader)
     rows = await session.scalars(
         select(model)
         .where(model.integration_id == integration_id)
@@ -286,27 +305,27 @@ async def _newest(
 
 @router.get("/{integration_id}/transactions")
 async def list_transactions(
-    integration_id: uuid.UUID, _reader: Reader, session: TenantSession
+    integration_id: uuid.UUID, reader: Reader, session: TenantSession
 ) -> list[PosTransactionOut]:
-    rows = await _newest(session, integration_id, PosTransaction, PosTransaction.created_at)
+    rows = await _newest(session, reader, integration_id, PosTransaction, PosTransaction.created_at)
     return [PosTransactionOut.model_validate(r) for r in rows]
 
 
 @router.get("/{integration_id}/events")
 async def list_events(
-    integration_id: uuid.UUID, _reader: Reader, session: TenantSession
+    integration_id: uuid.UUID, reader: Reader, session: TenantSession
 ) -> list[PosEventOut]:
     return [
         PosEventOut.model_validate(r)
-        for r in await _newest(session, integration_id, PosEvent, PosEvent.received_at)
+        for r in await _newest(session, reader, integration_id, PosEvent, PosEvent.received_at)
     ]
 
 
 @router.get("/{integration_id}/syncs")
 async def list_syncs(
-    integration_id: uuid.UUID, _reader: Reader, session: TenantSession
+    integration_id: uuid.UUID, reader: Reader, session: TenantSession
 ) -> list[PosSyncOut]:
     return [
         PosSyncOut.model_validate(r)
-        for r in await _newest(session, integration_id, PosSync, PosSync.created_at)
+        for r in await _newest(session, reader, integration_id, PosSync, PosSync.created_at)
     ]

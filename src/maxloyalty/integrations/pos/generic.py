@@ -19,18 +19,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from maxloyalty.guests.models import GuestCard
 from maxloyalty.guests.service import card_for_guest, ensure_usable
-from maxloyalty.identity.principal import Principal
 from maxloyalty.integrations.pos import service
 from maxloyalty.integrations.pos.checks import CheckLine, Payment, Quote, calculate
 from maxloyalty.integrations.pos.models import PosIntegration
-from maxloyalty.kit.errors import AppError, NotFound
+from maxloyalty.kit.errors import AppError, Conflict, NotFound
 from maxloyalty.ledger import core, holds
 from maxloyalty.ledger.idempotency import Replay, claim, request_hash
 from maxloyalty.ledger.models import HoldStatus, LedgerOperation, PointHold
-from maxloyalty.ledger.operations import CashierRequest, Context, execute, open_context
+from maxloyalty.ledger.operations import CashierRequest, Context, execute
 from maxloyalty.loyalty.service import levels_of
 
-OrderId = Field(min_length=1, max_length=64, pattern=r"^[\w.:/-]+$")
+ORDER_ID_PATTERN = r"^[\w.:/-]+$"
 
 
 class CalculateRequest(BaseModel):
@@ -39,6 +38,13 @@ class CalculateRequest(BaseModel):
     card_id: uuid.UUID
     lines: list[CheckLine] = Field(min_length=1, max_length=500)
     points: int | None = Field(default=None, ge=0, le=10**7, description="Points to spend")
+    order_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=64,
+        pattern=ORDER_ID_PATTERN,
+        description="The order, when it holds points: they count as free for it",
+    )
 
 
 class HoldRequest(BaseModel):
@@ -94,19 +100,24 @@ async def _card(session: AsyncSession, card_id: uuid.UUID) -> GuestCard:
 
 
 async def quote(
-    session: AsyncSession,
-    principal: Principal,
-    integration: PosIntegration,
-    body: CalculateRequest,
-    now: datetime,
+    ctx: Context, integration: PosIntegration, body: CalculateRequest
 ) -> dict[str, Any]:
-    ctx = await open_context(session, principal, integration.restaurant_id, now)
     card = await _program_card(ctx, body.card_id)
     ensure_usable(card)
-    levels = await levels_of(session, ctx.system.id)
+    levels = await levels_of(ctx.session, ctx.system.id)
     level = next((lv for lv in levels if lv.id == card.level_id), None)
-    free = await core.available(session, card, now)
-    return await calculate(session, Quote(ctx.system, card, level, body.lines, free), body.points)
+    own = (
+        await holds.latest_hold(ctx.session, integration.id, body.order_id)
+        if body.order_id
+        else None
+    )
+    # The order's own hold is what it may spend, not something taken from it.
+    free = await core.available(
+        ctx.session, card, ctx.now, except_hold=own.id if own is not None else None
+    )
+    return await calculate(
+        ctx.session, Quote(ctx.system, card, level, body.lines, free), body.points
+    )
 
 
 async def _program_card(ctx: Context, card_id: uuid.UUID) -> GuestCard:
@@ -144,6 +155,11 @@ async def hold(
     if isinstance(claimed, Replay):
         return claimed.status_code, claimed.response
     card = await _locked_card(ctx, body.card_id)
+    if await _posted(ctx, integration, order_id) is not None:
+        raise Conflict(
+            "This order's check is already posted; order ids must not repeat.",
+            code="order_already_posted",
+        )
     placed = await holds.place(
         ctx.session,
         ctx.system,
@@ -202,11 +218,11 @@ async def commit(
         check_number=order_id,
     )
     status, answer = await execute(ctx, card.user_id, request, idempotency_key)
-    if live:
-        assert held is not None
+    if held is not None and not ctx.replayed:
+        # Whatever the till held for the order ends with its check: spent, or released.
         await ctx.session.refresh(held, with_for_update=True)
         if held.status is HoldStatus.ACTIVE:  # not cancelled meanwhile
-            holds.settle(held, ctx.now)
+            holds.settle(held, ctx.now, spent=live and points > 0)
     await service.record_check(
         ctx.session,
         integration,
@@ -219,6 +235,17 @@ async def commit(
     return status, answer
 
 
+async def _posted(
+    ctx: Context, integration: PosIntegration, order_id: str
+) -> LedgerOperation | None:
+    """The ledger operation of the order's check, if it was posted (by anyone)."""
+    return await ctx.session.scalar(
+        select(LedgerOperation).where(
+            LedgerOperation.business_key == f"check:{integration.restaurant_id}:{order_id}"
+        )
+    )
+
+
 async def refund(
     ctx: Context,
     integration: PosIntegration,
@@ -226,14 +253,10 @@ async def refund(
     body: RefundRequest,
     idempotency_key: str,
 ) -> tuple[int, dict[str, Any]]:
-    posted = await ctx.session.scalar(
-        select(LedgerOperation.card_id).where(
-            LedgerOperation.business_key == f"check:{integration.restaurant_id}:{order_id}"
-        )
-    )
-    if posted is None:
-        raise NotFound("No such check.", code="check_not_found")
-    card = await _card(ctx.session, posted)
+    posted = await _posted(ctx, integration, order_id)
+    if posted is None or posted.created_by != ctx.principal.subject or posted.card_id is None:
+        raise NotFound("This till posted no such check.", code="check_not_found")
+    card = await _card(ctx.session, posted.card_id)
     request = CashierRequest(
         type="REFUND",
         restaurant_id=integration.restaurant_id,

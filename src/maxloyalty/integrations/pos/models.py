@@ -75,10 +75,15 @@ class PosTransaction(UUIDPrimaryKey, TenantOwned, Base):
             ["pos_integrations.tenant_id", "pos_integrations.id"],
             name="fk_pos_transactions_integration",
         ),
+        ForeignKeyConstraint(
+            ["tenant_id", "card_id"],
+            ["guest_cards.tenant_id", "guest_cards.id"],
+            name="fk_pos_transactions_card",
+        ),
     )
 
     integration_id: Mapped[uuid.UUID]
-    card_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("guest_cards.id"))
+    card_id: Mapped[uuid.UUID | None]
     # The ledger operation it became: one record per operation, however often it is re-sent.
     ledger_operation_id: Mapped[uuid.UUID | None] = mapped_column(unique=True)
     operation: Mapped[str] = mapped_column(String(16))  # SALE, REFUND

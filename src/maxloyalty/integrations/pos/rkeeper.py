@@ -26,6 +26,7 @@ from xml.etree.ElementTree import Element, ParseError, SubElement, tostring
 
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring
+from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -41,6 +42,9 @@ from maxloyalty.loyalty.service import KOPECKS_PER_POINT, levels_of
 
 CALLS = ("GetCardInfoEx", "FindAccountsByKind", "TransactionsEx")
 QR_KIND = 3
+INT32 = 2**31 - 1
+MAX_SUMMA = 10**10  # kopecks: a hundred million rubles
+MAX_CODE = 32  # a restaurant code, as R-Keeper's settings hold it
 FLAGS = ("Deleted", "Grab", "StopDate", "Holy", "Manager", "Locked")
 SUMS = ("Sum2", "Sum3", "Sum4", "Sum5", "Sum6", "Sum7", "Sum8")
 
@@ -55,10 +59,11 @@ class Refused(Exception):
 
 
 def parse(body: bytes) -> Element:
-    """The document with every tag and attribute name in lower case."""
+    """The document with every tag and attribute name in lower case. DTDs are refused
+    outright: FarCards documents never need one."""
     try:
-        root = fromstring(body)
-    except (ParseError, DefusedXmlException) as exc:
+        root = fromstring(body, forbid_dtd=True)
+    except (ParseError, DefusedXmlException, ValueError, LookupError) as exc:
         raise BadRequest(f"The body is not well-formed XML: {exc}") from exc
     for element in root.iter():
         element.tag = element.tag.lower()
@@ -66,12 +71,28 @@ def parse(body: bytes) -> Element:
     return root
 
 
-def _int(element: Element, name: str) -> int:
-    raw = element.get(name.lower())
+def text_of(body: bytes, root: Element) -> str:
+    """The document as text to keep: as sent when it is UTF-8, else as parsed."""
     try:
-        return int(raw) if raw is not None else 0
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        text = ""
+    if not text or "\x00" in text:
+        text = str(tostring(root, encoding="unicode"))
+    return text
+
+
+def _int(element: Element, name: str, low: int, high: int) -> int:
+    raw = element.get(name.lower())
+    if raw is None:
+        raise BadRequest(f"{element.tag} has no {name}.", code="invalid_request")
+    try:
+        value = int(raw)
     except ValueError as exc:
-        raise BadRequest(f"{element.tag}.{name} is not an integer: {raw!r}") from exc
+        raise BadRequest(f"{element.tag}.{name} is not an integer: {raw[:40]!r}") from exc
+    if not low <= value <= high:
+        raise BadRequest(f"{element.tag}.{name} is out of range.", code="invalid_request")
+    return value
 
 
 def required(element: Element, name: str) -> str:
@@ -175,7 +196,7 @@ async def find_by_qr(
     session: AsyncSession, system: LoyaltySystem, qr: QrSigner, query: Element
 ) -> bytes:
     """FindAccountsByKind: kind 3 is a QR payload; other kinds find nothing here."""
-    if _int(query, "Kind") != QR_KIND:
+    if _int(query, "Kind", 0, INT32) != QR_KIND:
         return answer("FindAccountsByKind", 1)
     try:
         card_id = qr.card_id(system.tenant_id, required(query, "Text"))
@@ -212,7 +233,8 @@ class CardCheck:
 
     @property
     def number(self) -> str:
-        return f"{self.date}-{self.till}-{self.check}"
+        """The check number in the ledger: one per card, since a check may name several."""
+        return f"{self.date}-{self.till}-{self.check}/{self.card}"
 
 
 def card_checks(root: Element) -> list[CardCheck]:
@@ -223,17 +245,18 @@ def card_checks(root: Element) -> list[CardCheck]:
         lambda: defaultdict(int)
     )
     for tx in transactions:
-        kind = _int(tx, "Kind")
-        if kind not in (0, 1, 2, 3):
-            raise BadRequest(f"Unknown transaction kind {kind}.", code="invalid_request")
+        kind = _int(tx, "Kind", 0, 3)
+        card, restaurant = required(tx, "Card"), required(tx, "Restaurant")
+        if not card.isdigit() or len(card) > 19 or len(restaurant) > MAX_CODE:
+            raise BadRequest("Card or Restaurant is malformed.", code="invalid_request")
         key = (
-            required(tx, "Card"),
-            required(tx, "Restaurant"),
-            _int(tx, "RKDate"),
-            _int(tx, "RKUni"),
-            _int(tx, "RKCheck"),
+            card,
+            restaurant,
+            _int(tx, "RKDate", 0, INT32),
+            _int(tx, "RKUni", 0, INT32),
+            _int(tx, "RKCheck", 0, INT32),
         )
-        grouped[key][kind] += _int(tx, "Summa")
+        grouped[key][kind] += _int(tx, "Summa", -MAX_SUMMA, MAX_SUMMA)
     return [CardCheck(*key, sums=dict(sums)) for key, sums in grouped.items()]
 
 
@@ -242,6 +265,12 @@ def _lines(root: Element, group: str) -> list[dict[str, Any]]:
     if check is None:
         return []
     return [dict(child.attrib) for child in check.findall(f"./{group}/*")]
+
+
+def _bonus(part: CardCheck) -> list[dict[str, Any]]:
+    """R-Keeper's own bonus (Kind 2) is its business; we keep the figure."""
+    bonus = part.sums.get(2, 0)
+    return [{"kind": "rkeeper_bonus", "sum": bonus}] if bonus else []
 
 
 async def post_check(ctx: Context, integration: PosIntegration, root: Element, raw: str) -> None:
@@ -259,27 +288,21 @@ async def post_check(ctx: Context, integration: PosIntegration, root: Element, r
         total = spend + card_paid
         if ctx.system.type is ProgramType.DISCOUNT:
             total += discount  # the check before the discount the level gave
-        if spend >= 0 and card_paid >= 0 and total > 0:
-            request = CashierRequest(
-                type="REDEMPTION" if card_paid else "SALE",
-                restaurant_id=integration.restaurant_id,
-                amount=total,
-                points=card_paid // KOPECKS_PER_POINT or None,
-                check_number=part.number,
-            )
-            direction = "sale"
-        elif spend <= 0 and card_paid <= 0 and total < 0:
-            request = CashierRequest(
-                type="REFUND",
-                restaurant_id=integration.restaurant_id,
-                amount=-total,
-                check_number=part.number,
-            )
-            direction = "void"
-        elif total == 0:
-            continue  # only discounts or R-Keeper's own bonuses: kept in the raw check
-        else:
+        if total == 0:
+            continue  # only discounts or R-Keeper's own bonuses: nothing to book
+        if (spend < 0 < card_paid) or (card_paid < 0 < spend):
             raise Refused("Spend and card payment of one check have opposite signs.")
+        direction = "sale" if total > 0 else "void"
+        try:
+            request = CashierRequest(
+                type="REFUND" if total < 0 else "REDEMPTION" if card_paid else "SALE",
+                restaurant_id=integration.restaurant_id,
+                amount=abs(total),
+                points=card_paid // KOPECKS_PER_POINT if card_paid > 0 else None,
+                check_number=part.number,
+            )
+        except ValidationError as exc:
+            raise Refused(f"The check is out of bounds: {exc.errors()[0]['msg']}") from exc
         key = f"rk:{part.restaurant}:{part.date}:{part.till}:{part.check}:{part.card}:{direction}"
         try:
             _, posted = await execute(ctx, card.user_id, request, key)
@@ -292,7 +315,7 @@ async def post_check(ctx: Context, integration: PosIntegration, root: Element, r
             order_id=part.number,
             check_amount=abs(total),
             items=_lines(root, "checklines"),
-            payments=_lines(root, "checkpayments"),
+            payments=_lines(root, "checkpayments") + _bonus(part),
             raw=raw,
             discount=discount,
         )

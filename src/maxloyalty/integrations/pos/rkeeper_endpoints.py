@@ -10,13 +10,14 @@ import structlog
 from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import Response
 
+from maxloyalty.guests.identify import limit_lookups
 from maxloyalty.identity.dependencies import Authorize, TenantSession
 from maxloyalty.identity.principal import Principal, Role
 from maxloyalty.integrations.pos import rkeeper, service
 from maxloyalty.integrations.pos.models import PosSystem
 from maxloyalty.kit.clock import utcnow
-from maxloyalty.kit.errors import AppError, NotFound, problem_responses
-from maxloyalty.ledger.operations import open_context
+from maxloyalty.kit.errors import NotFound, problem_responses
+from maxloyalty.kit.http import read_limited
 from maxloyalty.runtime import runtime_of
 
 log = structlog.get_logger(__name__)
@@ -48,13 +49,13 @@ async def farcards(
     name = next((c for c in rkeeper.CALLS if c.lower() == call.lower()), None)
     if name is None:
         raise NotFound(f"FarCards call {call} is not served here.", code="unknown_call")
-    integration = await service.of_caller(session, principal, PosSystem.RKEEPER)
-    body = await request.body()
-    if len(body) > MAX_BODY:
-        raise AppError("The request is too large.", code="payload_too_large", status=413)
-    root = rkeeper.parse(body)
     now = utcnow()
-    ctx = await open_context(session, principal, integration.restaurant_id, now)
+    integration, ctx = await service.till_context(session, principal, now, PosSystem.RKEEPER)
+    body = await read_limited(request, MAX_BODY)
+    root = rkeeper.parse(body)
+    runtime = runtime_of(request)
+    if name != "TransactionsEx":  # card lookups: as rate limited as any identification
+        await limit_lookups(runtime.limiter, runtime.settings, ctx.principal)
     if name == "GetCardInfoEx":
         query = rkeeper.query_of(root)
         card = await rkeeper.card_by_number(session, ctx.system, rkeeper.required(query, "Card"))
@@ -64,13 +65,11 @@ async def farcards(
             else await rkeeper.card_info(session, integration, ctx.system, card, now)
         )
     elif name == "FindAccountsByKind":
-        content = await rkeeper.find_by_qr(
-            session, ctx.system, runtime_of(request).qr, rkeeper.query_of(root)
-        )
+        content = await rkeeper.find_by_qr(session, ctx.system, runtime.qr, rkeeper.query_of(root))
     else:
         integration_id = integration.id  # the rollback below expires the loaded rows
         try:
-            await rkeeper.post_check(ctx, integration, root, body.decode("utf-8", "replace"))
+            await rkeeper.post_check(ctx, integration, root, rkeeper.text_of(body, root))
         except rkeeper.Refused as refused:
             await session.rollback()
             log.info("rkeeper_check_refused", integration=str(integration_id), why=str(refused))

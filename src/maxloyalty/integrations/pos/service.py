@@ -15,6 +15,7 @@ import json
 import secrets
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -29,6 +30,7 @@ from maxloyalty.identity.api_keys import (
     revoke_key,
     tenant_named,
 )
+from maxloyalty.identity.models import ApiKey
 from maxloyalty.identity.principal import Principal, Role
 from maxloyalty.integrations.pos.models import (
     PosIntegration,
@@ -36,7 +38,9 @@ from maxloyalty.integrations.pos.models import (
     PosTransaction,
     PosTransactionStatus,
 )
+from maxloyalty.kit.clock import utcnow
 from maxloyalty.kit.errors import Forbidden, NotFound, Unauthorized
+from maxloyalty.ledger.operations import Context, open_context
 from maxloyalty.network.models import Restaurant
 
 WEBHOOK_TOKEN_PREFIX = "miw_"  # noqa: S105 - a prefix, not a secret
@@ -136,12 +140,14 @@ async def rotate(
     hmac_key: bytes,
     integration: PosIntegration,
     *,
-    require_signature: bool,
+    require_signature: bool | None,
     created_by: uuid.UUID | None,
 ) -> IssuedIntegration:
-    """New API key (the old one is revoked at once) and, for iiko, a new webhook token,
-    which must then be registered with iikoCloud again."""
+    """New API key (the old one is revoked at once; it signs requests if the old one did,
+    unless told) and, for iiko, a new webhook token, to register with iikoCloud again."""
     old = await revoke_key(session, integration.api_key_id)
+    if require_signature is None:
+        require_signature = old.signing_secret is not None
     key, token = await _issue(
         session, hmac_key, integration, require_signature=require_signature, created_by=created_by
     )
@@ -150,11 +156,27 @@ async def rotate(
     return IssuedIntegration(integration, key, token, old.key_hash)
 
 
-async def get(session: AsyncSession, integration_id: uuid.UUID) -> PosIntegration:
+async def get(
+    session: AsyncSession, integration_id: uuid.UUID, reader: Principal | None = None
+) -> PosIntegration:
+    """The integration (for `reader`, only one of the restaurants they may see)."""
     integration = await session.get(PosIntegration, integration_id)
-    if integration is None:
+    if integration is None or (
+        reader is not None and not reader.can_see_restaurant(integration.restaurant_id)
+    ):
         raise NotFound("No such POS integration.", code="pos_integration_not_found")
     return integration
+
+
+async def pause_key(session: AsyncSession, integration: PosIntegration) -> ApiKey:
+    """Keep the integration's key in step with it: suspended while it is switched off."""
+    key = await session.get(ApiKey, integration.api_key_id)
+    assert key is not None
+    if integration.is_active:
+        key.suspended_at = None
+    elif key.suspended_at is None:
+        key.suspended_at = utcnow()
+    return key
 
 
 def credentials_of(integration: PosIntegration) -> dict[str, str]:
@@ -202,11 +224,24 @@ async def of_webhook_token(session: AsyncSession, hmac_key: bytes, token: str) -
     return _usable(integration)
 
 
+async def till_context(
+    session: AsyncSession,
+    principal: Principal,
+    now: datetime,
+    system: PosSystem | None = None,
+) -> tuple[PosIntegration, Context]:
+    """The calling integration, and the ledger context its operations run in."""
+    integration = await of_caller(session, principal, system)
+    ctx = await open_context(session, principal_of(integration), integration.restaurant_id, now)
+    return integration, ctx
+
+
 def principal_of(integration: PosIntegration) -> Principal:
-    """The caller an integration's inbound events act as: its own API key's identity, so
-    idempotency keys share one namespace whichever way the till reaches us."""
+    """Who a till's operations are by: the integration itself (not its current API key),
+    so idempotency keys outlive a key rotation and share one namespace whichever way the
+    till reaches us (its API calls, FarCards, iiko's webhooks)."""
     return Principal(
-        subject=integration.api_key_id,
+        subject=integration.id,
         role=Role.SYSTEM,
         tenant_id=integration.tenant_id,
         restaurant_ids=frozenset({integration.restaurant_id}),

@@ -16,6 +16,7 @@ from maxloyalty.identity.dependencies import Authorize, TenantSession
 from maxloyalty.identity.principal import Principal, Role
 from maxloyalty.integrations.pos import generic, service
 from maxloyalty.integrations.pos.generic import (
+    ORDER_ID_PATTERN,
     CalculateRequest,
     CommitRequest,
     HoldRequest,
@@ -26,7 +27,7 @@ from maxloyalty.kit.clock import utcnow
 from maxloyalty.kit.errors import problem_responses
 from maxloyalty.ledger.endpoints import IdempotencyKey
 from maxloyalty.ledger.idempotency import require_key
-from maxloyalty.ledger.operations import Context, open_context
+from maxloyalty.ledger.operations import Context
 from maxloyalty.runtime import runtime_of
 
 router = APIRouter(
@@ -35,7 +36,7 @@ router = APIRouter(
     responses=problem_responses(400, 401, 403, 404, 409, 422),
 )
 Till = Annotated[Principal, Depends(Authorize(Role.SYSTEM))]
-OrderId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[\w.:/-]+$")]
+OrderId = Annotated[str, Path(min_length=1, max_length=64, pattern=ORDER_ID_PATTERN)]
 
 
 class PosIdentifyRequest(BaseModel):
@@ -68,8 +69,7 @@ async def _posting(
 ) -> JSONResponse:
     """An order operation that writes: keyed, in the integration's restaurant, committed."""
     key = require_key(idempotency_key)
-    integration = await service.of_caller(session, principal)
-    ctx = await open_context(session, principal, integration.restaurant_id, utcnow())
+    integration, ctx = await service.till_context(session, principal, utcnow())
     status, answer = await run(ctx, integration, order_id, body, key)
     await session.commit()
     return JSONResponse(answer, status_code=status)
@@ -84,6 +84,7 @@ async def pos_identify(
     this check's limit."""
     integration = await service.of_caller(session, principal)
     runtime = runtime_of(request)
+    till = service.principal_of(integration)
     lookup = IdentifyRequest(
         restaurant_id=integration.restaurant_id,
         qr=body.qr,
@@ -91,7 +92,7 @@ async def pos_identify(
         phone=body.phone,
         check_amount=body.check_amount,
     )
-    return await identify(session, principal, runtime.limiter, runtime.settings, runtime.qr, lookup)
+    return await identify(session, till, runtime.limiter, runtime.settings, runtime.qr, lookup)
 
 
 @router.post("/calculate")
@@ -99,8 +100,8 @@ async def pos_calculate(
     body: CalculateRequest, principal: Till, session: TenantSession
 ) -> dict[str, Any]:
     """Discount, points the check may take, points it would earn; nothing is written."""
-    integration = await service.of_caller(session, principal)
-    return await generic.quote(session, principal, integration, body, utcnow())
+    integration, ctx = await service.till_context(session, principal, utcnow())
+    return await generic.quote(ctx, integration, body)
 
 
 @router.post("/orders/{order_id}/hold", status_code=201)

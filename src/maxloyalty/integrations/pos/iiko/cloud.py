@@ -17,6 +17,7 @@ import httpx
 IIKO_CLOUD_URL = "https://api-ru.iiko.services"
 # iiko keeps a token for an hour; a fresh one is fetched well before that.
 TOKEN_LIFETIME = 55 * 60.0
+RETURNED_EXTERNAL_DATA = ["maxloyalty.card"]
 _RETRYABLE_STATUSES = frozenset({408, 429})
 
 
@@ -127,7 +128,11 @@ class IikoCloud:
                 "authToken": auth_token,
                 "webHooksFilter": {
                     "tableOrderFilter": {"orderStatuses": ["Closed"]},
-                    "deliveryOrderFilter": {"orderStatuses": ["Closed"]},
+                    "deliveryOrderFilter": {
+                        "orderStatuses": ["Closed"],
+                        # Delivery events carry only the external data keys asked for.
+                        "returnedExternalDataKeys": RETURNED_EXTERNAL_DATA,
+                    },
                 },
             },
         )

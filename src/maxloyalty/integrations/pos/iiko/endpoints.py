@@ -20,6 +20,7 @@ from maxloyalty.integrations.pos.admin_endpoints import PosEventOut, PosSyncOut
 from maxloyalty.integrations.pos.iiko import sync, webhook
 from maxloyalty.integrations.pos.models import PosEvent, PosIntegration, PosSync, SyncStatus
 from maxloyalty.kit.errors import AppError, NotFound, Unauthorized, problem_responses
+from maxloyalty.kit.http import read_limited
 from maxloyalty.runtime import Runtime, runtime_of
 
 log = structlog.get_logger(__name__)
@@ -47,8 +48,6 @@ def _token(request: Request) -> str:
 
 
 def _events(body: bytes) -> list[Any]:
-    if len(body) > MAX_BODY:
-        raise AppError("The request is too large.", code="payload_too_large", status=413)
     try:
         events = json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
@@ -72,8 +71,8 @@ async def _handle(runtime: Runtime, tenant_id: uuid.UUID, event_id: uuid.UUID) -
             assert integration is not None
             await webhook.process(session, integration, event)
             return event
-    except AppError as error:
-        log.warning("iiko_event_failed", event_id=str(event_id), code=error.code)
+    except Exception as error:
+        log.warning("iiko_event_failed", event_id=str(event_id), error=type(error).__name__)
         async with runtime.db.transaction(tenant_id) as session:
             event = await session.get(PosEvent, event_id)
             assert event is not None
@@ -94,7 +93,10 @@ async def iiko_webhook(request: Request) -> dict[str, int]:
     runtime = runtime_of(request)
     async with runtime.db.session(tenant_id) as session:
         integration = await service.of_webhook_token(session, runtime.api_key_key, token)
-        stored = [webhook.new_event(integration, raw) for raw in _events(await request.body())]
+        stored = [
+            webhook.new_event(integration, raw)
+            for raw in _events(await read_limited(request, MAX_BODY))
+        ]
         session.add_all(stored)
         await session.commit()
         ids = [event.id for event in stored]

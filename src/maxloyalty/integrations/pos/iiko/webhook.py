@@ -2,7 +2,8 @@
 
 A closed table or delivery order that names a member — by the guest phone iiko keeps on
 the order, or by the card code an iikoFront plugin puts into the order's external data
-under `maxloyalty.card` — accrues points by the programme's rules. The iiko order id is
+under `maxloyalty.card` — accrues points by the programme's rules, unless the till holds
+points for the order (then the till's own commit posts it). The iiko order id is
 the check number, so a repeated event (iiko retries, or a replay) posts nothing twice,
 and an order the till already posted through the generic POS API is left alone.
 """
@@ -24,6 +25,7 @@ from maxloyalty.integrations.pos import service
 from maxloyalty.integrations.pos.models import PosEvent, PosEventStatus, PosIntegration
 from maxloyalty.kit.clock import utcnow
 from maxloyalty.kit.errors import AppError, NotFound
+from maxloyalty.ledger import holds
 from maxloyalty.ledger.operations import CashierRequest, Context, execute, open_context
 
 log = structlog.get_logger(__name__)
@@ -49,16 +51,25 @@ def new_event(integration: PosIntegration, raw: Any) -> PosEvent:
     )
 
 
+MAX_KOPECKS = 10**10
+
+
 def _kopecks(value: Any) -> int:
     try:
         amount = Decimal(str(value)) * 100
     except InvalidOperation as exc:
-        raise Skip(f"the order sum {value!r} is not a number") from exc
+        raise Skip(f"the order sum {str(value)[:40]!r} is not a number") from exc
+    if not amount.is_finite() or not 0 < amount <= MAX_KOPECKS:
+        raise Skip("the order sum is zero, negative or out of range")
     return int(amount.to_integral_value(ROUND_HALF_UP))
 
 
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
 def _card_code(order: dict[str, Any]) -> str | None:
-    for entry in order.get("externalData") or []:
+    for entry in _list(order.get("externalData")):
         if isinstance(entry, dict) and entry.get("key") == CARD_KEY:
             return str(entry.get("value", "")).strip() or None
     return None
@@ -97,7 +108,7 @@ def _object(value: Any) -> dict[str, Any]:
 
 def _items(order: dict[str, Any]) -> list[dict[str, Any]]:
     items = []
-    for item in order.get("items") or []:
+    for item in _list(order.get("items")):
         if not isinstance(item, dict) or item.get("deleted"):
             continue
         product = _object(item.get("product"))
@@ -114,7 +125,7 @@ def _items(order: dict[str, Any]) -> list[dict[str, Any]]:
 
 def _payments(order: dict[str, Any]) -> list[dict[str, Any]]:
     payments = []
-    for payment in order.get("payments") or []:
+    for payment in _list(order.get("payments")):
         if isinstance(payment, dict):
             kind = _object(payment.get("paymentType"))
             payments.append(
@@ -135,8 +146,8 @@ async def _accrue(session: AsyncSession, integration: PosIntegration, event: Pos
         raise Skip("the order is not closed")
     order_id = str(info["id"])[:64]
     amount = _kopecks(order.get("sum"))
-    if amount <= 0:
-        raise Skip("the order sum is zero")
+    if await holds.latest_hold(session, integration.id, order_id) is not None:
+        raise Skip("the till holds points for this order: its commit posts the check")
     ctx = await open_context(
         session, service.principal_of(integration), integration.restaurant_id, utcnow()
     )
@@ -176,7 +187,11 @@ async def process(session: AsyncSession, integration: PosIntegration, event: Pos
     await session.flush()
 
 
-def mark_failed(event: PosEvent, error: AppError) -> None:
+def mark_failed(event: PosEvent, error: Exception) -> None:
     event.status = PosEventStatus.FAILED
-    event.detail = f"{error.code}: {error.detail or ''}"[:1000]
+    event.detail = (
+        f"{error.code}: {error.detail or ''}"
+        if isinstance(error, AppError)
+        else f"{type(error).__name__}: {error}"
+    )[:1000]
     event.processed_at = utcnow()
