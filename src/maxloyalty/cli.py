@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
+import sys
 from collections.abc import Callable
 from typing import Annotated, TypeVar
 
@@ -81,6 +83,9 @@ def serve(
     os.environ["MAXLOYALTY_RUN_WORKER_IN_PROCESS"] = "true" if worker else "false"
     get_settings.cache_clear()
     typer.echo(f"Serving on http://{host}:{port} (API docs at /api/docs)", err=True)
+    # uvicorn re-raises the stop signal once it has shut down; a SIGTERM then would end the
+    # process before exit handlers run, leaving the embedded PostgreSQL running.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     uvicorn.run(
         "maxloyalty.app:create_app",
         factory=True,
