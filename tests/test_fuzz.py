@@ -24,6 +24,7 @@ from maxloyalty.config import Settings
 from tests.conftest import TELEGRAM_BOT_TOKEN, TEST_SECRET
 
 PASSWORD = "fuzz-password-1234"
+TILLS: dict[str, dict[str, str]] = {}  # a POS integration's headers per system
 
 
 def _free_port() -> int:
@@ -97,6 +98,15 @@ def live_api(migrated: str, settings: Settings) -> Iterator[tuple[str, dict[str,
         httpx.post(
             f"{base}/api/loyalty/programs", json={"type": "POINTS"}, headers=headers
         ).raise_for_status()
+        restaurant = httpx.get(f"{base}/api/restaurants", headers=headers).json()["items"][0]
+        for system in ("CUSTOM", "RKEEPER"):
+            created = httpx.post(
+                f"{base}/api/pos/integrations",
+                json={"restaurant_id": restaurant["id"], "system": system, "name": system},
+                headers=headers,
+            )
+            created.raise_for_status()
+            TILLS[system] = {"Authorization": f"Bearer {created.json()['api_key']}"}
         yield base, headers
     finally:
         server.terminate()
@@ -120,6 +130,36 @@ def test_no_server_errors(live_api: tuple[str, dict[str, str]], mode: Generation
         case.call_and_validate(
             base_url=base,
             headers=headers | {"Idempotency-Key": uuid.uuid4().hex},
+            checks=[not_a_server_error],
+        )
+
+    fuzz()
+
+
+@pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE])
+def test_no_server_errors_from_tills(
+    live_api: tuple[str, dict[str, str]], mode: GenerationMode
+) -> None:
+    """The till's own routes, called with POS integrations' keys."""
+    base, _ = live_api
+    schema = schemathesis.openapi.from_url(f"{base}/openapi.json")
+    operations = [
+        result.ok()
+        for result in schema.get_all_operations()
+        if result.ok().path.startswith(("/api/pos/v1/", "/api/pos/rkeeper/"))
+    ]
+    assert len(operations) == 7
+    cases = st.one_of([op.as_strategy(generation_mode=mode) for op in operations])
+
+    @settings(
+        max_examples=300, deadline=None, suppress_health_check=list(HealthCheck), database=None
+    )
+    @given(case=cases)
+    def fuzz(case: schemathesis.Case) -> None:
+        till = TILLS["RKEEPER" if case.path.startswith("/api/pos/rkeeper/") else "CUSTOM"]
+        case.call_and_validate(
+            base_url=base,
+            headers=till | {"Idempotency-Key": uuid.uuid4().hex},
             checks=[not_a_server_error],
         )
 

@@ -286,3 +286,26 @@ async def test_only_a_live_integration_key_may_call(make_till: TillFactory) -> N
         f"/api/pos/integrations/{till.integration['id']}", json={"name": None}, headers=till.admin
     )
     assert nulled.status_code == 422
+
+
+async def test_a_till_retrying_a_commit_in_parallel_posts_it_once(
+    make_till: TillFactory, runtime: Runtime
+) -> None:
+    till = await _ready(make_till)
+    card = str(till.shop.card.id)
+    await till.call(
+        "/orders/T/hold", {"card_id": card, "points": 200, "check_amount": 100000}, key="h"
+    )
+    commit = {"amount": 100000, "payments": [{"type": "cash", "amount": 80000}]}
+    answers = await asyncio.gather(
+        *(till.call("/orders/T/commit", commit, key=f"c{n % 3}") for n in range(24))
+    )
+    posted = [a for a in answers if a.status_code == 201]
+    # Each attempt either gets the one answer, or is told to retry while the first is open.
+    assert {a.json()["operation_id"] for a in posted} == {posted[0].json()["operation_id"]}
+    assert all(a.status_code == 201 or a.json()["code"] == "operation_in_flight" for a in answers)
+    async with runtime.db.session(till.shop.tenant.id) as session:
+        records = list(await session.scalars(select(PosTransaction)))
+    assert len(records) == 1
+    data = await _identify(till)
+    assert (data["balance"], data["available"]) == (500 - 200 + 40, 500 - 200 + 40)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 from defusedxml.ElementTree import fromstring
 from sqlalchemy import select
@@ -230,3 +232,19 @@ async def test_only_rkeeper_integrations_speak_farcards(make_till: TillFactory) 
     till = await make_till("CUSTOM")
     answer = await _send(till, "GetCardInfoEx", _card_info("1"))
     assert (answer.status_code, answer.json()["code"]) == (403, "pos_system_mismatch")
+
+
+async def test_a_check_resent_in_parallel_is_posted_once(
+    make_till: TillFactory, runtime: Runtime
+) -> None:
+    till = await _rkeeper(make_till)
+    number = str(int(till.shop.card.code))
+    check = _check((number, 3, 100000), (number, 0, -10000))
+    answers = await asyncio.gather(*(_send(till, "TransactionsEx", check) for _ in range(16)))
+    results = [_result(a, "TransactionsEx") for a in answers]
+    assert any(r["Result"] == "0" for r in results)
+    # A resend that meets the first still open is refused (R-Keeper sends it again later).
+    assert all(r["Result"] == "0" or "operation_in_flight" in r["ErrorText"] for r in results)
+    assert _result(await _send(till, "TransactionsEx", check), "TransactionsEx")["Result"] == "0"
+    info = _result(await _send(till, "GetCardInfoEx", _card_info(number)), "GetCardInfoEx")
+    assert info["Summa"] == str((500 - 100 + 50) * 100)
