@@ -13,7 +13,7 @@ ROLLBACK;
 BEGIN;
 -- bench_cards lookup rides on the app's first round trip, so the raw side adds none.
 SELECT set_config('app.tenant_id', :tenant, true) AS t, set_config('app.user_id', '', true) AS u, (SELECT guest_id FROM bench_cards WHERE n = :n) AS guest \gset
-SELECT api_keys.name, api_keys.key_hash, api_keys.prefix, api_keys.restaurant_ids, api_keys.signing_secret, api_keys.created_by_user_id, api_keys.last_used_at, api_keys.revoked_at, api_keys.id, api_keys.tenant_id, api_keys.created_at, api_keys.updated_at FROM api_keys WHERE api_keys.key_hash = :key_hash;
+SELECT api_keys.name, api_keys.key_hash, api_keys.prefix, api_keys.restaurant_ids, api_keys.signing_secret, api_keys.created_by_user_id, api_keys.last_used_at, api_keys.revoked_at, api_keys.suspended_at, api_keys.id, api_keys.tenant_id, api_keys.created_at, api_keys.updated_at FROM api_keys WHERE api_keys.key_hash = :key_hash;
 ROLLBACK;
 
 -- The request's tenant session: context, idempotency claim, card lock, ledger rows,

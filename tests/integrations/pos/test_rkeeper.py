@@ -201,7 +201,10 @@ async def test_a_check_with_one_bad_part_applies_nothing(
         )
         records = list(await session.scalars(select(PosTransaction)))
     assert posted == []
-    assert records == []
+    # Each refused attempt is on the record for the admin, with why and what was sent.
+    assert [r.status.value for r in records] == ["FAILED"] * 4
+    assert all(r.ledger_operation_id is None and r.raw for r in records)
+    assert any("424242" in (r.error or "") for r in records)
     wrong_restaurant = _check((good, 3, 100000)).replace('Restaurant="12"', 'Restaurant="13"')
     refused = _result(await _send(till, "TransactionsEx", wrong_restaurant), "TransactionsEx")
     assert refused["Result"] == "1"

@@ -55,7 +55,12 @@ class BadRequest(AppError):
 
 
 class Refused(Exception):
-    """A check R-Keeper must be told was not applied (Result="1")."""
+    """A check R-Keeper must be told was not applied (Result="1"), and the card's part of
+    it that was refused."""
+
+    def __init__(self, reason: str, part: CardCheck) -> None:
+        super().__init__(reason)
+        self.part = part
 
 
 def parse(body: bytes) -> Element:
@@ -277,21 +282,21 @@ async def post_check(ctx: Context, integration: PosIntegration, root: Element, r
     """Apply every card's part of the check, or raise Refused (the caller rolls back)."""
     for part in card_checks(root):
         if integration.external_id and part.restaurant != integration.external_id:
-            raise Refused(f"Restaurant {part.restaurant} is not this integration's.")
+            raise Refused(f"Restaurant {part.restaurant} is not this integration's.", part)
         card = await card_by_number(ctx.session, ctx.system, part.card)
         if card is None:
-            raise Refused(f"No card {part.card}.")
+            raise Refused(f"No card {part.card}.", part)
         spend, card_paid = part.sums.get(3, 0), -part.sums.get(0, 0)
         discount = -part.sums.get(1, 0)
         if card_paid % KOPECKS_PER_POINT:
-            raise Refused("A payment from the card must be whole rubles (points).")
+            raise Refused("A payment from the card must be whole rubles (points).", part)
         total = spend + card_paid
         if ctx.system.type is ProgramType.DISCOUNT:
             total += discount  # the check before the discount the level gave
         if total == 0:
             continue  # only discounts or R-Keeper's own bonuses: nothing to book
         if (spend < 0 < card_paid) or (card_paid < 0 < spend):
-            raise Refused("Spend and card payment of one check have opposite signs.")
+            raise Refused("Spend and card payment of one check have opposite signs.", part)
         direction = "sale" if total > 0 else "void"
         try:
             request = CashierRequest(
@@ -302,12 +307,12 @@ async def post_check(ctx: Context, integration: PosIntegration, root: Element, r
                 check_number=part.number,
             )
         except ValidationError as exc:
-            raise Refused(f"The check is out of bounds: {exc.errors()[0]['msg']}") from exc
+            raise Refused(f"The check is out of bounds: {exc.errors()[0]['msg']}", part) from exc
         key = f"rk:{part.restaurant}:{part.date}:{part.till}:{part.check}:{part.card}:{direction}"
         try:
             _, posted = await execute(ctx, card.user_id, request, key)
         except AppError as exc:
-            raise Refused(f"{exc.code}: {exc.detail or exc.code}") from exc
+            raise Refused(f"{exc.code}: {exc.detail or exc.code}", part) from exc
         await service.record_check(
             ctx.session,
             integration,

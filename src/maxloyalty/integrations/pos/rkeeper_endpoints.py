@@ -67,12 +67,25 @@ async def farcards(
     elif name == "FindAccountsByKind":
         content = await rkeeper.find_by_qr(session, ctx.system, runtime.qr, rkeeper.query_of(root))
     else:
-        integration_id = integration.id  # the rollback below expires the loaded rows
+        # The rollback below expires the loaded rows: keep what the refusal's record needs.
+        tenant_id, integration_id = integration.tenant_id, integration.id
+        raw = rkeeper.text_of(body, root)
         try:
-            await rkeeper.post_check(ctx, integration, root, rkeeper.text_of(body, root))
+            await rkeeper.post_check(ctx, integration, root, raw)
         except rkeeper.Refused as refused:
             await session.rollback()
             log.info("rkeeper_check_refused", integration=str(integration_id), why=str(refused))
+            part = refused.part
+            await service.record_refusal(
+                session,
+                tenant_id,
+                integration_id,
+                order_id=part.number,
+                check_amount=sum(abs(v) for k, v in part.sums.items() if k in (0, 3)),
+                raw=raw,
+                error=str(refused),
+            )
+            await session.commit()
             content = rkeeper.answer(name, 1, ErrorText=str(refused)[:255])
         else:
             await session.commit()

@@ -285,3 +285,30 @@ async def record_check(
         .on_conflict_do_nothing(index_elements=["ledger_operation_id"])
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def record_refusal(
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    integration_id: uuid.UUID,
+    *,
+    order_id: str,
+    check_amount: int,
+    raw: str | None,
+    error: str,
+) -> None:
+    """A check the till sent and we refused, for the admin to see (every attempt)."""
+    session.add(
+        PosTransaction(
+            tenant_id=tenant_id,
+            integration_id=integration_id,
+            operation="REFUSED",
+            order_id=order_id,
+            check_number=order_id,
+            check_amount=check_amount,
+            raw=raw,
+            status=PosTransactionStatus.FAILED,
+            error=error[:1000],
+        )
+    )
+    await session.flush()
