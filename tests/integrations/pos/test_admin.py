@@ -143,3 +143,16 @@ async def test_a_signing_integration_refuses_unsigned_till_calls(make_till: Till
         headers=till.admin,
     )
     assert rotated.json()["signing_secret"]  # a rotation keeps requests signed
+
+
+async def test_a_switched_off_integration_rotates_into_a_paused_key(make_till: TillFactory) -> None:
+    till = await make_till()
+    path = f"/api/pos/integrations/{till.integration['id']}"
+    off = await till.client.patch(path, json={"is_active": False}, headers=till.admin)
+    assert off.status_code == 200
+    rotated = await till.client.post(f"{path}/rotate-secrets", json={}, headers=till.admin)
+    till.integration = rotated.json()
+    refused = await till.call("/identify", {"code": till.shop.card.code})
+    assert (refused.status_code, refused.json()["code"]) == (401, "api_key_suspended")
+    assert (await till.client.patch(path, json={"is_active": True}, headers=till.admin)).is_success
+    assert (await till.call("/identify", {"code": till.shop.card.code})).status_code == 200

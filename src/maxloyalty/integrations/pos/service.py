@@ -152,6 +152,7 @@ async def rotate(
         session, hmac_key, integration, require_signature=require_signature, created_by=created_by
     )
     await session.flush()
+    await pause_key(session, integration)  # a switched-off integration's new key is paused too
     await record(session, "pos.integration_secrets_rotated", "pos_integration", integration.id)
     return IssuedIntegration(integration, key, token, old.key_hash)
 
