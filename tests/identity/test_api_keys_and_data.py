@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import time
 import uuid
 from datetime import timedelta
@@ -18,6 +16,7 @@ from maxloyalty.kit.clock import utcnow
 from maxloyalty.network.models import Tenant
 from maxloyalty.runtime import Runtime
 from tests.factories import PASSWORD, bearer, login, make_restaurant, make_staff, make_tenant
+from tests.signing import ml_signature
 from tests.test_app import assert_problem
 
 
@@ -64,11 +63,6 @@ async def test_api_key_lifecycle(client: httpx.AsyncClient, runtime: Runtime) ->
     assert_problem(answer, 401, "invalid_api_key")
 
 
-def _sign(secret: str, timestamp: int, method: str, path: str, body: bytes = b"") -> str:
-    content = f"{timestamp}.{method}.{path}.".encode() + body
-    return "v1=" + hmac.new(secret.encode(), content, hashlib.sha256).hexdigest()
-
-
 async def test_signed_requests(client: httpx.AsyncClient, runtime: Runtime) -> None:
     _, admin = await _admin(client, runtime)
     issued = (
@@ -84,18 +78,18 @@ async def test_signed_requests(client: httpx.AsyncClient, runtime: Runtime) -> N
     assert_problem(missing, 401, "invalid_signature")
     good = auth | {
         "X-ML-Timestamp": str(now),
-        "X-ML-Signature": _sign(secret, now, "GET", "/api/auth/me"),
+        "X-ML-Signature": ml_signature(secret, now, "GET", "/api/auth/me"),
     }
     assert (await client.get("/api/auth/me", headers=good)).status_code == 200
     wrong_path = auth | {
         "X-ML-Timestamp": str(now),
-        "X-ML-Signature": _sign(secret, now, "GET", "/api/staff"),
+        "X-ML-Signature": ml_signature(secret, now, "GET", "/api/staff"),
     }
     assert_problem(await client.get("/api/auth/me", headers=wrong_path), 401, "invalid_signature")
     old = now - 600
     stale = auth | {
         "X-ML-Timestamp": str(old),
-        "X-ML-Signature": _sign(secret, old, "GET", "/api/auth/me"),
+        "X-ML-Signature": ml_signature(secret, old, "GET", "/api/auth/me"),
     }
     assert_problem(await client.get("/api/auth/me", headers=stale), 401, "invalid_signature")
 

@@ -4,7 +4,8 @@ A key reads `mlk_<tenant id hex>_<secret>`: the tenant part lets the server look
 up under that tenant's row-level security; only an HMAC of the whole key is stored, and
 the key is shown once. A key may also require signed requests (for tills on untrusted
 networks): `X-ML-Timestamp` and `X-ML-Signature: v1=<hex HMAC-SHA256 of
-"{timestamp}.{METHOD}.{path?query}.{body}">` with the key's signing secret.
+"{timestamp}.{METHOD}.{path?query}.{Idempotency-Key}.{body}">` with the key's signing
+secret (the key empty when the request has none).
 """
 
 from __future__ import annotations

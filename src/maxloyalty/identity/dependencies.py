@@ -41,7 +41,10 @@ _bearer = HTTPBearer(
 
 async def _signed_content(request: Request) -> bytes:
     path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-    return f"{request.method}.{path}.".encode() + await request.body()
+    # The Idempotency-Key is signed too: a captured request replayed under a new key would
+    # otherwise be a new operation (a second refund).
+    key = request.headers.get("idempotency-key", "")
+    return f"{request.method}.{path}.{key}.".encode() + await request.body()
 
 
 async def _from_api_key(request: Request, runtime: Runtime, key: str) -> Principal:

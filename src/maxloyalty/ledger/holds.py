@@ -13,7 +13,7 @@ import uuid
 from datetime import datetime, timedelta
 
 import structlog
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from maxloyalty.guests.models import GuestCard
@@ -28,6 +28,14 @@ from maxloyalty.loyalty.service import max_redeemable
 
 EXPIRE_JOB = "ledger.expire_holds"
 log = structlog.get_logger(__name__)
+
+
+async def lock_order(session: AsyncSession, integration_id: uuid.UUID, order_id: str) -> None:
+    """Serialize everything done to one order (hold, commit, cancel, a webhook's accrual)
+    for the rest of the transaction, whichever card each names. Taken before any other
+    lock, so the order is always: order, then idempotency claim, then card, then hold."""
+    key = func.hashtextextended(f"order:{integration_id}:{order_id}", 0)
+    await session.execute(select(func.pg_advisory_xact_lock(key)))
 
 
 def is_live(hold: PointHold, now: datetime) -> bool:

@@ -59,6 +59,12 @@ class CashierRequest(BaseModel):
     amount: int | None = Field(default=None, gt=0, le=10**10, description="Kopecks")
     points: int | None = Field(default=None, ge=-(10**7), le=10**7)
     check_number: str | None = Field(default=None, min_length=1, max_length=64)
+    refund_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=64,
+        description="REFUND: the return receipt; a partial refund is posted once per id",
+    )
     reason: str | None = Field(default=None, min_length=1, max_length=500)
 
     @model_validator(mode="after")
@@ -78,6 +84,8 @@ class CashierRequest(BaseModel):
             raise ValueError("REDEMPTION needs points > 0")
         if self.type == "REFUND" and self.points is not None:
             raise ValueError("REFUND takes an amount of the check, not points")
+        if self.type != "REFUND" and self.refund_id is not None:
+            raise ValueError("only a REFUND takes a refund_id")
         if self.type == "MANUAL" and self.points == 0:
             raise ValueError("MANUAL needs points other than 0")
         return self
@@ -187,6 +195,25 @@ async def claim_with_card(
     return claimed, card
 
 
+def check_key(restaurant_id: uuid.UUID, check_number: str) -> str:
+    """The business key of a posted check (sale or redemption)."""
+    return f"check:{restaurant_id}:{check_number}"
+
+
+def business_key_of(request: CashierRequest) -> str | None:
+    """What makes an operation the same one whatever Idempotency-Key it comes with: a check
+    is posted once; a refund of the rest of a check, or one with the till's return receipt
+    id, once too (a till re-sending it with a new key gets the first answer)."""
+    if not request.check_number:
+        return None
+    if request.type in {"SALE", "REDEMPTION"}:
+        return check_key(request.restaurant_id, request.check_number)
+    if request.type == "REFUND" and (request.refund_id or request.amount is None):
+        receipt = request.refund_id or "rest"
+        return f"refund:{request.restaurant_id}:{request.check_number}:{receipt}"
+    return None
+
+
 async def execute(
     ctx: Context,
     guest_id: uuid.UUID,
@@ -194,18 +221,13 @@ async def execute(
     idempotency_key: str,
 ) -> tuple[int, dict[str, Any]]:
     """Run one cashier operation exactly once; returns (HTTP status, answer)."""
-    business_key = (
-        f"check:{request.restaurant_id}:{request.check_number}"
-        if request.type in {"SALE", "REDEMPTION"} and request.check_number
-        else None
-    )
     outcome = await claim_with_card(
         ctx,
         guest_id,
         kind=request.type,
         fingerprint=request_hash(str(guest_id), request.model_dump(mode="json")),
         idempotency_key=idempotency_key,
-        business_key=business_key,
+        business_key=business_key_of(request),
     )
     if isinstance(outcome, Replay):
         ctx.replayed = True
@@ -383,9 +405,10 @@ async def _refund(
     level: LoyaltyLevel | None,
     request: CashierRequest,
 ) -> dict[str, Any]:
+    assert request.check_number is not None  # the request's validator requires it
     original_op = await ctx.session.scalar(
         select(LedgerOperation).where(
-            LedgerOperation.business_key == f"check:{request.restaurant_id}:{request.check_number}"
+            LedgerOperation.business_key == check_key(request.restaurant_id, request.check_number)
         )
     )
     if original_op is None or original_op.card_id != card.id:

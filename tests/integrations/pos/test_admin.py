@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import time
 
 from sqlalchemy import text
@@ -14,6 +12,7 @@ from maxloyalty.runtime import Runtime
 from tests.conftest import TokenFactory
 from tests.factories import make_restaurant
 from tests.integrations.pos.conftest import TillFactory
+from tests.signing import ml_signature
 
 
 async def test_secrets_are_shown_once_and_stored_encrypted(
@@ -128,10 +127,8 @@ async def test_a_signing_integration_refuses_unsigned_till_calls(make_till: Till
     unsigned = await till.client.post(path, content=body, headers=till.headers)
     assert (unsigned.status_code, unsigned.json()["code"]) == (401, "invalid_signature")
     now = str(int(time.time()))
-    signed_content = f"{now}.POST.{path}.".encode() + body
-    secret = till.integration["signing_secret"].encode()
-    signature = hmac.new(secret, signed_content, hashlib.sha256).hexdigest()
-    headers = till.headers | {"X-ML-Timestamp": now, "X-ML-Signature": f"v1={signature}"}
+    signature = ml_signature(till.integration["signing_secret"], now, "POST", path, body)
+    headers = till.headers | {"X-ML-Timestamp": now, "X-ML-Signature": signature}
     signed = await till.client.post(path, content=body, headers=headers)
     assert signed.status_code == 200, signed.text
     assert b'Summa="3000"' in signed.content

@@ -4,6 +4,8 @@ cancel or expiry, refund."""
 from __future__ import annotations
 
 import asyncio
+import json
+import time
 import uuid
 from typing import Any
 
@@ -16,7 +18,9 @@ from maxloyalty.kit.clock import utcnow
 from maxloyalty.ledger.holds import expire_due
 from maxloyalty.ledger.models import HoldStatus, PointHold
 from maxloyalty.runtime import Runtime
+from tests.factories import make_guest
 from tests.integrations.pos.conftest import Till, TillFactory
+from tests.signing import ml_signature
 
 LINES = [
     {"code": "101", "name": "Борщ", "category": "Супы", "price": 45000, "quantity": "2"},
@@ -247,7 +251,10 @@ async def test_refund_by_order_partial_then_rest(make_till: TillFactory) -> None
     assert (part.json()["reversed_points"], part.json()["balance"]) == (25, 75)
     rest = await till.call("/orders/R-1/refund", {}, key="r2")
     assert (rest.json()["refunded_amount"], rest.json()["balance"]) == (150000, 0)
-    more = await till.call("/orders/R-1/refund", {}, key="r3")
+    # "The rest" is refunded once: sent again with another key, it is the first answer.
+    again = await till.call("/orders/R-1/refund", {}, key="r3")
+    assert (again.status_code, again.json()) == (201, rest.json())
+    more = await till.call("/orders/R-1/refund", {"amount": 100}, key="r5")
     assert more.json()["code"] == "refund_exceeds_check"
     unknown = await till.call("/orders/R-404/refund", {}, key="r4")
     assert (unknown.status_code, unknown.json()["code"]) == (404, "check_not_found")
@@ -300,12 +307,113 @@ async def test_a_till_retrying_a_commit_in_parallel_posts_it_once(
     answers = await asyncio.gather(
         *(till.call("/orders/T/commit", commit, key=f"c{n % 3}") for n in range(24))
     )
-    posted = [a for a in answers if a.status_code == 201]
-    # Each attempt either gets the one answer, or is told to retry while the first is open.
-    assert {a.json()["operation_id"] for a in posted} == {posted[0].json()["operation_id"]}
-    assert all(a.status_code == 201 or a.json()["code"] == "operation_in_flight" for a in answers)
+    # Attempts on one order wait for each other: every one gets the first answer.
+    assert {a.status_code for a in answers} == {201}
+    assert len({a.json()["operation_id"] for a in answers}) == 1
     async with runtime.db.session(till.shop.tenant.id) as session:
         records = list(await session.scalars(select(PosTransaction)))
     assert len(records) == 1
     data = await _identify(till)
     assert (data["balance"], data["available"]) == (500 - 200 + 40, 500 - 200 + 40)
+
+
+async def test_a_hold_racing_the_orders_commit_never_outlives_it(
+    make_till: TillFactory, runtime: Runtime
+) -> None:
+    till = await _ready(make_till, points=1000)
+    card = str(till.shop.card.id)
+    for n in range(8):
+        order = f"/orders/RACE-{n}"
+        await till.call(
+            f"{order}/hold", {"card_id": card, "points": 10, "check_amount": 100000}, key=f"a{n}"
+        )
+        commit, rehold = await asyncio.gather(
+            till.call(f"{order}/commit", {"amount": 100000}, key=f"c{n}"),
+            till.call(
+                f"{order}/hold",
+                {"card_id": card, "points": 20, "check_amount": 100000},
+                key=f"b{n}",
+            ),
+        )
+        assert commit.status_code == 201, commit.text
+        # Either the new hold came first (and the commit spent it) or it was refused.
+        assert rehold.status_code == 201 or rehold.json()["code"] == "order_already_posted"
+        assert commit.json()["redeemed"] == (20 if rehold.status_code == 201 else 10)
+    async with runtime.db.session(till.shop.tenant.id) as session:
+        active = list(
+            await session.scalars(select(PointHold).where(PointHold.status == HoldStatus.ACTIVE))
+        )
+    assert active == []
+    data = await _identify(till)
+    assert data["available"] == data["balance"]
+
+
+async def test_a_commit_on_another_card_spends_nothing_the_hold_reserved(
+    make_till: TillFactory, runtime: Runtime
+) -> None:
+    till = await _ready(make_till)
+    other = await make_guest(runtime, till.shop.system)
+    await till.call(
+        "/orders/M/hold",
+        {"card_id": str(till.shop.card.id), "points": 300, "check_amount": 100000},
+        key="h",
+    )
+    body = {"card_id": str(other.id), "amount": 100000}
+    first = await till.call("/orders/M/commit", body, key="c1")
+    assert first.status_code == 201, first.text
+    assert (first.json()["card_id"], first.json()["redeemed"]) == (str(other.id), 0)
+    # The hold ended with the check; the held card's points are free again.
+    assert (await _identify(till))["available"] == 500
+    resent = await till.call("/orders/M/commit", body, key="c2")
+    assert (resent.status_code, resent.json()["operation_id"]) == (
+        201,
+        first.json()["operation_id"],
+    )
+
+
+async def test_a_partial_refund_with_its_receipt_id_is_posted_once(make_till: TillFactory) -> None:
+    till = await _ready(make_till, points=0)
+    card = str(till.shop.card.id)
+    await till.call("/orders/RR/commit", {"card_id": card, "amount": 200000}, key="c")
+    body = {"amount": 40000, "refund_id": "RET-1"}
+    first = await till.call("/orders/RR/refund", body, key="r1")
+    assert (first.status_code, first.json()["reversed_points"]) == (201, 20)
+    resent = await till.call("/orders/RR/refund", body, key="r2")
+    assert resent.json() == first.json()
+    changed = await till.call("/orders/RR/refund", body | {"amount": 50000}, key="r3")
+    assert (changed.status_code, changed.json()["code"]) == (409, "check_already_posted")
+    second = await till.call("/orders/RR/refund", body | {"refund_id": "RET-2"}, key="r4")
+    assert second.json()["refunded_amount"] == 40000
+    assert second.json()["balance"] == 100 - 20 - 20
+
+
+async def test_a_signed_till_cannot_have_its_requests_replayed_under_new_keys(
+    make_till: TillFactory,
+) -> None:
+    till = await make_till(require_signature=True)
+    await till.credit(500)
+    secret = till.integration["signing_secret"]
+    path = "/api/pos/v1/orders/S/hold"
+    body = json.dumps(
+        {"card_id": str(till.shop.card.id), "points": 100, "check_amount": 100000}
+    ).encode()
+
+    def signed(key: str, timestamp: int, signed_key: str | None = None) -> dict[str, str]:
+        signature = ml_signature(secret, timestamp, "POST", path, body, signed_key or key)
+        return till.headers | {
+            "content-type": "application/json",
+            "Idempotency-Key": key,
+            "X-ML-Timestamp": str(timestamp),
+            "X-ML-Signature": signature,
+        }
+
+    now = int(time.time())
+    first = await till.client.post(path, content=body, headers=signed("k1", now))
+    assert first.status_code == 201, first.text
+    # The same bytes again (a till's retry) replay; under another key they are refused.
+    again = await till.client.post(path, content=body, headers=signed("k1", now))
+    assert again.json() == first.json()
+    replayed = await till.client.post(path, content=body, headers=signed("k2", now, "k1"))
+    assert (replayed.status_code, replayed.json()["code"]) == (401, "invalid_signature")
+    stale = await till.client.post(path, content=body, headers=signed("k3", now - 600))
+    assert (stale.status_code, stale.json()["code"]) == (401, "invalid_signature")

@@ -3,7 +3,7 @@ with an order — identify the guest, calculate the check, hold points at the pr
 then commit the closed check or cancel; refund it later.
 
 The till's order id is the check number in the ledger, so an order is posted once
-(`check:{restaurant}:{order}`), whatever Idempotency-Key it comes with; a till that
+(`operations.check_key`), whatever Idempotency-Key it comes with; a till that
 re-sends after a timeout gets the first answer.
 """
 
@@ -26,7 +26,7 @@ from maxloyalty.kit.errors import AppError, Conflict, NotFound
 from maxloyalty.ledger import core, holds
 from maxloyalty.ledger.idempotency import Replay, claim, request_hash
 from maxloyalty.ledger.models import HoldStatus, LedgerOperation, PointHold
-from maxloyalty.ledger.operations import CashierRequest, Context, execute
+from maxloyalty.ledger.operations import CashierRequest, Context, check_key, execute
 from maxloyalty.loyalty.service import levels_of
 
 ORDER_ID_PATTERN = r"^[\w.:/-]+$"
@@ -74,6 +74,13 @@ class RefundRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     amount: int | None = Field(default=None, gt=0, le=10**10, description="Default: the rest")
+    refund_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=64,
+        pattern=ORDER_ID_PATTERN,
+        description="The till's return receipt: a partial refund is posted once per id",
+    )
 
 
 def hold_out(hold: PointHold, now: datetime) -> dict[str, Any]:
@@ -144,6 +151,7 @@ async def hold(
     body: HoldRequest,
     idempotency_key: str,
 ) -> tuple[int, dict[str, Any]]:
+    await holds.lock_order(ctx.session, integration.id, order_id)
     claimed = await claim(
         ctx.session,
         integration.tenant_id,
@@ -183,6 +191,7 @@ async def hold(
 async def cancel(
     session: AsyncSession, integration: PosIntegration, order_id: str, now: datetime
 ) -> dict[str, Any]:
+    await holds.lock_order(session, integration.id, order_id)
     return hold_out(await holds.cancel(session, integration.id, order_id, now), now)
 
 
@@ -193,9 +202,11 @@ async def commit(
     body: CommitRequest,
     idempotency_key: str,
 ) -> tuple[int, dict[str, Any]]:
-    """Post the closed check; the points spent default to what the order held. A hold that
-    ran out is no longer a reservation, but its points are still spent if they are free."""
-    # Read, not locked: locks go card first, then hold (as `holds.place` takes them).
+    """Post the closed check; the points spent default to what the order held on that card.
+    A hold that ran out is no longer a reservation, but its points are still spent if they
+    are free."""
+    # No hold of this order can be placed, cancelled or committed while this one runs.
+    await holds.lock_order(ctx.session, integration.id, order_id)
     held = await holds.latest_hold(ctx.session, integration.id, order_id)
     if held is not None and held.status is HoldStatus.CANCELLED:
         held = None
@@ -204,11 +215,12 @@ async def commit(
         raise AppError(
             "Name the card: this order holds no points.", code="card_required", status=422
         )
-    points = body.points if body.points is not None else (held.points if held else 0)
-    live = held is not None and held.card_id == card_id and holds.is_live(held, ctx.now)
-    if live:
-        assert held is not None
-        ctx.spending_hold = held.id
+    # Points held on another card are not this card's to spend.
+    own = held if held is not None and held.card_id == card_id else None
+    points = body.points if body.points is not None else (own.points if own else 0)
+    live = own is not None and holds.is_live(own, ctx.now)
+    if own is not None and live:
+        ctx.spending_hold = own.id
     card = await _program_card(ctx, card_id)
     request = CashierRequest(
         type="REDEMPTION" if points else "SALE",
@@ -241,7 +253,7 @@ async def _posted(
     """The ledger operation of the order's check, if it was posted (by anyone)."""
     return await ctx.session.scalar(
         select(LedgerOperation).where(
-            LedgerOperation.business_key == f"check:{integration.restaurant_id}:{order_id}"
+            LedgerOperation.business_key == check_key(integration.restaurant_id, order_id)
         )
     )
 
@@ -262,6 +274,7 @@ async def refund(
         restaurant_id=integration.restaurant_id,
         amount=body.amount,
         check_number=order_id,
+        refund_id=body.refund_id,
     )
     status, answer = await execute(ctx, card.user_id, request, idempotency_key)
     await service.record_check(
