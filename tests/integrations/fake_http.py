@@ -1,4 +1,5 @@
-"""A minimal HTTP/1.1 server on 127.0.0.1 that records requests and plays a scripted answer."""
+"""A minimal HTTP/1.1 server on 127.0.0.1 that records requests and plays a scripted answer
+(subclasses decide the answer themselves by overriding `respond`)."""
 
 from __future__ import annotations
 
@@ -41,8 +42,18 @@ def json_answer(payload: object, status: int = 200) -> Answer:
     return Answer(status, json.dumps(payload).encode(), "application/json")
 
 
+@dataclass(frozen=True)
+class Dribble:
+    """The answer, a few bytes at a time, `pause` seconds apart: every read is quick, the
+    whole takes long."""
+
+    answer: Answer
+    pause: float
+    chunk: int = 8
+
+
 # "drop": close the connection without answering; "hang": never answer.
-Behaviour = Answer | Literal["drop", "hang"]
+Behaviour = Answer | Dribble | Literal["drop", "hang"]
 
 
 class FakeServer:
@@ -71,15 +82,27 @@ class FakeServer:
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            self.requests.append(await _read_request(reader))
-            answer = self.script.pop(0) if self.script else self.answer
+            request = await _read_request(reader)
+            self.requests.append(request)
+            answer = await self.respond(request)
             if answer == "hang":
                 await self._closing.wait()
             elif isinstance(answer, Answer):
                 writer.write(answer.encode())
                 await writer.drain()
+            elif isinstance(answer, Dribble):
+                encoded = answer.answer.encode()
+                for start in range(0, len(encoded), answer.chunk):
+                    writer.write(encoded[start : start + answer.chunk])
+                    await writer.drain()
+                    await asyncio.sleep(answer.pause)
+        except ConnectionError:
+            pass  # the client gave up first
         finally:
             writer.close()
+
+    async def respond(self, request: Request) -> Behaviour:
+        return self.script.pop(0) if self.script else self.answer
 
 
 async def _read_request(reader: asyncio.StreamReader) -> Request:

@@ -108,9 +108,32 @@ async def test_bad_settings_are_refused(make_till: TillFactory) -> None:
             "name": "x",
             "settings": {"levels": {"GOLD": {"bonus": -1}}},
         },
+        {
+            "restaurant_id": str(till.shop.restaurant.id),
+            "system": "IIKO",
+            "name": "x",
+            "settings": {"terminal_group_id": "hall-1"},  # iiko's ids are UUIDs
+        },
     ]:
         answer = await till.client.post("/api/pos/integrations", json=body, headers=till.admin)
         assert answer.status_code == 422, body
+    group = "0A6A1E2C-7F6B-4F55-9D2B-6D1B2A7C9E01"
+    path = f"/api/pos/integrations/{till.integration['id']}"
+    patched = await till.client.patch(
+        path, json={"settings": {"terminal_group_id": group}}, headers=till.admin
+    )
+    assert patched.status_code == 200, patched.text
+    assert patched.json()["settings"] == {"levels": {}, "terminal_group_id": group.lower()}
+    # Settings merge: naming one leaves the others; null removes one.
+    levels = {"GOLD": {"bonus": 2, "discount": 3}}
+    patched = await till.client.patch(
+        path, json={"settings": {"levels": levels}}, headers=till.admin
+    )
+    assert patched.json()["settings"] == {"levels": levels, "terminal_group_id": group.lower()}
+    patched = await till.client.patch(
+        path, json={"settings": {"terminal_group_id": None}}, headers=till.admin
+    )
+    assert patched.json()["settings"] == {"levels": levels}
     foreign = await till.client.post(
         "/api/pos/integrations",
         json={"restaurant_id": str(till.integration["id"]), "system": "CUSTOM", "name": "x"},

@@ -54,7 +54,9 @@ class IntegrationSettings(BaseModel):
     levels: dict[str, LevelMapping] = Field(
         default={}, max_length=50, description="R-Keeper: level name → bonus/discount numbers"
     )
-    terminal_group_id: str | None = Field(default=None, max_length=64, description="iiko")
+    terminal_group_id: uuid.UUID | None = Field(
+        default=None, description="iiko: only this terminal group's orders count here"
+    )
 
 
 class Credentials(BaseModel):
@@ -209,7 +211,7 @@ async def create_integration(
         name=body.name,
         credentials=body.credentials.model_dump(exclude_none=True) if body.credentials else None,
         external_id=body.external_id,
-        settings=body.settings.model_dump(exclude_none=True),
+        settings=body.settings.model_dump(mode="json", exclude_none=True),
         hold_ttl_seconds=body.hold_ttl_seconds,
         require_signature=body.require_signature,
         created_by=admin.subject,
@@ -243,7 +245,10 @@ async def update_integration(
 ) -> IntegrationOut:
     """Switched off, the integration's key stops working everywhere at once."""
     row = await service.get(session, integration_id)
-    changes = body.model_dump(exclude_unset=True, exclude={"credentials"})
+    changes = body.model_dump(mode="json", exclude_unset=True, exclude={"credentials"})
+    if "settings" in changes:  # merged as a JSON merge patch: null removes a setting
+        merged = row.settings | changes["settings"]
+        changes["settings"] = {name: value for name, value in merged.items() if value is not None}
     for name, value in changes.items():
         setattr(row, name, value)
     if body.credentials is not None:

@@ -1,22 +1,28 @@
 """iikoCloud API client (https://api-ru.iiko.services): organizations, terminal groups, webhooks.
 
 Every call but the login carries `Authorization: Bearer <token>`; the token comes from
-`POST /api/1/access_token` with the apiLogin, lives about an hour and is kept for 55 minutes.
+`POST /api/1/access_token` with the apiLogin and lives about an hour. It is kept in the
+shared cache (Redis, or this process's memory) for 55 minutes, so every client and process
+of the installation uses one token per apiLogin.
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Callable
+import hashlib
+import hmac
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
+from maxloyalty.kit.cache import Cache
+
 IIKO_CLOUD_URL = "https://api-ru.iiko.services"
 # iiko keeps a token for an hour; a fresh one is fetched well before that.
-TOKEN_LIFETIME = 55 * 60.0
+TOKEN_LIFETIME = 55 * 60
+# iiko is told to give up this much sooner than we do, so that its 408 still reaches us.
+TIMEOUT_MARGIN = 2.0
 RETURNED_EXTERNAL_DATA = ["maxloyalty.card"]
 _RETRYABLE_STATUSES = frozenset({408, 429})
 
@@ -56,6 +62,20 @@ class TerminalGroup:
     organization_id: str
     name: str
     address: str
+    asleep: bool  # iiko put it to sleep for inactivity (`/api/1/terminal_groups/awake`)
+
+
+@dataclass(frozen=True)
+class TokenCache:
+    """Where access tokens wait between calls: `cache` under a keyed hash of the address
+    and apiLogin, so the apiLogin (a lasting secret) never becomes a key."""
+
+    cache: Cache
+    secret: bytes
+
+    def key(self, base_url: str, api_login: str) -> str:
+        digest = hmac.new(self.secret, f"{base_url}\n{api_login}".encode(), hashlib.sha256)
+        return f"iiko:token:{digest.hexdigest()}"
 
 
 class IikoCloud:
@@ -63,23 +83,21 @@ class IikoCloud:
         self,
         base_url: str,
         api_login: str,
+        tokens: TokenCache,
         *,
         timeout: float = 15.0,
         client: httpx.AsyncClient | None = None,
-        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._base_url = base_url.rstrip("/")
         self._api_login = api_login
+        self._cache = tokens.cache
+        self._cache_key = tokens.key(self._base_url, api_login)
         self._timeout = timeout
-        # iiko's own wait (whole seconds) never outlasts ours, so its 408 can still reach us.
-        self._timeout_header = str(max(1, int(timeout)))
-        self._clock = clock
+        self._timeout_header = str(max(1, int(timeout - TIMEOUT_MARGIN)))
         # An injected client belongs to whoever made it; only our own is closed by aclose().
         self._owns_client = client is None
         self._client = client or httpx.AsyncClient()
         self._lock = asyncio.Lock()
-        self._token: str | None = None
-        self._token_expires_at = 0.0
 
     async def aclose(self) -> None:
         if self._owns_client:
@@ -97,22 +115,25 @@ class IikoCloud:
         ]
 
     async def terminal_groups(self, organization_ids: list[str]) -> list[TerminalGroup]:
-        """The active terminal groups of these organizations, in one flat list."""
+        """The terminal groups of these organizations in one flat list, the sleeping ones
+        (which iiko keeps apart) flagged."""
         if not organization_ids:
             return []
         payload = await self._call("/api/1/terminal_groups", {"organizationIds": organization_ids})
         groups: list[TerminalGroup] = []
-        for wrapper in _objects(payload, "terminalGroups"):
-            owner = _str(wrapper, "organizationId")
-            groups.extend(
-                TerminalGroup(
-                    id=_str(item, "id"),
-                    organization_id=_str(item, "organizationId", default=owner),
-                    name=_str(item, "name", default=""),
-                    address=_str(item, "address", default=""),
+        for key, asleep in (("terminalGroups", False), ("terminalGroupsInSleep", True)):
+            for wrapper in _objects(payload, key):
+                owner = _str(wrapper, "organizationId")
+                groups.extend(
+                    TerminalGroup(
+                        id=_str(item, "id"),
+                        organization_id=_str(item, "organizationId", default=owner),
+                        name=_str(item, "name", default=""),
+                        address=_str(item, "address", default=""),
+                        asleep=asleep,
+                    )
+                    for item in _objects(wrapper, "items")
                 )
-                for item in _objects(wrapper, "items")
-            )
         return groups
 
     async def register_webhook(self, organization_id: str, uri: str, auth_token: str) -> str:
@@ -149,23 +170,23 @@ class IikoCloud:
         return self._payload(response)
 
     async def _access_token(self) -> str:
-        # Under the lock, so that callers arriving together log in once.
+        # Under the lock, so that this client's callers arriving together log in once.
         async with self._lock:
-            if self._token is None or self._clock() >= self._token_expires_at:
-                obtained_at = self._clock()
-                response = await self._post("/api/1/access_token", {"apiLogin": self._api_login})
-                token = self._payload(response).get("token")
-                if not isinstance(token, str) or not token:
-                    raise IikoError("bad_response", "no token in the answer", retryable=True)
-                self._token = token
-                self._token_expires_at = obtained_at + TOKEN_LIFETIME
-            return self._token
+            cached = await self._cache.get(self._cache_key)
+            if cached is not None:
+                return cached.decode()
+            response = await self._post("/api/1/access_token", {"apiLogin": self._api_login})
+            token = self._payload(response).get("token")
+            if not isinstance(token, str) or not token:
+                raise IikoError("bad_response", "no token in the answer", retryable=True)
+            await self._cache.set(self._cache_key, token.encode(), TOKEN_LIFETIME)
+            return token
 
     async def _forget(self, token: str) -> None:
         async with self._lock:
             # Another caller may already have replaced it with a fresh one.
-            if self._token == token:
-                self._token = None
+            if await self._cache.get(self._cache_key) == token.encode():
+                await self._cache.delete(self._cache_key)
 
     async def _post(
         self, path: str, body: dict[str, Any], token: str | None = None
@@ -175,10 +196,12 @@ class IikoCloud:
         if token is not None:
             headers["Authorization"] = f"Bearer {token}"
         try:
-            return await self._client.post(
-                self._base_url + path, json=body, headers=headers, timeout=self._timeout
-            )
-        except httpx.TimeoutException as exc:
+            # httpx's timeout bounds each phase (connect, every read); this bounds the call.
+            async with asyncio.timeout(self._timeout):
+                return await self._client.post(
+                    self._base_url + path, json=body, headers=headers, timeout=self._timeout
+                )
+        except (TimeoutError, httpx.TimeoutException) as exc:
             raise IikoError(
                 "timeout", f"no answer within {self._timeout:g} s", retryable=True
             ) from exc

@@ -7,7 +7,6 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
-import structlog
 from fastapi import APIRouter, Depends, Request
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -19,16 +18,16 @@ from maxloyalty.integrations.pos import service
 from maxloyalty.integrations.pos.admin_endpoints import PosEventOut, PosSyncOut
 from maxloyalty.integrations.pos.iiko import sync, webhook
 from maxloyalty.integrations.pos.models import PosEvent, PosIntegration, PosSync, SyncStatus
+from maxloyalty.kit.cache import Cache
 from maxloyalty.kit.errors import AppError, NotFound, Unauthorized, problem_responses
 from maxloyalty.kit.http import read_limited
-from maxloyalty.runtime import Runtime, runtime_of
+from maxloyalty.runtime import runtime_of
 
-log = structlog.get_logger(__name__)
 router = APIRouter(tags=["pos"], responses=problem_responses(401, 403, 404, 422))
 Admin = Annotated[Principal, Depends(Authorize(Role.RESTAURANT_ADMIN))]
 MAX_BODY = 4 << 20
 MAX_EVENTS = 500
-SyncCall = Callable[[AsyncSession, Settings, PosIntegration], Awaitable[PosSync]]
+SyncCall = Callable[[AsyncSession, Settings, Cache, PosIntegration], Awaitable[PosSync]]
 JSON_BODY = {
     "requestBody": {
         "required": True,
@@ -50,7 +49,9 @@ def _token(request: Request) -> str:
 def _events(body: bytes) -> list[Any]:
     try:
         events = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except RecursionError as exc:  # the parser recurses once per level of nesting
+        raise AppError("The body nests too deeply.", code="invalid_events", status=400) from exc
+    except ValueError as exc:  # not JSON, not UTF-8, or an integer of thousands of digits
         raise AppError("The body is not JSON.", code="invalid_events", status=400) from exc
     if not isinstance(events, list) or len(events) > MAX_EVENTS:
         raise AppError(
@@ -61,47 +62,27 @@ def _events(body: bytes) -> list[Any]:
     return events
 
 
-async def _handle(runtime: Runtime, tenant_id: uuid.UUID, event_id: uuid.UUID) -> PosEvent:
-    """Process one stored event in its own transaction; a failure is noted on the event."""
-    try:
-        async with runtime.db.transaction(tenant_id) as session:
-            event = await session.get(PosEvent, event_id)
-            assert event is not None
-            integration = await session.get(PosIntegration, event.integration_id)
-            assert integration is not None
-            await webhook.process(session, integration, event)
-            return event
-    except Exception as error:
-        log.warning("iiko_event_failed", event_id=str(event_id), error=type(error).__name__)
-        async with runtime.db.transaction(tenant_id) as session:
-            event = await session.get(PosEvent, event_id)
-            assert event is not None
-            webhook.mark_failed(event, error)
-            return event
-
-
 @router.post(
     "/api/pos/iiko/webhook",
     responses=problem_responses(400, 413),
     openapi_extra=JSON_BODY,
 )
 async def iiko_webhook(request: Request) -> dict[str, int]:
-    """iikoTransport events (a JSON array). Every event is kept; closed orders of members
-    accrue points; other event types are accepted and logged."""
+    """iikoTransport events (a JSON array). Every event is kept and handed to the worker in
+    the same transaction, then the call is answered: closed orders of members accrue points
+    there; other event types are logged."""
     token = _token(request)
     tenant_id = service.tenant_of_webhook_token(token)
     runtime = runtime_of(request)
     async with runtime.db.session(tenant_id) as session:
         integration = await service.of_webhook_token(session, runtime.api_key_key, token)
-        stored = [
-            webhook.new_event(integration, raw)
-            for raw in _events(await read_limited(request, MAX_BODY))
-        ]
+    events = _events(await read_limited(request, MAX_BODY))
+    async with runtime.db.transaction(tenant_id) as session:
+        stored = [webhook.new_event(integration, raw) for raw in events]
         session.add_all(stored)
-        await session.commit()
-        ids = [event.id for event in stored]
-    handled = [await _handle(runtime, tenant_id, event_id) for event_id in ids]
-    return {"received": len(handled)}
+        await session.flush()
+        await webhook.enqueue(session, stored)
+    return {"received": len(stored)}
 
 
 @router.post("/api/pos/integrations/{integration_id}/events/{event_id}/replay")
@@ -119,7 +100,7 @@ async def replay_event(
     if event is None:
         raise NotFound("No such event.", code="event_not_found")
     assert admin.tenant_id is not None
-    handled = await _handle(runtime_of(request), admin.tenant_id, event.id)
+    handled = await webhook.handle(runtime_of(request).db, admin.tenant_id, event.id, again=True)
     return PosEventOut.model_validate(handled)
 
 
@@ -128,7 +109,8 @@ async def _sync(
 ) -> PosSyncOut:
     """Run one iikoCloud call; keep the record of the attempt, then report a failure."""
     integration = await service.get(session, integration_id)
-    row = await call(session, runtime_of(request).settings, integration)
+    runtime = runtime_of(request)
+    row = await call(session, runtime.settings, runtime.cache, integration)
     out = PosSyncOut.model_validate(row)
     await session.commit()
     if row.status is SyncStatus.FAILED:

@@ -1,9 +1,15 @@
 """What we ask of iikoCloud for an integration, each call recorded as a `pos_syncs` row:
 pulling its organizations and terminal groups (to map them to our restaurant), and pushing
-our webhook settings (retried in the background while iiko is unreachable)."""
+our webhook settings (retried in the background while iiko is unreachable).
+
+Each call makes a client of its own; the access token outlives it in the cache, so calls
+for one apiLogin log in once an hour however many clients and processes make them.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import uuid
 from datetime import timedelta
 from typing import Any
@@ -13,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from maxloyalty.audit.service import record
 from maxloyalty.config import Settings
 from maxloyalty.integrations.pos import service
-from maxloyalty.integrations.pos.iiko.cloud import IIKO_CLOUD_URL, IikoCloud, IikoError
+from maxloyalty.integrations.pos.iiko.cloud import IIKO_CLOUD_URL, IikoCloud, IikoError, TokenCache
 from maxloyalty.integrations.pos.models import (
     PosIntegration,
     PosSync,
@@ -23,6 +29,7 @@ from maxloyalty.integrations.pos.models import (
 )
 from maxloyalty.integrations.webhooks.ssrf import check_target
 from maxloyalty.kit import jobs
+from maxloyalty.kit.cache import Cache, cache_from_url
 from maxloyalty.kit.clock import utcnow
 from maxloyalty.kit.errors import AppError
 
@@ -36,7 +43,7 @@ def webhook_uri(settings: Settings) -> str:
     return settings.public_url.rstrip("/") + WEBHOOK_PATH
 
 
-async def _client(settings: Settings, integration: PosIntegration) -> IikoCloud:
+async def _client(settings: Settings, cache: Cache, integration: PosIntegration) -> IikoCloud:
     if integration.system is not PosSystem.IIKO:
         raise AppError("This is not an iiko integration.", code="pos_system_mismatch", status=422)
     credentials = service.credentials_of(integration)
@@ -50,7 +57,8 @@ async def _client(settings: Settings, integration: PosIntegration) -> IikoCloud:
     await check_target(
         base_url, allow_private=settings.webhooks_allow_private, code="pos_url_refused"
     )
-    return IikoCloud(base_url, credentials["api_login"])
+    secret = hmac.new(settings.secret("secret_key").encode(), b"iiko-token-cache", hashlib.sha256)
+    return IikoCloud(base_url, credentials["api_login"], TokenCache(cache, secret.digest()))
 
 
 def _start(integration: PosIntegration, direction: SyncDirection, operation: str) -> PosSync:
@@ -78,10 +86,10 @@ def _finish(
 
 
 async def pull_directory(
-    session: AsyncSession, settings: Settings, integration: PosIntegration
+    session: AsyncSession, settings: Settings, cache: Cache, integration: PosIntegration
 ) -> PosSync:
     """The organizations and terminal groups the apiLogin sees."""
-    client = await _client(settings, integration)
+    client = await _client(settings, cache, integration)
     sync = _start(integration, SyncDirection.PULL, "directory")
     session.add(sync)
     error, result = None, {}
@@ -102,7 +110,11 @@ async def pull_directory(
 
 
 async def register_webhook(
-    session: AsyncSession, settings: Settings, integration: PosIntegration, attempt: int = 1
+    session: AsyncSession,
+    settings: Settings,
+    cache: Cache,
+    integration: PosIntegration,
+    attempt: int = 1,
 ) -> PosSync:
     """Point the organization's iiko webhooks at us with the integration's token; a
     failure iiko may recover from is tried again later by the worker."""
@@ -113,7 +125,7 @@ async def register_webhook(
             status=422,
         )
     assert integration.webhook_secret is not None
-    client = await _client(settings, integration)
+    client = await _client(settings, cache, integration)
     sync = _start(integration, SyncDirection.PUSH, "webhook_settings")
     sync.attempt = attempt
     session.add(sync)
@@ -152,8 +164,17 @@ async def register_webhook(
 @jobs.registry.job(REGISTER_JOB)
 async def retry_register(ctx: jobs.JobContext, payload: jobs.Payload) -> None:
     tenant_id = uuid.UUID(str(payload["tenant_id"]))
-    async with ctx.db.transaction(tenant_id) as session:
-        integration = await session.get(PosIntegration, uuid.UUID(str(payload["integration_id"])))
-        if integration is None or not integration.is_active:
-            return
-        await register_webhook(session, ctx.settings, integration, int(str(payload["attempt"])))
+    # Jobs get no cache of their own: with Redis this one is the shared one; without, the
+    # retry (minutes after the last) simply logs in again.
+    cache = cache_from_url(ctx.settings.redis_url, ctx.settings.redis_key_prefix)
+    try:
+        async with ctx.db.transaction(tenant_id) as session:
+            integration = await session.get(
+                PosIntegration, uuid.UUID(str(payload["integration_id"]))
+            )
+            if integration is None or not integration.is_active:
+                return
+            attempt = int(str(payload["attempt"]))
+            await register_webhook(session, ctx.settings, cache, integration, attempt)
+    finally:
+        await cache.close()

@@ -1,16 +1,21 @@
-"""iikoTransport webhook events: each kept raw (`pos_events`), then handled on its own.
+"""iikoTransport webhook events: each kept (`pos_events`) as it came, then handled on its own
+by the worker.
 
-A closed table or delivery order that names a member — by the guest phone iiko keeps on
+A closed table or delivery order of this integration's organization (and terminal group,
+when the integration names one) that names a member — by the guest phone iiko keeps on
 the order, or by the card code an iikoFront plugin puts into the order's external data
 under `maxloyalty.card` — accrues points by the programme's rules, unless the till holds
-points for the order (then the till's own commit posts it). The iiko order id is
-the check number, so a repeated event (iiko retries, or a replay) posts nothing twice,
-and an order the till already posted through the generic POS API is left alone.
+points for the order (then the till's own commit posts it). The iiko order id is the check
+number, so a repeated event (iiko retries, a replay, the order closed again) posts nothing
+twice, and an order the till already posted through the generic POS API is left alone.
 """
 
 from __future__ import annotations
 
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+import math
+import re
+import uuid
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 import structlog
@@ -23,49 +28,113 @@ from maxloyalty.identity.contacts import normalize_phone, phone_index
 from maxloyalty.identity.models import User
 from maxloyalty.integrations.pos import service
 from maxloyalty.integrations.pos.models import PosEvent, PosEventStatus, PosIntegration
+from maxloyalty.kit import jobs
 from maxloyalty.kit.clock import utcnow
+from maxloyalty.kit.db import Database
 from maxloyalty.kit.errors import AppError, NotFound
 from maxloyalty.ledger import holds
+from maxloyalty.ledger.models import LedgerOperation
 from maxloyalty.ledger.operations import CashierRequest, Context, execute, open_context
 
 log = structlog.get_logger(__name__)
 
+PROCESS_JOB = "pos.iiko_process_events"
 ORDER_EVENTS = frozenset({"TableOrderUpdate", "DeliveryOrderUpdate"})
 CARD_KEY = "maxloyalty.card"
+MAX_KOPECKS = 10**10
+# iiko's events nest about eight levels deep; anything far deeper is not one of them.
+MAX_DEPTH = 32
+# PostgreSQL's jsonb takes neither NUL characters nor halves of surrogate pairs.
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 
 class Skip(Exception):
-    """The event is fine but asks nothing of us."""
+    """The event is fine but asks nothing of us: IGNORED."""
+
+
+class Malformed(Exception):
+    """The event breaks iiko's format where we would act on it: FAILED."""
+
+
+def _storable(value: Any, path: str, depth: int, problems: list[str]) -> Any:
+    """`value` as jsonb can keep it; what had to change for that is noted in `problems`."""
+    if isinstance(value, str):
+        return _UNSTORABLE.sub("\ufffd", value)
+    if isinstance(value, float) and not math.isfinite(value):
+        problems.append(f"{path} is not a finite number")
+        return None
+    if isinstance(value, dict | list) and depth >= MAX_DEPTH:
+        problems.append(f"{path} nests deeper than {MAX_DEPTH} levels")
+        return None
+    if isinstance(value, dict):
+        cleaned = ((_UNSTORABLE.sub("\ufffd", key), item) for key, item in value.items())
+        return {key: _storable(item, f"{path}.{key}", depth + 1, problems) for key, item in cleaned}
+    if isinstance(value, list):
+        return [
+            _storable(item, f"{path}[{index}]", depth + 1, problems)
+            for index, item in enumerate(value)
+        ]
+    return value
 
 
 def new_event(integration: PosIntegration, raw: Any) -> PosEvent:
-    payload = raw if isinstance(raw, dict) else {"value": raw}
+    """The event to keep: RECEIVED, or FAILED already when it is not an event we can keep
+    as sent (not an object; numbers JSON cannot hold, which become null; absurd depth).
+    NUL characters and lone surrogates become U+FFFD and the event goes on."""
+    problems: list[str] = []
+    payload = _storable(raw, "$", 0, problems)
+    if not isinstance(payload, dict):
+        payload = {"value": payload}
+        problems.insert(0, "the event is not a JSON object")
     info = payload.get("eventInfo")
     external = info.get("id") if isinstance(info, dict) else None
-    return PosEvent(
+    event = PosEvent(
         tenant_id=integration.tenant_id,
         integration_id=integration.id,
         event_type=str(payload.get("eventType") or "unknown")[:64],
         external_id=str(external)[:128] if external else None,
         payload=payload,
+        status=PosEventStatus.RECEIVED,
     )
+    if problems:
+        event.status = PosEventStatus.FAILED
+        event.detail = f"malformed event: {'; '.join(problems)}"[:1000]
+        event.processed_at = utcnow()
+    return event
 
 
-MAX_KOPECKS = 10**10
+async def enqueue(session: AsyncSession, events: list[PosEvent]) -> None:
+    """Have the worker handle the RECEIVED ones (flushed) once this transaction commits."""
+    waiting = [e for e in events if e.status is PosEventStatus.RECEIVED]
+    if waiting:
+        ids = [str(e.id) for e in waiting]
+        await jobs.enqueue(
+            session, PROCESS_JOB, {"tenant_id": str(waiting[0].tenant_id), "event_ids": ids}
+        )
 
 
 def _kopecks(value: Any) -> int:
-    try:
-        amount = Decimal(str(value)) * 100
-    except InvalidOperation as exc:
-        raise Skip(f"the order sum {str(value)[:40]!r} is not a number") from exc
-    if not amount.is_finite() or not 0 < amount <= MAX_KOPECKS:
-        raise Skip("the order sum is zero, negative or out of range")
-    return int(amount.to_integral_value(ROUND_HALF_UP))
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise Malformed(f"the order sum {str(value)[:40]!r} is not a number")
+    kopecks = int((Decimal(str(value)) * 100).to_integral_value(ROUND_HALF_UP))
+    if kopecks <= 0:
+        raise Skip("the order sum is zero or negative")
+    if kopecks > MAX_KOPECKS:
+        raise Malformed("the order sum is out of range")
+    return kopecks
+
+
+def _rubles(kopecks: int) -> str:
+    return f"{kopecks // 100}.{kopecks % 100:02d}"
 
 
 def _list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else []
+
+
+def _same_id(ours: str, theirs: Any) -> bool:
+    # iiko writes its UUIDs in lower case; an admin may have pasted them otherwise.
+    return isinstance(theirs, str) and theirs.lower() == ours.lower()
 
 
 def _card_code(order: dict[str, Any]) -> str | None:
@@ -134,32 +203,67 @@ def _payments(order: dict[str, Any]) -> list[dict[str, Any]]:
     return payments
 
 
-async def _accrue(session: AsyncSession, integration: PosIntegration, event: PosEvent) -> str:
+def _closed_order(integration: PosIntegration, event: PosEvent) -> tuple[str, dict[str, Any]]:
+    """The iiko order id and the order, if this event is a closed order meant for us."""
+    organization = event.payload.get("organizationId")
+    if integration.external_id and not _same_id(integration.external_id, organization):
+        raise Skip(f"the event is for another iiko organization ({str(organization)[:64]})")
     if event.event_type not in ORDER_EVENTS:
         log.info("iiko_event_ignored", event_type=event.event_type, event_id=str(event.id))
         raise Skip(f"{event.event_type} events are not handled")
-    info = event.payload.get("eventInfo")
-    order = info.get("order") if isinstance(info, dict) else None
-    if not isinstance(info, dict) or not isinstance(order, dict) or not info.get("id"):
+    info = _object(event.payload.get("eventInfo"))
+    order_id = info.get("id")
+    if not isinstance(order_id, str) or not order_id:
+        raise Malformed("the event carries no order id")
+    if info.get("creationStatus") != "Success":
+        raise Skip(f"the order's creationStatus is {str(info.get('creationStatus'))[:20]}")
+    order = info.get("order")
+    if not isinstance(order, dict):
         raise Skip("the event carries no order")
-    if info.get("creationStatus") != "Success" or order.get("status") != "Closed":
-        raise Skip("the order is not closed")
-    order_id = str(info["id"])[:64]
+    if order.get("status") != "Closed":
+        raise Skip(f"the order is {str(order.get('status'))[:20]}, not Closed")
+    group = integration.settings.get("terminal_group_id")
+    if group and not _same_id(group, order.get("terminalGroupId")):
+        terminal = str(order.get("terminalGroupId"))[:64]
+        raise Skip(f"the order is from another terminal group ({terminal})")
+    return order_id[:64], order
+
+
+async def _posted_before(session: AsyncSession, integration: PosIntegration, key: str) -> str:
+    earlier = await session.scalar(
+        select(LedgerOperation).where(
+            LedgerOperation.idempotency_key == key, LedgerOperation.created_by == integration.id
+        )
+    )
+    assert earlier is not None  # the ledger refused the key because of this operation
+    amount = int(earlier.response["check_amount"])
+    return f"the order was already posted with sum {_rubles(amount)}; nothing more accrues"
+
+
+async def _accrue(session: AsyncSession, integration: PosIntegration, event: PosEvent) -> str:
+    order_id, order = _closed_order(integration, event)
     amount = _kopecks(order.get("sum"))
-    if await holds.latest_hold(session, integration.id, order_id) is not None:
+    now = utcnow()
+    # The till's plugin may be holding or committing this very order right now.
+    await holds.lock_order(session, integration.id, order_id)
+    hold = await holds.latest_hold(session, integration.id, order_id)
+    if hold is not None and holds.is_live(hold, now):
         raise Skip("the till holds points for this order: its commit posts the check")
     ctx = await open_context(
-        session, service.principal_of(integration), integration.restaurant_id, utcnow()
+        session, service.principal_of(integration), integration.restaurant_id, now
     )
     card = await _member(ctx, order)
     request = CashierRequest(
         type="SALE", restaurant_id=integration.restaurant_id, amount=amount, check_number=order_id
     )
+    key = f"iiko:{order_id}"
     try:
-        _, answer = await execute(ctx, card.user_id, request, f"iiko:{order_id}")
+        _, answer = await execute(ctx, card.user_id, request, key)
     except AppError as exc:
         if exc.code == "check_already_posted":
             raise Skip("the till already posted this order") from exc
+        if exc.code == "idempotency_key_reused":  # closed again, with another sum or card
+            raise Skip(await _posted_before(session, integration, key)) from exc
         raise
     recorded = await service.record_check(
         session,
@@ -176,13 +280,15 @@ async def _accrue(session: AsyncSession, integration: PosIntegration, event: Pos
 
 
 async def process(session: AsyncSession, integration: PosIntegration, event: PosEvent) -> None:
-    """Handle one stored event in `session`'s transaction and note the outcome on it; on a
-    failure the caller rolls back and records it with `mark_failed`."""
+    """Handle one stored event in `session`'s transaction and note the outcome on it; on an
+    error the caller rolls back and records it with `mark_failed`."""
     try:
         event.detail = await _accrue(session, integration, event)
         event.status = PosEventStatus.PROCESSED
     except Skip as skip:
         event.status, event.detail = PosEventStatus.IGNORED, str(skip)
+    except Malformed as bad:
+        event.status, event.detail = PosEventStatus.FAILED, f"malformed event: {bad}"
     event.processed_at = utcnow()
     await session.flush()
 
@@ -195,3 +301,46 @@ def mark_failed(event: PosEvent, error: Exception) -> None:
         else f"{type(error).__name__}: {error}"
     )[:1000]
     event.processed_at = utcnow()
+
+
+async def _locked(session: AsyncSession, event_id: uuid.UUID) -> PosEvent:
+    # Locked, so that the worker and a replay never handle one event at once.
+    event = await session.scalar(
+        select(PosEvent)
+        .where(PosEvent.id == event_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    assert event is not None  # events are never deleted
+    return event
+
+
+async def handle(
+    db: Database, tenant_id: uuid.UUID, event_id: uuid.UUID, *, again: bool = False
+) -> PosEvent:
+    """Process one stored event in its own transaction; a failure is noted on the event.
+    Only a RECEIVED event is processed, unless `again` (an admin's replay)."""
+    try:
+        async with db.transaction(tenant_id) as session:
+            event = await _locked(session, event_id)
+            if event.status is not PosEventStatus.RECEIVED and not again:
+                return event
+            integration = await session.get(PosIntegration, event.integration_id)
+            assert integration is not None
+            await process(session, integration, event)
+            return event
+    except Exception as error:
+        log.warning("iiko_event_failed", event_id=str(event_id), error=type(error).__name__)
+        async with db.transaction(tenant_id) as session:
+            event = await _locked(session, event_id)
+            mark_failed(event, error)
+            return event
+
+
+@jobs.registry.job(PROCESS_JOB)
+async def process_events(ctx: jobs.JobContext, payload: jobs.Payload) -> None:
+    """The events of one webhook call, in the order iiko sent them. Run again (the worker
+    died half way), it passes over those already handled."""
+    tenant_id = uuid.UUID(str(payload["tenant_id"]))
+    for event_id in payload["event_ids"]:
+        await handle(ctx.db, tenant_id, uuid.UUID(str(event_id)))
