@@ -15,7 +15,7 @@ from maxloyalty.network.models import Tenant
 GLOBAL: dict[str, tuple[str, ...]] = {"users": ("phone_encrypted", "email_encrypted")}
 PER_TENANT: dict[str, tuple[str, ...]] = {
     "api_keys": ("signing_secret",),
-    "webhook_endpoints": ("secret",),
+    "webhook_endpoints": ("secret", "previous_secret"),
 }
 
 

@@ -53,6 +53,13 @@ def paginate(query: Q, key: InstrumentedAttribute[uuid.UUID], params: PageParams
     return query.order_by(key).limit(params.limit + 1)
 
 
+def paginate_newest(query: Q, key: InstrumentedAttribute[uuid.UUID], params: PageParams) -> Q:
+    """Newest first, for logs: ids are time-ordered (UUIDv7), so the key orders by time."""
+    if params.cursor is not None:
+        query = query.where(key < params.cursor)
+    return query.order_by(key.desc()).limit(params.limit + 1)
+
+
 def make_page(rows: list[Any], params: PageParams, key: str = "id") -> tuple[list[Any], str | None]:
     """Split the `limit + 1` rows `paginate` fetched into a page and the next cursor."""
     if len(rows) <= params.limit:

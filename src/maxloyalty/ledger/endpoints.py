@@ -18,7 +18,7 @@ from maxloyalty.identity.dependencies import Authorize, TenantSession
 from maxloyalty.identity.principal import Principal, Role
 from maxloyalty.kit.clock import utcnow
 from maxloyalty.kit.errors import AppError, NotFound, problem_responses
-from maxloyalty.kit.pagination import Page, PageParams, encode_cursor, page_params
+from maxloyalty.kit.pagination import Page, PageParams, make_page, page_params
 from maxloyalty.ledger import extras, operations, queries
 from maxloyalty.ledger.idempotency import require_key
 from maxloyalty.ledger.models import TxType
@@ -144,13 +144,10 @@ async def get_history(
     until: AwareDatetime | None = Query(default=None, alias="to"),
 ) -> Page[TransactionOut]:
     card = await _card(session, principal, guest_id, restaurant_id)
-    rows = await queries.history(session, card.id, paging, type, since, until)
-    more = len(rows) > paging.limit
-    rows = rows[: paging.limit]
-    return Page(
-        items=[TransactionOut.model_validate(r) for r in rows],
-        next_cursor=encode_cursor(rows[-1].id) if more else None,
+    rows, cursor = make_page(
+        await queries.history(session, card.id, paging, type, since, until), paging
     )
+    return Page(items=[TransactionOut.model_validate(r) for r in rows], next_cursor=cursor)
 
 
 @router.post("/api/transactions/{transaction_id}/approve", responses=problem_responses(409))

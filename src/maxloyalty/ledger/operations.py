@@ -258,7 +258,12 @@ async def execute(
     card.last_activity_at = ctx.now
     await ctx.session.flush()
     await record(ctx.session, f"ledger.{request.type.lower()}", "guest_card", card.id, after=answer)
-    await publish(ctx.session, ctx.tenant.id, "transaction.created", answer)
+    await publish(
+        ctx.session,
+        ctx.tenant.id,
+        "transaction.reversed" if request.type == "REFUND" else "transaction.created",
+        answer,
+    )
     if new_level is not None:
         await publish(
             ctx.session,

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from maxloyalty.guests.models import GuestCard
-from maxloyalty.kit.pagination import PageParams
+from maxloyalty.kit.pagination import PageParams, paginate_newest
 from maxloyalty.ledger.models import PointLot, PointTransaction, TxType
 from maxloyalty.loyalty.models import LoyaltySystem
 from maxloyalty.loyalty.service import levels_of, next_level, spend_for_level
@@ -77,7 +77,4 @@ async def history(
         query = query.where(PointTransaction.created_at >= since)
     if until:
         query = query.where(PointTransaction.created_at < until)
-    if params.cursor is not None:
-        query = query.where(PointTransaction.id < params.cursor)
-    query = query.order_by(PointTransaction.id.desc()).limit(params.limit + 1)
-    return list(await session.scalars(query))
+    return list(await session.scalars(paginate_newest(query, PointTransaction.id, params)))

@@ -3,62 +3,44 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi import APIRouter, Body, Depends, Request
 from sqlalchemy import select
 
-from maxloyalty.audit.service import record
 from maxloyalty.identity.dependencies import Authorize, TenantSession
 from maxloyalty.identity.principal import Principal, Role
 from maxloyalty.integrations.webhooks import service
-from maxloyalty.integrations.webhooks.models import WebhookDelivery, WebhookEndpoint
+from maxloyalty.integrations.webhooks.event_types import EVENT_TYPES
+from maxloyalty.integrations.webhooks.models import WebhookEndpoint, WebhookLog
+from maxloyalty.integrations.webhooks.schemas import (
+    DeliveryOut,
+    EndpointCreated,
+    EndpointIn,
+    EndpointOut,
+    EndpointPatch,
+    EventTypeOut,
+    RedeliveryOut,
+    RotateIn,
+)
 from maxloyalty.kit.errors import problem_responses
+from maxloyalty.kit.pagination import Page, PageParams, make_page, page_params, paginate_newest
 from maxloyalty.runtime import runtime_of
 
 router = APIRouter(tags=["webhooks"], responses=problem_responses(401, 403, 404, 422))
 Admin = Annotated[Principal, Depends(Authorize(Role.RESTAURANT_ADMIN))]
 
 
-class EndpointIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    url: str = Field(min_length=8, max_length=2000)
-    event_types: list[str] = Field(default=[], max_length=50, description="Empty: all")
-    description: str | None = Field(default=None, max_length=500)
+def _with_secret(endpoint: WebhookEndpoint) -> EndpointCreated:
+    return EndpointCreated(
+        **EndpointOut.model_validate(endpoint).model_dump(), secret=endpoint.secret
+    )
 
 
-class EndpointOut(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
-    id: uuid.UUID
-    url: str
-    event_types: list[str]
-    description: str | None
-    is_active: bool
-    disabled_reason: str | None
-    created_at: datetime
-
-
-class EndpointCreated(EndpointOut):
-    secret: str = Field(description="whsec_…: shown once; verify our signatures with it")
-
-
-class DeliveryOut(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
-    id: uuid.UUID
-    event_id: uuid.UUID
-    event_type: str
-    attempt: int
-    status_code: int | None
-    error: str | None
-    duration_ms: int | None
-    succeeded: bool
-    next_attempt_at: datetime | None
-    created_at: datetime
+@router.get("/api/webhooks/event-types")
+async def event_types(_admin: Admin) -> list[EventTypeOut]:
+    return [EventTypeOut(type=name, description=text) for name, text in EVENT_TYPES.items()]
 
 
 @router.post("/api/webhooks/endpoints", status_code=201)
@@ -67,17 +49,10 @@ async def create_endpoint(
 ) -> EndpointCreated:
     assert admin.tenant_id is not None
     created = await service.create_endpoint(
-        session,
-        runtime_of(request).settings,
-        admin.tenant_id,
-        body.url,
-        body.event_types,
-        body.description,
+        session, runtime_of(request).settings, admin.tenant_id, body
     )
     await session.commit()
-    return EndpointCreated(
-        **EndpointOut.model_validate(created).model_dump(), secret=created.secret
-    )
+    return _with_secret(created)
 
 
 @router.get("/api/webhooks/endpoints")
@@ -86,30 +61,58 @@ async def list_endpoints(_admin: Admin, session: TenantSession) -> list[Endpoint
     return [EndpointOut.model_validate(r) for r in rows]
 
 
+@router.patch("/api/webhooks/endpoints/{endpoint_id}")
+async def update_endpoint(
+    endpoint_id: uuid.UUID,
+    body: EndpointPatch,
+    _admin: Admin,
+    session: TenantSession,
+    request: Request,
+) -> EndpointOut:
+    target = await service.update_endpoint(session, runtime_of(request).settings, endpoint_id, body)
+    await session.commit()
+    return EndpointOut.model_validate(target)
+
+
+@router.post("/api/webhooks/endpoints/{endpoint_id}/rotate-secret")
+async def rotate_secret(
+    endpoint_id: uuid.UUID,
+    _admin: Admin,
+    session: TenantSession,
+    body: Annotated[RotateIn | None, Body()] = None,
+) -> EndpointCreated:
+    """A new secret, shown once; the old one keeps signing alongside it for `grace_hours`."""
+    grace = timedelta(hours=(body or RotateIn()).grace_hours)
+    target = await service.rotate_secret(session, endpoint_id, grace)
+    await session.commit()
+    return _with_secret(target)
+
+
 @router.delete("/api/webhooks/endpoints/{endpoint_id}")
 async def disable_endpoint(
     endpoint_id: uuid.UUID, _admin: Admin, session: TenantSession
 ) -> EndpointOut:
-    target = await service.endpoint(session, endpoint_id)
-    target.is_active, target.disabled_reason = False, "disabled by an admin"
-    await session.flush()
-    await record(session, "webhook.endpoint_disabled", "webhook_endpoint", target.id)
+    target = await service.disable_endpoint(session, endpoint_id)
     await session.commit()
     return EndpointOut.model_validate(target)
 
 
 @router.get("/api/webhooks/endpoints/{endpoint_id}/deliveries")
 async def list_deliveries(
-    endpoint_id: uuid.UUID, _admin: Admin, session: TenantSession
-) -> list[DeliveryOut]:
+    endpoint_id: uuid.UUID,
+    _admin: Admin,
+    session: TenantSession,
+    paging: Annotated[PageParams, Depends(page_params)],
+    succeeded: bool | None = None,
+) -> Page[DeliveryOut]:
+    """Every HTTP attempt, newest first."""
     await service.endpoint(session, endpoint_id)
-    rows = await session.scalars(
-        select(WebhookDelivery)
-        .where(WebhookDelivery.endpoint_id == endpoint_id)
-        .order_by(WebhookDelivery.created_at.desc())
-        .limit(200)
-    )
-    return [DeliveryOut.model_validate(r) for r in rows]
+    query = select(WebhookLog).where(WebhookLog.endpoint_id == endpoint_id)
+    if succeeded is not None:
+        query = query.where(WebhookLog.succeeded.is_(succeeded))
+    found = list(await session.scalars(paginate_newest(query, WebhookLog.id, paging)))
+    rows, cursor = make_page(found, paging)
+    return Page(items=[DeliveryOut.model_validate(r) for r in rows], next_cursor=cursor)
 
 
 @router.post(
@@ -117,7 +120,9 @@ async def list_deliveries(
     status_code=202,
     responses=problem_responses(409),
 )
-async def redeliver(delivery_id: uuid.UUID, _admin: Admin, session: TenantSession) -> DeliveryOut:
-    row = await service.redeliver(session, delivery_id)
+async def redeliver(delivery_id: uuid.UUID, _admin: Admin, session: TenantSession) -> RedeliveryOut:
+    """Send the event of this logged attempt again, with a fresh retry schedule, in its
+    place in the endpoint's order (ahead of newer pending events)."""
+    delivery = await service.redeliver(session, delivery_id)
     await session.commit()
-    return DeliveryOut.model_validate(row)
+    return RedeliveryOut.model_validate(delivery)

@@ -1,11 +1,18 @@
-"""Delivering outbox events to tenants' endpoints.
+"""Delivering outbox events to tenants' endpoints, each endpoint's in the order they happened.
 
-The outbox delivery (one transaction) fans an event out into one delivery job per matching
-endpoint. A delivery POSTs `{"type", "timestamp", "data"}` with the Standard Webhooks
-headers; every attempt is logged. A failure is retried on the spec's schedule (5 s, 5 min,
-30 min, 2 h, 5 h, 10 h, 14 h, 20 h, 24 h) with ±10 % jitter, or later if the receiver sends
-`Retry-After`; 410 Gone disables the endpoint. The event id is the `webhook-id`, so a
-receiver can drop the duplicates at-least-once delivery may bring.
+`fan_out`, an outbox handler, runs in the transaction that marks the event delivered: it
+records a PENDING delivery for every active endpoint that wants the event and wakes that
+endpoint's drain job. A drain sends the endpoint's oldest pending delivery (events ordered by
+`created_at`, then id) and only then the next one. It sends under a per-endpoint advisory
+lock, so an endpoint never has two requests in flight; a drain that finds the lock taken
+leaves, and the holder looks at the queue again after releasing it.
+
+A failure is retried on the spec's schedule (5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 14 h, 20 h,
+24 h; ±10 % jitter, or later if the receiver sends Retry-After) while the later deliveries
+wait behind it; when the schedule runs out the delivery is FAILED (given up) and the next one
+goes. 410 Gone disables the endpoint, and its pending deliveries wait until it is enabled
+again. The event id is the `webhook-id`, so a receiver can drop the duplicates at-least-once
+delivery may bring. Every HTTP attempt is a `WebhookLog` row.
 """
 
 from __future__ import annotations
@@ -14,59 +21,122 @@ import json
 import random
 import time
 import uuid
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
 
 import httpx
 import structlog
-from sqlalchemy import select
+from sqlalchemy import any_, func, or_, select, tuple_, update
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from maxloyalty.audit.service import record
 from maxloyalty.config import Settings
-from maxloyalty.integrations.webhooks.models import WebhookDelivery, WebhookEndpoint
-from maxloyalty.integrations.webhooks.signing import new_secret, sign
-from maxloyalty.integrations.webhooks.ssrf import check_target
+from maxloyalty.integrations.webhooks.event_types import EVENT_TYPES
+from maxloyalty.integrations.webhooks.models import (
+    DeliveryStatus,
+    WebhookDelivery,
+    WebhookEndpoint,
+    WebhookLog,
+)
+from maxloyalty.integrations.webhooks.schemas import EndpointIn, EndpointPatch
+from maxloyalty.integrations.webhooks.signing import new_secret, signature_header
+from maxloyalty.integrations.webhooks.ssrf import check_target, resolve
 from maxloyalty.kit import events, jobs
 from maxloyalty.kit.clock import utcnow
 from maxloyalty.kit.errors import AppError, NotFound
-from maxloyalty.kit.events import IntegrationEvent
+from maxloyalty.kit.events import EventStatus, IntegrationEvent
+from maxloyalty.kit.ids import uuid7
 
 log = structlog.get_logger(__name__)
 
-DELIVER_JOB = "webhooks.deliver"
+DRAIN_JOB = "webhooks.drain"
+SWEEP_JOB = "webhooks.sweep"
 TIMEOUT_SECONDS = 15.0
+MAX_RETRY_AFTER = timedelta(days=1)  # the schedule's longest gap
 
 
-def retry_delay(attempt: int, retry_after: str | None, schedule: list[int]) -> timedelta | None:
+def _retry_after(value: str | None, now: datetime) -> timedelta | None:
+    """A Retry-After header: delay-seconds or an HTTP-date (RFC 9110 §10.2.3)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isascii() and value.isdigit():
+        digits = value.lstrip("0")
+        # Long numbers are past the cap anyway (and int() refuses thousands of digits).
+        if len(digits) > 6:
+            return MAX_RETRY_AFTER
+        return min(timedelta(seconds=int(digits or "0")), MAX_RETRY_AFTER)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:  # "-0000": UTC with no claim about the sender's zone
+        when = when.replace(tzinfo=UTC)
+    return min(when - now, MAX_RETRY_AFTER)
+
+
+def retry_delay(
+    attempt: int, retry_after: str | None, schedule: list[int], now: datetime
+) -> timedelta | None:
     """When to try again after failed attempt number `attempt` (1-based); None: give up."""
     if attempt > len(schedule):
         return None
-    delay = schedule[attempt - 1] * random.uniform(0.9, 1.1)  # noqa: S311 - jitter only
-    if retry_after and retry_after.isdigit():
-        delay = max(delay, min(int(retry_after), 86400))
-    return timedelta(seconds=delay)
+    delay = timedelta(seconds=schedule[attempt - 1] * random.uniform(0.9, 1.1))  # noqa: S311 - jitter only
+    asked = _retry_after(retry_after, now)
+    return delay if asked is None else max(delay, asked)
+
+
+def _known_event_types(event_types: list[str]) -> list[str]:
+    unknown = sorted(set(event_types) - EVENT_TYPES.keys())
+    if unknown:
+        raise AppError(
+            f"Unknown event types: {', '.join(unknown)} (GET /api/webhooks/event-types).",
+            code="unknown_event_type",
+            status=422,
+        )
+    return sorted(set(event_types))
+
+
+async def _checked_url(settings: Settings, url: str) -> str:
+    try:
+        httpx.URL(url)  # what delivery will parse it with
+    except httpx.InvalidURL as exc:
+        raise AppError(str(exc), code="webhook_url_refused", status=422) from exc
+    await check_target(url, allow_private=settings.webhooks_allow_private)
+    return url
+
+
+def _audit_view(endpoint: WebhookEndpoint) -> dict[str, object]:
+    """What the activity log keeps of an endpoint: never its secrets."""
+    return {
+        "url": endpoint.url,
+        "event_types": list(endpoint.event_types),
+        "description": endpoint.description,
+        "is_active": endpoint.is_active,
+        "disabled_reason": endpoint.disabled_reason,
+    }
 
 
 async def create_endpoint(
-    session: AsyncSession,
-    settings: Settings,
-    tenant_id: uuid.UUID,
-    url: str,
-    event_types: list[str],
-    description: str | None,
+    session: AsyncSession, settings: Settings, tenant_id: uuid.UUID, body: EndpointIn
 ) -> WebhookEndpoint:
-    await check_target(url, allow_private=settings.webhooks_allow_private)
     endpoint = WebhookEndpoint(
         tenant_id=tenant_id,
-        url=url,
-        event_types=sorted(set(event_types)),
+        url=await _checked_url(settings, body.url),
+        event_types=_known_event_types(body.event_types),
         secret=new_secret(),
-        description=description,
+        description=body.description,
     )
     session.add(endpoint)
     await session.flush()
     await record(
-        session, "webhook.endpoint_created", "webhook_endpoint", endpoint.id, after={"url": url}
+        session,
+        "webhook.endpoint_created",
+        "webhook_endpoint",
+        endpoint.id,
+        after=_audit_view(endpoint),
     )
     return endpoint
 
@@ -78,24 +148,132 @@ async def endpoint(session: AsyncSession, endpoint_id: uuid.UUID) -> WebhookEndp
     return found
 
 
-async def fan_out(session: AsyncSession, event: IntegrationEvent) -> None:
-    """Outbox handler for every event type: one delivery job per interested endpoint."""
-    targets = await session.scalars(
-        select(WebhookEndpoint).where(WebhookEndpoint.is_active.is_(True))
-    )
-    for target in targets:
-        if target.event_types and event.event_type not in target.event_types:
-            continue
-        await jobs.enqueue(
-            session,
-            DELIVER_JOB,
-            {
-                "tenant_id": str(event.tenant_id),
-                "endpoint_id": str(target.id),
-                "event_id": str(event.id),
-                "attempt": 1,
-            },
+async def update_endpoint(
+    session: AsyncSession, settings: Settings, endpoint_id: uuid.UUID, patch: EndpointPatch
+) -> WebhookEndpoint:
+    """Change what was given. Enabling a disabled endpoint (an admin's or a 410's doing)
+    resumes its queue: the deliveries left pending go out in order, each with a fresh retry
+    schedule."""
+    target = await endpoint(session, endpoint_id)
+    before = _audit_view(target)
+    given = patch.model_fields_set
+    if patch.url is not None:
+        target.url = await _checked_url(settings, patch.url)
+    if patch.event_types is not None:
+        target.event_types = _known_event_types(patch.event_types)
+    if "description" in given:
+        target.description = patch.description
+    if patch.is_active is False and target.is_active:
+        target.is_active, target.disabled_reason = False, "disabled by an admin"
+    elif patch.is_active and not target.is_active:
+        target.is_active, target.disabled_reason = True, None
+        await session.execute(
+            update(WebhookDelivery)
+            .where(
+                WebhookDelivery.endpoint_id == target.id,
+                WebhookDelivery.status == DeliveryStatus.PENDING,
+            )
+            .values(attempts=0, next_attempt_at=None)
         )
+    await session.flush()
+    await record(
+        session,
+        "webhook.endpoint_updated",
+        "webhook_endpoint",
+        target.id,
+        before=before,
+        after=_audit_view(target),
+    )
+    await wake(session, target.tenant_id, target.id)  # resumed, or subscribed differently
+    return target
+
+
+async def disable_endpoint(session: AsyncSession, endpoint_id: uuid.UUID) -> WebhookEndpoint:
+    target = await endpoint(session, endpoint_id)
+    target.is_active, target.disabled_reason = False, "disabled by an admin"
+    await session.flush()
+    await record(session, "webhook.endpoint_disabled", "webhook_endpoint", target.id)
+    return target
+
+
+async def rotate_secret(
+    session: AsyncSession, endpoint_id: uuid.UUID, grace: timedelta
+) -> WebhookEndpoint:
+    """A new secret; for `grace` the old one signs alongside it (a second signature in
+    `webhook-signature`), so the receiver can switch without rejecting anything."""
+    target = await endpoint(session, endpoint_id)
+    keep = grace > timedelta(0)
+    target.previous_secret = target.secret if keep else None
+    target.previous_secret_expires_at = utcnow() + grace if keep else None
+    target.secret = new_secret()
+    await session.flush()
+    expires = target.previous_secret_expires_at
+    await record(
+        session,
+        "webhook.secret_rotated",
+        "webhook_endpoint",
+        target.id,
+        after={"previous_secret_expires_at": expires.isoformat() if expires else None},
+    )
+    return target
+
+
+async def wake(
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    endpoint_id: uuid.UUID,
+    *,
+    delay: timedelta | None = None,
+    dedupe_key: str | None = None,
+) -> None:
+    """Have a drain look at the endpoint's queue once `session` commits (after `delay`).
+
+    Wake-ups carry no dedupe key of their own: PgQueuer keeps a key taken while its job
+    runs, so a wake-up enqueued as a drain finishes would be dropped and its delivery left
+    waiting. Extra wake-ups cost a lock attempt each."""
+    await jobs.enqueue(
+        session,
+        DRAIN_JOB,
+        {"tenant_id": str(tenant_id), "endpoint_id": str(endpoint_id)},
+        delay=delay,
+        dedupe_key=dedupe_key,
+    )
+
+
+async def fan_out(session: AsyncSession, event: IntegrationEvent) -> None:
+    """Outbox handler for every event type: a pending delivery per interested endpoint."""
+    targets = [
+        target
+        for target in await session.scalars(
+            select(WebhookEndpoint).where(WebhookEndpoint.is_active.is_(True))
+        )
+        if not target.event_types or event.event_type in target.event_types
+    ]
+    if not targets:
+        return
+    created = await session.scalars(
+        insert(WebhookDelivery)
+        .values(
+            [
+                {
+                    "id": uuid7(),
+                    "tenant_id": event.tenant_id,
+                    "endpoint_id": target.id,
+                    "event_id": event.id,
+                    "event_type": event.event_type,
+                    "event_created_at": event.created_at,
+                    "status": DeliveryStatus.PENDING,
+                    "attempts": 0,
+                    "created_at": utcnow(),
+                }
+                for target in targets
+            ]
+        )
+        .on_conflict_do_nothing(index_elements=["endpoint_id", "event_id"])  # handlers rerun
+        .returning(WebhookDelivery.endpoint_id)
+    )
+    for endpoint_id in created.all():
+        await wake(session, event.tenant_id, endpoint_id)
 
 
 events.subscribe_all(fan_out)
@@ -113,92 +291,234 @@ def _body(event: IntegrationEvent) -> bytes:
     ).encode()
 
 
-async def _post(
-    settings: Settings, target: WebhookEndpoint, event: IntegrationEvent
-) -> tuple[int | None, str, str | None, str | None]:
-    """(status, response text, Retry-After, error) of one HTTP attempt."""
-    await check_target(target.url, allow_private=settings.webhooks_allow_private)
+def _signing_secrets(target: WebhookEndpoint) -> list[str]:
+    keys = [target.secret]
+    expires = target.previous_secret_expires_at
+    if target.previous_secret and expires and expires > utcnow():
+        keys.append(target.previous_secret)
+    return keys
+
+
+@dataclass(frozen=True)
+class _Answer:
+    status: int | None = None
+    text: str = ""
+    retry_after: str | None = None
+    error: str | None = None
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status is not None and 200 <= self.status < 300
+
+
+async def _post(settings: Settings, target: WebhookEndpoint, event: IntegrationEvent) -> _Answer:
+    """One HTTP attempt. The name is resolved and checked once, and the request goes to that
+    address, naming the host in `Host` and in TLS (SNI, certificate check): a second lookup
+    (DNS rebinding) has no say. Redirects are not followed; environment proxies are not used,
+    since they would look the name up again."""
+    try:
+        pinned = await resolve(target.url, allow_private=settings.webhooks_allow_private)
+    except AppError as refused:  # the name now resolves somewhere private: never connect
+        return _Answer(error=refused.detail)
     body = _body(event)
     msg_id = f"msg_{event.id.hex}"
     now = int(time.time())
-    headers = {
-        "content-type": "application/json",
-        "webhook-id": msg_id,
-        "webhook-timestamp": str(now),
-        "webhook-signature": sign(target.secret, msg_id, now, body),
-        "user-agent": "MaxLoyalty-Webhooks/1",
-    }
     try:
-        async with httpx.AsyncClient(timeout=TIMEOUT_SECONDS, follow_redirects=False) as client:
-            answer = await client.post(target.url, content=body, headers=headers)
-    except httpx.HTTPError as exc:
-        return None, "", None, f"{type(exc).__name__}: {exc}"[:1000]
-    return answer.status_code, answer.text[:2000], answer.headers.get("retry-after"), None
+        url = httpx.URL(target.url)  # checked at registration; a row from before may not be
+        headers = {
+            "host": url.netloc.decode("ascii"),
+            "content-type": "application/json",
+            "webhook-id": msg_id,
+            "webhook-timestamp": str(now),
+            "webhook-signature": signature_header(_signing_secrets(target), msg_id, now, body),
+            "user-agent": "MaxLoyalty-Webhooks/1",
+        }
+        async with httpx.AsyncClient(
+            timeout=TIMEOUT_SECONDS, follow_redirects=False, trust_env=False
+        ) as client:
+            answer = await client.post(
+                url.copy_with(host=str(pinned.address)),
+                content=body,
+                headers=headers,
+                extensions={"sni_hostname": url.raw_host.decode("ascii")},
+            )
+    except (httpx.HTTPError, httpx.InvalidURL) as exc:
+        return _Answer(error=f"{type(exc).__name__}: {exc}"[:1000])
+    return _Answer(answer.status_code, answer.text[:2000], answer.headers.get("retry-after"))
 
 
-async def deliver(db_session: AsyncSession, settings: Settings, payload: jobs.Payload) -> None:
-    endpoint_id, event_id = uuid.UUID(payload["endpoint_id"]), uuid.UUID(payload["event_id"])
-    attempt = int(payload["attempt"])
-    target = await db_session.get(WebhookEndpoint, endpoint_id)
-    event = await db_session.get(IntegrationEvent, event_id)
-    if target is None or event is None or not target.is_active:
-        return
-    started = time.perf_counter()
-    try:
-        status, text, retry_after, error = await _post(settings, target, event)
-    except AppError as refused:  # the URL now resolves somewhere private: never send
-        status, text, retry_after, error = None, "", None, refused.detail
-    succeeded = status is not None and 200 <= status < 300
-    row = WebhookDelivery(
-        tenant_id=target.tenant_id,
-        endpoint_id=target.id,
-        event_id=event.id,
-        event_type=event.event_type,
-        attempt=attempt,
-        status_code=status,
-        error=error,
-        response_body=text or None,
-        duration_ms=int((time.perf_counter() - started) * 1000),
-        succeeded=succeeded,
+@dataclass(frozen=True)
+class _Head:
+    delivery: WebhookDelivery
+    endpoint: WebhookEndpoint
+    blocked: bool  # an older event is still in the outbox: it may become a delivery ahead
+
+
+async def _head(
+    session: AsyncSession, endpoint_id: uuid.UUID, *, lock: bool = False
+) -> _Head | None:
+    """The endpoint's oldest pending delivery, when it is due and the endpoint active.
+
+    Outbox deliveries run concurrently, so a later event's fan-out may commit before an
+    earlier one's: the head is held back while an older event the endpoint would want is
+    still PENDING. One statement reads both, from one snapshot, so no fan-out can commit
+    between them."""
+    outbox_attempts = jobs.registry.jobs[events.DELIVER_JOB].max_attempts
+    older_in_outbox = (
+        select(IntegrationEvent.id)
+        .where(
+            IntegrationEvent.status == EventStatus.PENDING,
+            # An event the outbox has given up on holds nothing back.
+            IntegrationEvent.attempts < outbox_attempts,
+            tuple_(IntegrationEvent.created_at, IntegrationEvent.id)
+            < tuple_(WebhookDelivery.event_created_at, WebhookDelivery.event_id),
+            or_(
+                func.cardinality(WebhookEndpoint.event_types) == 0,
+                IntegrationEvent.event_type == any_(WebhookEndpoint.event_types),
+            ),
+        )
+        .exists()
     )
-    db_session.add(row)
-    if succeeded:
-        return
-    if status == 410:
-        target.is_active = False
-        target.disabled_reason = "410 Gone from the receiver"
+    due = or_(
+        WebhookDelivery.next_attempt_at.is_(None), WebhookDelivery.next_attempt_at <= func.now()
+    )
+    query = (
+        select(WebhookDelivery, WebhookEndpoint, older_in_outbox, due)
+        .join(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id)
+        .where(
+            WebhookDelivery.endpoint_id == endpoint_id,
+            WebhookDelivery.status == DeliveryStatus.PENDING,
+            WebhookEndpoint.is_active.is_(True),
+        )
+        .order_by(WebhookDelivery.event_created_at, WebhookDelivery.event_id)
+        .limit(1)
+    )
+    if lock:
+        query = query.with_for_update(of=WebhookDelivery)  # against a redelivery meanwhile
+    row = (await session.execute(query)).first()
+    if row is None or not row[3]:
+        return None  # nothing pending, endpoint disabled, or the head's retry is not due
+    return _Head(row[0], row[1], bool(row[2]))
+
+
+async def _send(session: AsyncSession, settings: Settings, head: _Head) -> None:
+    delivery, target = head.delivery, head.endpoint
+    event = await session.get_one(IntegrationEvent, delivery.event_id)
+    started = time.perf_counter()
+    answer = await _post(settings, target, event)
+    duration_ms = int((time.perf_counter() - started) * 1000)
+    delivery.attempts, delivery.next_attempt_at = delivery.attempts + 1, None
+    if answer.succeeded:
+        delivery.status, delivery.finished_at = DeliveryStatus.SENT, utcnow()
+    elif answer.status == 410:
+        target.is_active, target.disabled_reason = False, "410 Gone from the receiver"
         log.info("webhook_endpoint_disabled", endpoint=str(target.id))
-        return
-    delay = retry_delay(attempt, retry_after, settings.webhook_retry_schedule)
-    if delay is None:
-        return
-    row.next_attempt_at = utcnow() + delay
-    await jobs.enqueue(db_session, DELIVER_JOB, payload | {"attempt": attempt + 1}, delay=delay)
+    elif (
+        delay := retry_delay(
+            delivery.attempts, answer.retry_after, settings.webhook_retry_schedule, utcnow()
+        )
+    ) is not None:
+        # The job queue schedules from the transaction's start (NOW() + delay), and the
+        # request took a while since: count the delay from now, and record the job's due time.
+        began, clock = (await session.execute(select(func.now(), func.clock_timestamp()))).one()
+        wait = clock - began + delay
+        delivery.next_attempt_at = began + wait
+        await wake(session, target.tenant_id, target.id, delay=wait)
+    else:
+        delivery.status, delivery.finished_at = DeliveryStatus.FAILED, utcnow()
+        log.info("webhook_delivery_failed", endpoint=str(target.id), event_id=str(event.id))
+    session.add(  # last: the log is append-only, so the row is written once, complete
+        WebhookLog(
+            tenant_id=target.tenant_id,
+            delivery_id=delivery.id,
+            endpoint_id=target.id,
+            event_id=event.id,
+            event_type=event.event_type,
+            attempt=delivery.attempts,
+            status_code=answer.status,
+            error=answer.error,
+            response_body=answer.text or None,
+            duration_ms=duration_ms,
+            succeeded=answer.succeeded,
+            next_attempt_at=delivery.next_attempt_at,
+        )
+    )
 
 
-@jobs.registry.job(DELIVER_JOB, max_attempts=3)
-async def deliver_job(ctx: jobs.JobContext, payload: jobs.Payload) -> None:
-    async with ctx.db.transaction(uuid.UUID(payload["tenant_id"])) as session:
-        await deliver(session, ctx.settings, payload)
+async def _step(session: AsyncSession, settings: Settings, endpoint_id: uuid.UUID) -> bool:
+    """Send the endpoint's next delivery if one is due. False when the queue is in other
+    hands: a drain holding the lock (it looks again after releasing it), or an older event's
+    fan-out to come (it wakes a drain)."""
+    locked = await session.scalar(
+        select(func.pg_try_advisory_xact_lock(func.hashtextextended(f"webhook:{endpoint_id}", 0)))
+    )
+    if not locked:
+        return False
+    head = await _head(session, endpoint_id, lock=True)
+    if head is None:
+        return True
+    if head.blocked:
+        return False
+    await _send(session, settings, head)
+    return True
 
 
-async def redeliver(session: AsyncSession, delivery_id: uuid.UUID) -> WebhookDelivery:
-    """Send a logged event to its endpoint again, now (a fresh attempt series)."""
-    row = await session.get(WebhookDelivery, delivery_id)
-    if row is None:
+async def drain(ctx: jobs.JobContext, tenant_id: uuid.UUID, endpoint_id: uuid.UUID) -> None:
+    """Send the endpoint's due deliveries one by one, each in its own transaction."""
+    while True:
+        async with ctx.db.transaction(tenant_id) as session:
+            if not await _step(session, ctx.settings, endpoint_id):
+                return
+        # Look again with the lock released: a wake-up that found it taken counted on us.
+        async with ctx.db.transaction(tenant_id) as session:
+            if await _head(session, endpoint_id) is None:
+                return
+
+
+@jobs.registry.job(DRAIN_JOB)
+async def drain_job(ctx: jobs.JobContext, payload: jobs.Payload) -> None:
+    await drain(ctx, uuid.UUID(payload["tenant_id"]), uuid.UUID(payload["endpoint_id"]))
+
+
+@jobs.registry.periodic(SWEEP_JOB, "* * * * *")
+async def sweep(ctx: jobs.JobContext, payload: jobs.Payload) -> None:
+    """Wake every endpoint whose next delivery has been due for over a minute: the safety
+    net for a wake-up that never came (a drain job that failed for good, an older event the
+    outbox gave up on)."""
+    overdue = func.coalesce(WebhookDelivery.next_attempt_at, WebhookDelivery.created_at)
+    async with ctx.db.platform_session() as platform:  # reads ids across tenants, nothing else
+        stalled = (
+            await platform.execute(
+                select(WebhookDelivery.tenant_id, WebhookDelivery.endpoint_id)
+                .distinct()
+                .join(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id)
+                .where(
+                    WebhookDelivery.status == DeliveryStatus.PENDING,
+                    WebhookEndpoint.is_active.is_(True),
+                    overdue < func.now() - timedelta(minutes=1),
+                )
+            )
+        ).all()
+    async with ctx.db.transaction() as session:
+        for tenant_id, endpoint_id in stalled:
+            await wake(session, tenant_id, endpoint_id, dedupe_key=f"{SWEEP_JOB}:{endpoint_id}")
+
+
+async def redeliver(session: AsyncSession, log_id: uuid.UUID) -> WebhookDelivery:
+    """Send the event of a logged attempt again, with a fresh retry schedule. It goes back
+    into the endpoint's queue at its event's place: before newer pending events, after
+    older ones (usually at once)."""
+    attempt = await session.get(WebhookLog, log_id)
+    if attempt is None:
         raise NotFound("No such delivery.", code="webhook_delivery_not_found")
-    target = await endpoint(session, row.endpoint_id)
+    target = await endpoint(session, attempt.endpoint_id)
     if not target.is_active:
         raise AppError("The endpoint is disabled.", code="webhook_endpoint_disabled", status=409)
-    await jobs.enqueue(
-        session,
-        DELIVER_JOB,
-        {
-            "tenant_id": str(row.tenant_id),
-            "endpoint_id": str(row.endpoint_id),
-            "event_id": str(row.event_id),
-            "attempt": 1,
-        },
-    )
-    await record(session, "webhook.redelivered", "webhook_delivery", row.id)
-    return row
+    # Waits for a send of this very delivery to finish, rather than be overwritten by it.
+    delivery = await session.get_one(WebhookDelivery, attempt.delivery_id, with_for_update=True)
+    delivery.status, delivery.attempts = DeliveryStatus.PENDING, 0
+    delivery.next_attempt_at = delivery.finished_at = None
+    await session.flush()
+    await record(session, "webhook.redelivered", "webhook_delivery", delivery.id)
+    await wake(session, target.tenant_id, target.id)
+    return delivery

@@ -20,3 +20,9 @@ def sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
     content = f"{msg_id}.{timestamp}.".encode() + body
     digest = hmac.new(key, content, hashlib.sha256).digest()
     return "v1," + base64.b64encode(digest).decode()
+
+
+def signature_header(keys: list[str], msg_id: str, timestamp: int, body: bytes) -> str:
+    """One signature per secret, space-separated (the spec's way through a key rotation:
+    a receiver accepts the message if any of them verifies)."""
+    return " ".join(sign(key, msg_id, timestamp, body) for key in keys)
