@@ -69,13 +69,59 @@ async def test_a_manager_sees_only_their_restaurants_tills(
     )
     assert hidden.status_code == 201
     seen = await till.client.get("/api/pos/integrations", headers=till.shop.manager)
-    assert [i["id"] for i in seen.json()] == [till.integration["id"]]
+    assert [i["id"] for i in seen.json()["items"]] == [till.integration["id"]]
     path = f"/api/pos/integrations/{hidden.json()['id']}"
     assert (await till.client.get(path, headers=till.shop.manager)).status_code == 404
     events = await till.client.get(f"{path}/events", headers=till.shop.manager)
     assert events.status_code == 404
     everything = await till.client.get("/api/pos/integrations", headers=till.admin)
-    assert len(everything.json()) == 2
+    assert len(everything.json()["items"]) == 2
+    one_page = await till.client.get("/api/pos/integrations?limit=1", headers=till.admin)
+    assert len(one_page.json()["items"]) == 1
+    cursor = one_page.json()["next_cursor"]
+    rest = await till.client.get(f"/api/pos/integrations?cursor={cursor}", headers=till.admin)
+    assert {i["id"] for i in one_page.json()["items"] + rest.json()["items"]} == {
+        i["id"] for i in everything.json()["items"]
+    }
+    here = await till.client.get(
+        f"/api/pos/integrations?restaurant_id={elsewhere.id}", headers=till.admin
+    )
+    assert [i["id"] for i in here.json()["items"]] == [hidden.json()["id"]]
+
+
+async def test_the_logs_page_newest_first_and_filter(make_till: TillFactory) -> None:
+    till = await make_till("RKEEPER", external_id="7")
+    await till.credit(10)
+    card = int(till.shop.card.code)
+    for check in range(1, 4):
+        body = (
+            f'<ROOT><Transactions><TransactionsEx Card="{card}" Kind="3" Summa="10000" '
+            f'Restaurant="7" RKDate="46347" RKUni="1" RKCheck="{check}"/></Transactions></ROOT>'
+        )
+        posted = await till.client.post(
+            "/api/pos/rkeeper/TransactionsEx", content=body.encode(), headers=till.headers
+        )
+        assert b'Result="0"' in posted.content, posted.text
+    refused = (
+        '<ROOT><Transactions><TransactionsEx Card="999999" Kind="3" Summa="10000" '
+        'Restaurant="7" RKDate="46347" RKUni="1" RKCheck="9"/></Transactions></ROOT>'
+    )
+    answer = await till.client.post(
+        "/api/pos/rkeeper/TransactionsEx", content=refused.encode(), headers=till.headers
+    )
+    assert b'Result="1"' in answer.content
+    path = f"/api/pos/integrations/{till.integration['id']}/transactions"
+    first = (await till.client.get(f"{path}?limit=3", headers=till.admin)).json()
+    second = (
+        await till.client.get(f"{path}?limit=3&cursor={first['next_cursor']}", headers=till.admin)
+    ).json()
+    orders = [t["status"] for t in first["items"] + second["items"]]
+    assert orders == ["FAILED", "PROCESSED", "PROCESSED", "PROCESSED"]  # newest first
+    assert second["next_cursor"] is None
+    failed = (await till.client.get(f"{path}?status=FAILED", headers=till.admin)).json()
+    assert [t["status"] for t in failed["items"]] == ["FAILED"]
+    bad = await till.client.get(f"{path}?status=LOST", headers=till.admin)
+    assert bad.status_code == 422
 
 
 async def test_rotation_retires_the_old_key_at_once(

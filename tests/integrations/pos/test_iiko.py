@@ -740,7 +740,7 @@ async def test_iiko_failures_are_recorded_and_retried(
         iiko.inject(UPDATE_WEBHOOKS, error_answer(500, "busy"))
         busy = await till.client.post(f"{base}/iiko/webhook", headers=till.admin)
         assert busy.status_code == 502
-        syncs = (await till.client.get(f"{base}/syncs", headers=till.admin)).json()
+        syncs = (await till.client.get(f"{base}/syncs", headers=till.admin)).json()["items"]
         assert [(s["status"], s["attempt"]) for s in syncs] == [("FAILED", 1), ("FAILED", 1)]
         assert syncs[0]["next_retry_at"] is not None  # iiko was busy: try again later
         assert syncs[1]["next_retry_at"] is None  # a wrong apiLogin will not heal by itself
@@ -761,7 +761,7 @@ async def test_iiko_failures_are_recorded_and_retried(
             jobs.JobContext(db=runtime.db, settings=runtime.settings), json.loads(bytes(queued[0]))
         )
 
-        syncs = (await till.client.get(f"{base}/syncs", headers=till.admin)).json()
+        syncs = (await till.client.get(f"{base}/syncs", headers=till.admin)).json()["items"]
         assert (syncs[0]["status"], syncs[0]["attempt"]) == ("SUCCESS", 2)
         assert (API_LOGIN, ORGANIZATION) in iiko.webhook_settings
     assert iiko.violations == []

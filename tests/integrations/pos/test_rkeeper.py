@@ -1,78 +1,191 @@
-"""R-Keeper 7 talking FarCards HTTP/XML to us, with documents shaped as in the reference."""
+"""R-Keeper 7 talking FarCards HTTP/XML to us, with documents shaped as in the reference.
+The helpers here serve the other `test_rkeeper_*` modules too."""
 
 from __future__ import annotations
 
 import asyncio
+import uuid
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
 
 import httpx
 from defusedxml.ElementTree import fromstring
 from sqlalchemy import select
 
+from maxloyalty.guests.models import CardStatus, GuestCard, RegistrationSource
+from maxloyalty.guests.service import ensure_card
+from maxloyalty.identity.models import User
+from maxloyalty.identity.principal import Role
 from maxloyalty.integrations.pos.models import PosTransaction
-from maxloyalty.ledger.models import PointTransaction
+from maxloyalty.ledger.models import PointTransaction, TxStatus, TxType
+from maxloyalty.loyalty.service import LevelSpec
 from maxloyalty.runtime import Runtime
-from tests.factories import make_guest
+from tests.conftest import TokenFactory
+from tests.factories import make_guest, make_restaurant
 from tests.integrations.pos.conftest import Till, TillFactory
+from tests.ledger.conftest import Shop
 
 RESTAURANT = "12"
+MAPPING = {"BRONZE": {"bonus": 2, "discount": 3}}
+DECLARATION = b'<?xml version="1.0" encoding="utf-8"?>'
+# GetCardInfoEx's answer, attribute by attribute, as the reference writes it.
+CARD_INFO_ATTRIBUTES = [
+    "Result",
+    "Deleted",
+    "Grab",
+    "StopDate",
+    "Holy",
+    "Manager",
+    "Locked",
+    "WhyLock",
+    "Holder",
+    "PersonID",
+    "Account",
+    "Unpay",
+    "Bonus",
+    "Discount",
+    "DiscLimit",
+    "Summa",
+    *(f"Sum{i}" for i in range(2, 9)),
+    "DopInfo",
+    "ScrMessage",
+    "PrnMessage",
+]
+CHECK_XML = (
+    '<InpBuf InpKind="1"><CHECK ordernum="7" orderguid="{A1}" checknum="58812" '
+    'closedatetime="2026-11-22T13:05:00" checkguid="{C1}">'
+    '<CHECKLINES><LINE code="101" name="Borscht" price="45000" quantity="2"/></CHECKLINES>'
+    '<CHECKCATEGS><CATEG code="1" name="Soups" sum="90000"/></CHECKCATEGS>'
+    '<CHECKPAYMENTS><PAYMENT name="Cash" sum="200000"/></CHECKPAYMENTS>'
+    "</CHECK></InpBuf>"
+)
 
 
-async def _rkeeper(make_till: TillFactory) -> Till:
-    till = await make_till(
-        "RKEEPER",
-        external_id=RESTAURANT,
-        settings={"levels": {"BRONZE": {"bonus": 2, "discount": 3}}},
-    )
-    await till.credit(500)
+async def rkeeper(make_till: TillFactory, credit: int = 500) -> Till:
+    """An R-Keeper till of a POINTS network, its guest's card holding `credit` points."""
+    till = await make_till("RKEEPER", external_id=RESTAURANT, settings={"levels": MAPPING})
+    if credit:
+        await till.credit(credit)
     return till
 
 
-async def _send(till: Till, call: str, xml: str) -> httpx.Response:
+async def rkeeper_of(
+    make_shop: Callable[..., Any],
+    auth: TokenFactory,
+    runtime: Runtime,
+    program: str = "POINTS",
+    mapping: dict[str, dict[str, int]] = MAPPING,
+    **settings: object,
+) -> Till:
+    """An R-Keeper till of a network with a programme of its own kind (`make_till` makes
+    only POINTS networks with one card per guest)."""
+    shop: Shop = await make_shop(program, **settings)
+    async with runtime.db.transaction() as session:
+        person = User(role=Role.RESTAURANT_ADMIN)
+        session.add(person)
+    admin = auth(Role.RESTAURANT_ADMIN, shop.tenant.id, subject=person.id)
+    created = await shop.client.post(
+        "/api/pos/integrations",
+        json={
+            "restaurant_id": str(shop.restaurant.id),
+            "system": "RKEEPER",
+            "name": "R-Keeper",
+            "external_id": RESTAURANT,
+            "settings": {"levels": mapping},
+        },
+        headers=admin,
+    )
+    assert created.status_code == 201, created.text
+    return Till(shop=shop, integration=created.json(), admin=admin)
+
+
+def number_of(card: GuestCard) -> str:
+    return str(int(card.code))  # an Int64: leading zeros are gone
+
+
+async def send(till: Till, call: str, xml: str | bytes) -> httpx.Response:
     return await till.client.post(
         f"/api/pos/rkeeper/{call}",
-        content=xml.encode(),
+        content=xml.encode() if isinstance(xml, str) else xml,
         headers=till.headers | {"Content-Type": "application/xml"},
     )
 
 
-def _result(answer: httpx.Response, call: str) -> dict[str, str]:
+def result(answer: httpx.Response, call: str) -> dict[str, str]:
     assert answer.status_code == 200, answer.text
-    assert answer.headers["content-type"].startswith("application/xml")
+    assert answer.headers["content-type"] == "application/xml; charset=utf-8"
     node = fromstring(answer.content).find(call)
     assert node is not None, answer.text
     return dict(node.attrib)
 
 
-def _card_info(card: str) -> str:
+async def post(till: Till, xml: str | bytes) -> dict[str, str]:
+    return result(await send(till, "TransactionsEx", xml), "TransactionsEx")
+
+
+async def card_info(till: Till, card: str, restaurant: str = RESTAURANT) -> dict[str, str]:
+    return result(await send(till, "GetCardInfoEx", card_query(card, restaurant)), "GetCardInfoEx")
+
+
+def card_query(card: str, restaurant: str = RESTAURANT) -> str:
     return (
-        '<?xml version="1.0" encoding="utf-8"?>'
-        f'<ROOT><QRY Card="{card}" Restaurant="{RESTAURANT}" UnitNo="3"/></ROOT>'
+        '<?xml version="1.0" encoding="utf-8"?>\n'
+        f'<ROOT><QRY Card="{card}" Restaurant="{restaurant}" UnitNo="3"/></ROOT>'
     )
 
 
-def _check(*transactions: tuple[str, int, int], check: int = 58812) -> str:
+def check_xml(*transactions: tuple[str, int, int], check: int = 58812) -> str:
+    """TransactionsEx: (card, kind, summa) each, then the check's XML."""
     rows = "".join(
-        f'<TransactionsEx Card="{card}" PersonID="{card}" Account="{card}" Kind="{kind}" '
+        f'\n  <TransactionsEx Card="{card}" PersonID="{card}" Account="{card}" Kind="{kind}" '
         f'Summa="{summa}" Restaurant="{RESTAURANT}" RKDate="46347" RKUni="3" RKCheck="{check}"/>'
         for card, kind, summa in transactions
     )
     return (
-        '<?xml version="1.0" encoding="utf-8"?>'
-        f"<ROOT><Transactions>{rows}</Transactions>"
-        '<InpBuf InpKind="1"><CHECK ordernum="7" orderguid="{A1}" checknum="58812" '
-        'closedatetime="2026-11-22T13:05:00" checkguid="{C1}">'
-        '<CHECKLINES><LINE code="101" name="Borscht" price="45000" quantity="2"/></CHECKLINES>'
-        '<CHECKPAYMENTS><PAYMENT name="Cash" sum="200000"/></CHECKPAYMENTS>'
-        "</CHECK></InpBuf></ROOT>"
+        '<?xml version="1.0" encoding="utf-8"?>\n'
+        f"<ROOT><Transactions>{rows}\n</Transactions>\n{CHECK_XML}\n</ROOT>"
     )
+
+
+async def records(runtime: Runtime, till: Till) -> list[PosTransaction]:
+    async with runtime.db.session(till.shop.tenant.id) as session:
+        return list(
+            await session.scalars(select(PosTransaction).order_by(PosTransaction.created_at))
+        )
+
+
+async def rows_of(runtime: Runtime, till: Till, operation_id: uuid.UUID | None) -> list[Any]:
+    """(type, amount, status) of a ledger operation's rows."""
+    async with runtime.db.session(till.shop.tenant.id) as session:
+        found = await session.scalars(
+            select(PointTransaction)
+            .where(PointTransaction.operation_id == operation_id)
+            .order_by(PointTransaction.created_at, PointTransaction.amount)
+        )
+        return [(t.type, t.amount, t.status) for t in found]
+
+
+async def card_now(runtime: Runtime, card: GuestCard) -> GuestCard:
+    async with runtime.db.session(card.tenant_id) as session:
+        found = await session.get(GuestCard, card.id)
+        assert found is not None
+        return found
+
+
+async def set_status(runtime: Runtime, card: GuestCard, status: CardStatus) -> None:
+    async with runtime.db.transaction(card.tenant_id) as session:
+        found = await session.get(GuestCard, card.id)
+        assert found is not None
+        found.status = status
 
 
 async def test_a_till_conversation_identify_post_resend_void(
     make_till: TillFactory, runtime: Runtime
 ) -> None:
-    till = await _rkeeper(make_till)
-    number = str(int(till.shop.card.code))  # an Int64: leading zeros are gone
-    info = _result(await _send(till, "GetCardInfoEx", _card_info(number)), "GetCardInfoEx")
+    till = await rkeeper(make_till)
+    number = number_of(till.shop.card)
+    info = await card_info(till, number)
     assert info["Result"] == "0"
     assert (info["Locked"], info["Deleted"], info["Holy"]) == ("0", "0", "0")
     assert info["Summa"] == "50000"  # 500 points free, in kopecks
@@ -82,74 +195,240 @@ async def test_a_till_conversation_identify_post_resend_void(
     assert len(info["Holder"]) <= 39
 
     # 2000 rubles spent with money, 200 paid from the card, a 50-ruble discount recorded.
-    check = _check((number, 3, 200000), (number, 0, -20000), (number, 1, -5000))
-    posted = _result(await _send(till, "TransactionsEx", check), "TransactionsEx")
-    assert posted["Result"] == "0"
-    again = _result(await _send(till, "TransactionsEx", check), "TransactionsEx")
-    assert again["Result"] == "0"  # re-sent after a timeout: nothing posted twice
-    info = _result(await _send(till, "GetCardInfoEx", _card_info(number)), "GetCardInfoEx")
+    sale = check_xml((number, 3, 200000), (number, 0, -20000), (number, 1, -5000))
+    assert (await post(till, sale))["Result"] == "0"
+    assert (await post(till, sale))["Result"] == "0"  # re-sent after a timeout
+    info = await card_info(till, number)
     assert info["Summa"] == str((500 - 200 + 100) * 100)  # 5 % of 2000 rubles accrued
 
-    async with runtime.db.session(till.shop.tenant.id) as session:
-        records = list(await session.scalars(select(PosTransaction)))
-    assert len(records) == 1
-    record = records[0]
-    assert (record.order_id, record.check_amount) == (f"46347-3-58812/{number}", 220000)
+    [record] = await records(runtime, till)
+    assert (record.operation, record.order_id, record.check_amount) == (
+        "REDEMPTION",
+        f"46347-3-58812/{number}",
+        220000,
+    )
     assert (record.points_redeemed, record.points_accrued, record.discount_applied) == (
         200,
         100,
         5000,
     )
     assert record.items == [{"code": "101", "name": "Borscht", "price": "45000", "quantity": "2"}]
-    assert record.raw is not None
-    assert "<CHECK " in record.raw
+    assert record.raw == sale
+    assert await rows_of(runtime, till, record.ledger_operation_id) == [
+        (TxType.REDEMPTION, -200, TxStatus.COMPLETED),
+        (TxType.ACCRUAL, 100, TxStatus.COMPLETED),
+    ]
 
     # The check is voided: the same kinds with opposite signs.
-    void = _check((number, 3, -200000), (number, 0, 20000))
-    assert _result(await _send(till, "TransactionsEx", void), "TransactionsEx")["Result"] == "0"
-    assert _result(await _send(till, "TransactionsEx", void), "TransactionsEx")["Result"] == "0"
-    info = _result(await _send(till, "GetCardInfoEx", _card_info(number)), "GetCardInfoEx")
-    assert info["Summa"] == "50000"
+    void = check_xml((number, 3, -200000), (number, 0, 20000), (number, 1, 5000))
+    assert (await post(till, void))["Result"] == "0"
+    assert (await post(till, void))["Result"] == "0"
+    assert (await card_info(till, number))["Summa"] == "50000"
+    sold, voided = await records(runtime, till)
+    assert (voided.operation, voided.order_id, voided.check_amount, voided.discount_applied) == (
+        "REFUND",
+        f"46347-3-58812/{number}",
+        220000,
+        5000,
+    )
+    assert voided.raw == void
+    assert await rows_of(runtime, till, voided.ledger_operation_id) == [
+        (TxType.REVERSAL, -100, TxStatus.COMPLETED),
+        (TxType.REVERSAL, 200, TxStatus.COMPLETED),
+    ]
+    assert [s for _, _, s in await rows_of(runtime, till, sold.ledger_operation_id)] == [
+        TxStatus.REVERSED
+    ] * 2
+
+
+async def test_card_info_answers_as_the_reference_does(
+    make_shop: Callable[..., Any], auth: TokenFactory, runtime: Runtime
+) -> None:
+    levels = [LevelSpec("SILVER", 0, Decimal(10)), LevelSpec("GOLD", 100000, Decimal("12.50"))]
+    till = await rkeeper_of(
+        make_shop, auth, runtime, mapping={"SILVER": {"bonus": 4}}, levels=levels
+    )
+    number = number_of(till.shop.card)
+    answer = await send(till, "GetCardInfoEx", card_query(number))
+    assert answer.headers["content-type"] == "application/xml; charset=utf-8"
+    assert answer.content.startswith(DECLARATION + b"\n<ROOT><GetCardInfoEx ")
+    info = result(answer, "GetCardInfoEx")
+    assert list(info) == CARD_INFO_ATTRIBUTES
+    assert info == dict.fromkeys(CARD_INFO_ATTRIBUTES, "0") | {
+        "WhyLock": "",
+        "Holder": info["Holder"],
+        "PersonID": number,
+        "Account": number,
+        "Bonus": "4",
+        "DopInfo": "SILVER, 10%",
+        "ScrMessage": "SILVER, 10% · 0 points",
+        "PrnMessage": "Points available: 0",
+    }
+    # 1000 rubles make the guest GOLD, a level R-Keeper has no numbers for.
+    assert (await post(till, check_xml((number, 3, 100000))))["Result"] == "0"
+    info = await card_info(till, number)
+    assert (info["DopInfo"], info["Bonus"], info["Discount"]) == ("GOLD, 12.5%", "0", "0")
+    assert (info["Summa"], info["ScrMessage"]) == ("10000", "GOLD, 12.5% · 100 points")
+
+
+async def test_card_info_shows_what_is_free_to_spend(make_till: TillFactory) -> None:
+    till = await rkeeper(make_till)
+    held = await till.call(
+        "/orders/elsewhere/hold",
+        {"card_id": str(till.shop.card.id), "points": 120, "check_amount": 100000},
+        key="hold-1",
+    )
+    assert held.status_code == 201, held.text
+    info = await card_info(till, number_of(till.shop.card))
+    assert (info["Summa"], info["ScrMessage"], info["PrnMessage"]) == (
+        "38000",
+        "BRONZE, 5% · 380 points",
+        "Points available: 380",
+    )
 
 
 async def test_qr_lookup_and_unknown_cards(make_till: TillFactory, runtime: Runtime) -> None:
-    till = await _rkeeper(make_till)
+    till = await rkeeper(make_till)
     payload = runtime.qr.payload(till.shop.tenant.id, till.shop.card.id)
-    found = await _send(
+    found = await send(
         till,
         "FindAccountsByKind",
         f'<?xml version="1.0"?><ROOT><QRY Kind="3" Text="{payload}"/></ROOT>',
     )
-    assert _result(found, "FindAccountsByKind")["Result"] == "0"
+    assert result(found, "FindAccountsByKind")["Result"] == "0"
     account = fromstring(found.content).find("FindAccountsByKind/Account")
     assert account is not None
-    assert account.get("Card") == str(int(till.shop.card.code))
-    forged = await _send(
+    assert account.get("Card") == number_of(till.shop.card)
+    forged = await send(
         till, "FindAccountsByKind", '<ROOT><QRY Kind="3" Text="ML1.AAAA.BBBB"/></ROOT>'
     )
-    assert _result(forged, "FindAccountsByKind")["Result"] == "1"
-    unknown = await _send(till, "GetCardInfoEx", _card_info("999999999"))
-    assert _result(unknown, "GetCardInfoEx")["Result"] == "1"
+    assert result(forged, "FindAccountsByKind")["Result"] == "1"
+    assert (await card_info(till, "999999999"))["Result"] == "1"  # not a 6-digit code
+    # A 6-digit code no card of this network has (another network's card may).
+    other = f"{(int(till.shop.card.code) + 1) % 10**6:06d}"
+    assert (await card_info(till, other))["Result"] == "1"
+    assert (await card_info(till, number_of(till.shop.card), restaurant="13"))["Result"] == "1"
     # Names are matched whatever their case.
-    lower = await _send(
-        till, "getcardinfoex", f'<root><qry card="{int(till.shop.card.code)}"/></root>'
+    lower = await send(
+        till, "getcardinfoex", f'<root><qry card="{number_of(till.shop.card)}"/></root>'
     )
-    assert _result(lower, "GetCardInfoEx")["Result"] == "0"
+    assert result(lower, "GetCardInfoEx")["Result"] == "0"
+
+
+async def test_blocked_and_deleted_cards_are_flagged_and_refused(
+    make_till: TillFactory, runtime: Runtime
+) -> None:
+    till = await rkeeper(make_till)
+    card, number = till.shop.card, number_of(till.shop.card)
+    await set_status(runtime, card, CardStatus.BLOCKED)
+    info = await card_info(till, number)
+    assert (info["Result"], info["Locked"], info["WhyLock"], info["Deleted"]) == (
+        "0",
+        "1",
+        "Card blocked",
+        "0",
+    )
+    assert (info["Summa"], info["PrnMessage"]) == ("0", "Points available: 0")
+    refused = await post(till, check_xml((number, 3, 100000)))
+    assert refused["Result"] == "1"
+    assert "blocked" in refused["ErrorText"]
+
+    # Deleted, with a new card issued since: the old number must not reach the new card.
+    await set_status(runtime, card, CardStatus.DELETED)
+    async with runtime.db.transaction(card.tenant_id) as session:
+        new = await ensure_card(
+            session, till.shop.system, card.user_id, RegistrationSource.POS, card.restaurant_id
+        )
+    info = await card_info(till, number)
+    assert (info["Result"], info["Deleted"], info["Locked"], info["Summa"]) == ("0", "1", "0", "0")
+    refused = await post(till, check_xml((number, 3, 100000)))
+    assert refused["Result"] == "1"
+    assert "deleted" in refused["ErrorText"]
+    assert (await card_now(runtime, new)).lifetime_spent == 0
+    assert [r.status.value for r in await records(runtime, till)] == ["FAILED"] * 2
+
+
+async def test_separate_cards_are_found_only_in_their_own_restaurant(
+    make_shop: Callable[..., Any], auth: TokenFactory, runtime: Runtime
+) -> None:
+    till = await rkeeper_of(make_shop, auth, runtime, mode="SEPARATE")
+    system, here = till.shop.system, till.shop.restaurant
+    elsewhere = await make_restaurant(runtime, till.shop.tenant)
+    phone = f"+7926{uuid.uuid4().int % 10_000_000:07d}"
+    own = await make_guest(runtime, system, phone, restaurant_id=here.id)
+    foreign = await make_guest(runtime, system, phone, restaurant_id=elsewhere.id)
+    assert (own.user_id, own.restaurant_id, foreign.restaurant_id) == (
+        foreign.user_id,
+        here.id,
+        elsewhere.id,
+    )
+    assert (await card_info(till, number_of(own)))["Result"] == "0"
+    assert (await card_info(till, number_of(foreign)))["Result"] == "1"
+    payload = runtime.qr.payload(till.shop.tenant.id, foreign.id)
+    found = await send(till, "FindAccountsByKind", f'<ROOT><QRY Kind="3" Text="{payload}"/></ROOT>')
+    assert result(found, "FindAccountsByKind")["Result"] == "1"
+    refused = await post(till, check_xml((number_of(foreign), 3, 100000)))
+    assert refused["Result"] == "1"
+    assert (await card_now(runtime, own)).lifetime_spent == 0
+    assert (await post(till, check_xml((number_of(own), 3, 100000))))["Result"] == "0"
+    assert (await card_now(runtime, own)).lifetime_spent == 100000
+    assert (await card_now(runtime, foreign)).lifetime_spent == 0
+
+
+async def test_a_windows_1251_check_is_kept_as_sent(
+    make_till: TillFactory, runtime: Runtime
+) -> None:
+    till = await rkeeper(make_till)
+    number = number_of(till.shop.card)
+    text = (
+        check_xml((number, 3, 100000))
+        .replace('encoding="utf-8"', 'encoding="windows-1251"')
+        .replace('name="Borscht"', 'name="Борщ «Украинский»"')
+        .replace('name="Soups"', 'name="Супы"')
+    )
+    assert (await post(till, text.encode("cp1251")))["Result"] == "0"
+    utf16 = check_xml((number, 3, 50000), check=58813).replace("utf-8", "utf-16")
+    assert (await post(till, utf16.encode("utf-16")))["Result"] == "0"
+    cp1251, wide = await records(runtime, till)
+    assert cp1251.raw == text
+    assert cp1251.items[0]["name"] == "Борщ «Украинский»"
+    assert wide.raw == utf16
 
 
 async def test_malformed_requests_are_refused_with_problems(make_till: TillFactory) -> None:
-    till = await _rkeeper(make_till)
+    till = await rkeeper(make_till)
+
+    def one(**fields: str) -> str:
+        attributes = {
+            "Card": "1",
+            "Kind": "3",
+            "Summa": "100",
+            "Restaurant": RESTAURANT,
+            "RKDate": "46347",
+            "RKUni": "3",
+            "RKCheck": "58812",
+        } | fields
+        listed = " ".join(f'{k}="{v}"' for k, v in attributes.items() if v)
+        return f"<ROOT><Transactions><TransactionsEx {listed}/></Transactions></ROOT>"
+
     for call, body, code in [
         ("TransactionsEx", "<ROOT><Transactions>", "invalid_xml"),
         ("TransactionsEx", "not xml at all", "invalid_xml"),
         ("GetCardInfoEx", "<ROOT/>", "invalid_request"),
         ("TransactionsEx", "<ROOT><Transactions/></ROOT>", "invalid_request"),
-        (
-            "TransactionsEx",
-            '<ROOT><Transactions><TransactionsEx Card="1" Kind="x" Summa="1" '
-            'Restaurant="12"/></Transactions></ROOT>',
-            "invalid_xml",
-        ),
+        ("TransactionsEx", one(Kind="x"), "invalid_request"),
+        ("TransactionsEx", one(Summa="1_000"), "invalid_request"),
+        ("TransactionsEx", one(Summa=" 100"), "invalid_request"),
+        ("TransactionsEx", one(RKUni="١٢"), "invalid_request"),  # Arabic-Indic digits
+        ("TransactionsEx", one(Kind="4"), "invalid_request"),
+        ("TransactionsEx", one(Card="12a"), "invalid_request"),
+        ("TransactionsEx", one(Card="-12"), "invalid_request"),
+        ("TransactionsEx", one(Restaurant="1" * 33), "invalid_request"),
+        ("TransactionsEx", one(RKCheck=""), "invalid_request"),  # every check "the same"
+        ("TransactionsEx", one(RKCheck="99999999999999999999"), "invalid_request"),
+        ("GetCardInfoEx", '<ROOT><QRY Card="1_000"/></ROOT>', "invalid_request"),
+        ("GetCardInfoEx", '<ROOT><QRY Card="²"/></ROOT>', "invalid_request"),
+        ("FindAccountsByKind", '<ROOT><QRY Kind="x" Text="a"/></ROOT>', "invalid_request"),
         (
             "GetCardInfoEx",
             '<!DOCTYPE r [<!ENTITY a "aaaa"><!ENTITY b "&a;&a;">]><ROOT><QRY Card="&b;"/></ROOT>',
@@ -157,97 +436,45 @@ async def test_malformed_requests_are_refused_with_problems(make_till: TillFacto
         ),
         ("GetCardInfoEx", '<!DOCTYPE ROOT><ROOT><QRY Card="1"/></ROOT>', "invalid_xml"),
         ("GetCardInfoEx", '<?xml version="1.0" encoding="shift_jis"?><ROOT/>', "invalid_xml"),
-        (  # a check without its number would make every check "the same" one
-            "TransactionsEx",
-            '<ROOT><Transactions><TransactionsEx Card="1" Kind="3" Summa="100" '
-            'Restaurant="12" RKDate="46347" RKUni="3"/></Transactions></ROOT>',
-            "invalid_request",
-        ),
-        (
-            "TransactionsEx",
-            '<ROOT><Transactions><TransactionsEx Card="1" Kind="3" Summa="1" Restaurant="12" '
-            'RKDate="46347" RKUni="3" RKCheck="99999999999999999999"/></Transactions></ROOT>',
-            "invalid_request",
+        ("GetCardInfoEx", '<?xml version="1.0" encoding="rot13"?><ROOT/>', "invalid_xml"),
+        (  # read as UTF-16 by its byte order mark, then naming no known encoding
+            "GetCardInfoEx",
+            '<?xml version="1.0" encoding="cp1251x"?><ROOT/>'.encode("utf-16"),
+            "invalid_xml",
         ),
     ]:
-        answer = await _send(till, call, body)
+        answer = await send(till, call, body)
         assert answer.status_code == 400, (body, answer.text)
         assert answer.headers["content-type"] == "application/problem+json"
         assert answer.json()["code"] == code, body
-    unknown = await _send(till, "DeleteEverything", "<ROOT/>")
-    assert (unknown.status_code, unknown.json()["code"]) == (404, "unknown_call")
-
-
-async def test_a_check_with_one_bad_part_applies_nothing(
-    make_till: TillFactory, runtime: Runtime
-) -> None:
-    till = await _rkeeper(make_till)
-    other = await make_guest(runtime, till.shop.system, restaurant_id=till.shop.restaurant.id)
-    good, second = str(int(till.shop.card.code)), str(int(other.code))
-    for check in [
-        _check((good, 3, 100000), ("424242", 3, 100000)),  # an unknown card
-        _check((good, 3, 100000), (second, 0, -10000)),  # more than the second card has
-        _check((good, 3, 100000), (good, 0, -1050)),  # not whole points
-        _check((good, 3, 100000), (good, 0, 5000)),  # spend and payment with opposite signs
-    ]:
-        refused = _result(await _send(till, "TransactionsEx", check), "TransactionsEx")
-        assert refused["Result"] == "1", check
-        assert refused["ErrorText"]
-    async with runtime.db.session(till.shop.tenant.id) as session:
-        posted = list(
-            await session.scalars(
-                select(PointTransaction).where(PointTransaction.check_number.is_not(None))
-            )
-        )
-        records = list(await session.scalars(select(PosTransaction)))
-    assert posted == []
-    # Each refused attempt is on the record for the admin, with why and what was sent.
-    assert [r.status.value for r in records] == ["FAILED"] * 4
-    assert all(r.ledger_operation_id is None and r.raw for r in records)
-    assert any("424242" in (r.error or "") for r in records)
-    wrong_restaurant = _check((good, 3, 100000)).replace('Restaurant="12"', 'Restaurant="13"')
-    refused = _result(await _send(till, "TransactionsEx", wrong_restaurant), "TransactionsEx")
-    assert refused["Result"] == "1"
-
-
-async def test_a_check_with_two_cards_posts_each_once(
-    make_till: TillFactory, runtime: Runtime
-) -> None:
-    till = await _rkeeper(make_till)
-    other = await make_guest(runtime, till.shop.system, restaurant_id=till.shop.restaurant.id)
-    first, second = str(int(till.shop.card.code)), str(int(other.code))
-    check = _check((first, 3, 100000), (first, 0, -10000), (second, 3, 40000))
-    for _ in range(2):
-        answer = _result(await _send(till, "TransactionsEx", check), "TransactionsEx")
-        assert answer["Result"] == "0", answer
-    async with runtime.db.session(till.shop.tenant.id) as session:
-        records = list(await session.scalars(select(PosTransaction)))
-    assert sorted((r.card_id, r.points_accrued, r.points_redeemed) for r in records) == sorted(
-        [(till.shop.card.id, 50, 100), (other.id, 20, 0)]
+    # A byte windows-1251 leaves undefined.
+    answer = await send(
+        till,
+        "GetCardInfoEx",
+        b'<?xml version="1.0" encoding="windows-1251"?><ROOT><QRY Card="1" UnitNo="\x98"/></ROOT>',
     )
-    void = _check((second, 3, -40000))
-    assert _result(await _send(till, "TransactionsEx", void), "TransactionsEx")["Result"] == "0"
-    info = _result(await _send(till, "GetCardInfoEx", _card_info(second)), "GetCardInfoEx")
-    assert info["Summa"] == "0"
+    assert (answer.status_code, answer.json()["code"]) == (400, "invalid_xml")
+    unknown = await send(till, "DeleteEverything", "<ROOT/>")
+    assert (unknown.status_code, unknown.json()["code"]) == (404, "unknown_call")
 
 
 async def test_only_rkeeper_integrations_speak_farcards(make_till: TillFactory) -> None:
     till = await make_till("CUSTOM")
-    answer = await _send(till, "GetCardInfoEx", _card_info("1"))
+    answer = await send(till, "GetCardInfoEx", card_query("1"))
     assert (answer.status_code, answer.json()["code"]) == (403, "pos_system_mismatch")
 
 
 async def test_a_check_resent_in_parallel_is_posted_once(
     make_till: TillFactory, runtime: Runtime
 ) -> None:
-    till = await _rkeeper(make_till)
-    number = str(int(till.shop.card.code))
-    check = _check((number, 3, 100000), (number, 0, -10000))
-    answers = await asyncio.gather(*(_send(till, "TransactionsEx", check) for _ in range(16)))
-    results = [_result(a, "TransactionsEx") for a in answers]
+    till = await rkeeper(make_till)
+    number = number_of(till.shop.card)
+    check = check_xml((number, 3, 100000), (number, 0, -10000))
+    answers = await asyncio.gather(*(send(till, "TransactionsEx", check) for _ in range(16)))
+    results = [result(a, "TransactionsEx") for a in answers]
     assert any(r["Result"] == "0" for r in results)
     # A resend that meets the first still open is refused (R-Keeper sends it again later).
     assert all(r["Result"] == "0" or "operation_in_flight" in r["ErrorText"] for r in results)
-    assert _result(await _send(till, "TransactionsEx", check), "TransactionsEx")["Result"] == "0"
-    info = _result(await _send(till, "GetCardInfoEx", _card_info(number)), "GetCardInfoEx")
-    assert info["Summa"] == str((500 - 100 + 50) * 100)
+    assert (await post(till, check))["Result"] == "0"
+    assert (await card_info(till, number))["Summa"] == str((500 - 100 + 50) * 100)
+    assert len([r for r in await records(runtime, till) if r.ledger_operation_id]) == 1

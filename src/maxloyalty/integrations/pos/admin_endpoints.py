@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
 from datetime import datetime
 from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import InstrumentedAttribute
 
 from maxloyalty.audit.service import record
 from maxloyalty.identity.api_keys import cache_key
@@ -20,12 +18,23 @@ from maxloyalty.identity.principal import Principal, Role
 from maxloyalty.integrations.pos import service
 from maxloyalty.integrations.pos.models import (
     PosEvent,
+    PosEventStatus,
     PosIntegration,
     PosSync,
     PosSystem,
     PosTransaction,
+    PosTransactionStatus,
+    SyncStatus,
 )
 from maxloyalty.kit.errors import problem_responses
+from maxloyalty.kit.pagination import (
+    Page,
+    PageParams,
+    make_page,
+    page_params,
+    paginate,
+    paginate_newest,
+)
 from maxloyalty.runtime import runtime_of
 
 router = APIRouter(
@@ -35,8 +44,9 @@ router = APIRouter(
 )
 Admin = Annotated[Principal, Depends(Authorize(Role.RESTAURANT_ADMIN))]
 Reader = Annotated[Principal, Depends(Authorize(Role.RESTAURANT_ADMIN, Role.MANAGER))]
-LIST_LIMIT = 200
+Paging = Annotated[PageParams, Depends(page_params)]
 Logged = TypeVar("Logged", PosTransaction, PosEvent, PosSync)
+Out = TypeVar("Out", bound=BaseModel)
 
 
 class LevelMapping(BaseModel):
@@ -221,11 +231,20 @@ async def create_integration(
 
 
 @router.get("")
-async def list_integrations(reader: Reader, session: TenantSession) -> list[IntegrationOut]:
-    query = select(PosIntegration).order_by(PosIntegration.created_at)
+async def list_integrations(
+    reader: Reader,
+    session: TenantSession,
+    paging: Paging,
+    restaurant_id: uuid.UUID | None = None,
+) -> Page[IntegrationOut]:
+    query = select(PosIntegration)
     if reader.restaurant_scope is not None:  # a manager sees their restaurants' tills
         query = query.where(PosIntegration.restaurant_id.in_(reader.restaurant_scope))
-    return [IntegrationOut.of(r) for r in await session.scalars(query)]
+    if restaurant_id is not None:
+        query = query.where(PosIntegration.restaurant_id == restaurant_id)
+    found = list(await session.scalars(paginate(query, PosIntegration.id, paging)))
+    rows, cursor = make_page(found, paging)
+    return Page(items=[IntegrationOut.of(r) for r in rows], next_cursor=cursor)
 
 
 @router.get("/{integration_id}")
@@ -290,47 +309,64 @@ async def rotate_secrets(
     return _secrets(issued)
 
 
-async def _newest(
-    session: AsyncSession,
-    reader: Principal,
-    integration_id: uuid.UUID,
-    model: type[Logged],
-    stamp: InstrumentedAttribute[datetime],
-) -> Sequence[Logged]:
-    """The integration's newest rows of one of its logs."""
-    await service.get(session, integration_id, reader)
-    rows = await session.scalars(
-        select(model)
-        .where(model.integration_id == integration_id)
-        .order_by(stamp.desc())
-        .limit(LIST_LIMIT)
-    )
-    return rows.all()
+def _log(
+    model: type[Logged], integration_id: uuid.UUID, paging: PageParams, **filters: Any
+) -> Select[Any]:
+    """One page of an integration's log, newest first, with the filters that were given."""
+    query = select(model).where(model.integration_id == integration_id)
+    for name, value in filters.items():
+        if value is not None:
+            query = query.where(getattr(model, name) == value)
+    return paginate_newest(query, model.id, paging)
+
+
+async def _page(
+    session: AsyncSession, query: Select[Any], paging: PageParams, out: type[Out]
+) -> Page[Out]:
+    rows, cursor = make_page(list(await session.scalars(query)), paging)
+    return Page(items=[out.model_validate(r) for r in rows], next_cursor=cursor)
 
 
 @router.get("/{integration_id}/transactions")
 async def list_transactions(
-    integration_id: uuid.UUID, reader: Reader, session: TenantSession
-) -> list[PosTransactionOut]:
-    rows = await _newest(session, reader, integration_id, PosTransaction, PosTransaction.created_at)
-    return [PosTransactionOut.model_validate(r) for r in rows]
+    integration_id: uuid.UUID,
+    reader: Reader,
+    session: TenantSession,
+    paging: Paging,
+    status: PosTransactionStatus | None = None,
+    order_id: Annotated[str | None, Query(max_length=64)] = None,
+) -> Page[PosTransactionOut]:
+    """The checks the till posted (and those refused), newest first."""
+    await service.get(session, integration_id, reader)
+    query = _log(PosTransaction, integration_id, paging, status=status, order_id=order_id)
+    return await _page(session, query, paging, PosTransactionOut)
 
 
 @router.get("/{integration_id}/events")
 async def list_events(
-    integration_id: uuid.UUID, reader: Reader, session: TenantSession
-) -> list[PosEventOut]:
-    return [
-        PosEventOut.model_validate(r)
-        for r in await _newest(session, reader, integration_id, PosEvent, PosEvent.received_at)
-    ]
+    integration_id: uuid.UUID,
+    reader: Reader,
+    session: TenantSession,
+    paging: Paging,
+    status: PosEventStatus | None = None,
+    event_type: Annotated[str | None, Query(max_length=64)] = None,
+) -> Page[PosEventOut]:
+    """The vendor's webhook events as they came, newest first."""
+    await service.get(session, integration_id, reader)
+    query = _log(PosEvent, integration_id, paging, status=status, event_type=event_type)
+    return await _page(session, query, paging, PosEventOut)
 
 
 @router.get("/{integration_id}/syncs")
 async def list_syncs(
-    integration_id: uuid.UUID, reader: Reader, session: TenantSession
-) -> list[PosSyncOut]:
-    return [
-        PosSyncOut.model_validate(r)
-        for r in await _newest(session, reader, integration_id, PosSync, PosSync.created_at)
-    ]
+    integration_id: uuid.UUID,
+    reader: Reader,
+    session: TenantSession,
+    paging: Paging,
+    status: SyncStatus | None = None,
+) -> Page[PosSyncOut]:
+    """Our calls to the vendor's cloud, newest first."""
+    await service.get(session, integration_id, reader)
+    return await _page(
+        session, _log(PosSync, integration_id, paging, status=status), paging, PosSyncOut
+    )

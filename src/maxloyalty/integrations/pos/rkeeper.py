@@ -12,23 +12,35 @@ to spend × 100.
 
 A check's transactions for one card become one ledger operation: guest spend (Kind 3)
 plus payment from the card (Kind 0) is a sale that redeems the card payment and accrues on
-the spend; the same kinds with opposite signs void it (a refund). Discounts (Kind 1) and
-R-Keeper's own bonuses (Kind 2) are recorded on the POS transaction, not booked.
+the spend; the same kinds with opposite signs cancel it (a refund of exactly the points of
+the Kind 0 and the accrual's share of the Kind 3). Discounts (Kind 1) and R-Keeper's own
+bonuses (Kind 2) are recorded on the POS transaction, not booked (a card part with only
+those is recorded alone, once).
+
+R-Keeper re-sends a check until it hears Result="0": a sale is known by the ledger's
+record of its check, a cancellation by its amounts, so neither is booked twice.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
-from dataclasses import dataclass
+import codecs
+import math
+import re
+import uuid
+from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
+from fractions import Fraction
 from typing import Any
 from xml.etree.ElementTree import Element, ParseError, SubElement, tostring
 
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring
 from pydantic import ValidationError
-from sqlalchemy import select
+from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
+from sqlalchemy.sql.elements import ColumnElement
 
 from maxloyalty.guests.models import CardStatus, GuestCard, GuestProfile
 from maxloyalty.guests.service import QrSigner
@@ -36,22 +48,33 @@ from maxloyalty.integrations.pos import service
 from maxloyalty.integrations.pos.models import PosIntegration
 from maxloyalty.kit.errors import AppError
 from maxloyalty.ledger import core
+from maxloyalty.ledger.models import LedgerOperation, PointTransaction, TxType
 from maxloyalty.ledger.operations import CashierRequest, Context, execute
-from maxloyalty.loyalty.models import LoyaltyLevel, LoyaltySystem, ProgramType
-from maxloyalty.loyalty.service import KOPECKS_PER_POINT, levels_of
+from maxloyalty.loyalty.models import CardMode, LoyaltyLevel, LoyaltySystem, ProgramType
+from maxloyalty.loyalty.service import KOPECKS_PER_POINT, discount_percent, levels_of, percent_of
 
 CALLS = ("GetCardInfoEx", "FindAccountsByKind", "TransactionsEx")
+MEDIA_TYPE = "application/xml; charset=utf-8"
+DECLARATION = '<?xml version="1.0" encoding="utf-8"?>\n'
 QR_KIND = 3
 INT32 = 2**31 - 1
+INT64 = 2**63 - 1
 MAX_SUMMA = 10**10  # kopecks: a hundred million rubles
 MAX_CODE = 32  # a restaurant code, as R-Keeper's settings hold it
-FLAGS = ("Deleted", "Grab", "StopDate", "Holy", "Manager", "Locked")
 SUMS = ("Sum2", "Sum3", "Sum4", "Sum5", "Sum6", "Sum7", "Sum8")
+INTEGER = re.compile(r"-?[0-9]{1,19}")  # ASCII only: int() would take "1_000" or " ١٢ "
+DECLARED = re.compile(rb"(?:\xef\xbb\xbf)?<\?xml[^>]*?\sencoding\s*=\s*[\"']([A-Za-z][\w.-]*)[\"']")
+# Kinds whose Summa is negative in a normal check (payment from the card, discount);
+# bonus (2) and guest spend (3) are positive. A cancellation has every sign reversed.
+NEGATIVE_KINDS = frozenset({0, 1})
+STATUS_ORDER = case(
+    (GuestCard.status == CardStatus.ACTIVE, 0), (GuestCard.status == CardStatus.BLOCKED, 1), else_=2
+)
 
 
 class BadRequest(AppError):
     status = 400
-    code = "invalid_xml"
+    code = "invalid_request"
 
 
 class Refused(Exception):
@@ -63,54 +86,62 @@ class Refused(Exception):
         self.part = part
 
 
-def parse(body: bytes) -> Element:
-    """The document with every tag and attribute name in lower case. DTDs are refused
-    outright: FarCards documents never need one."""
+def parse(body: bytes) -> tuple[Element, str]:
+    """The document with every tag and attribute name in lower case, and its text as sent
+    (to keep verbatim). DTDs are refused outright: FarCards documents never need one."""
+    text = _decoded(body)
     try:
         root = fromstring(body, forbid_dtd=True)
     except (ParseError, DefusedXmlException, ValueError, LookupError) as exc:
-        raise BadRequest(f"The body is not well-formed XML: {exc}") from exc
+        raise BadRequest(f"The body is not well-formed XML: {exc}", code="invalid_xml") from exc
     for element in root.iter():
         element.tag = element.tag.lower()
         element.attrib = {k.lower(): v for k, v in element.attrib.items()}
-    return root
+    return root, text
 
 
-def text_of(body: bytes, root: Element) -> str:
-    """The document as text to keep: as sent when it is UTF-8, else as parsed."""
+def _decoded(body: bytes) -> str:
+    """The body in its declared encoding (R-Keeper on a Russian Windows may well send
+    windows-1251), UTF-16 by its byte order mark, else UTF-8, as XML says."""
+    if body.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        encoding = "utf-16"
+    else:
+        declared = DECLARED.match(body)
+        encoding = declared[1].decode() if declared else "utf-8"
     try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError:
-        text = ""
-    if not text or "\x00" in text:
-        text = str(tostring(root, encoding="unicode"))
-    return text
+        return body.decode(encoding)
+    except (LookupError, UnicodeDecodeError) as exc:
+        raise BadRequest(f"The body is not {encoding} text: {exc}", code="invalid_xml") from exc
 
 
 def _int(element: Element, name: str, low: int, high: int) -> int:
     raw = element.get(name.lower())
     if raw is None:
-        raise BadRequest(f"{element.tag} has no {name}.", code="invalid_request")
-    try:
-        value = int(raw)
-    except ValueError as exc:
-        raise BadRequest(f"{element.tag}.{name} is not an integer: {raw[:40]!r}") from exc
+        raise BadRequest(f"{element.tag} has no {name}.")
+    if not INTEGER.fullmatch(raw):
+        raise BadRequest(f"{element.tag}.{name} is not an integer: {raw[:40]!r}")
+    value = int(raw)
     if not low <= value <= high:
-        raise BadRequest(f"{element.tag}.{name} is out of range.", code="invalid_request")
+        raise BadRequest(f"{element.tag}.{name} is out of range.")
     return value
 
 
 def required(element: Element, name: str) -> str:
     value = element.get(name.lower())
     if value is None or not value.strip():
-        raise BadRequest(f"{element.tag} has no {name}.", code="invalid_request")
+        raise BadRequest(f"{element.tag} has no {name}.")
     return value.strip()
+
+
+def card_number(element: Element) -> str:
+    """R-Keeper's card number, an Int64: "000123" and "123" are the same card."""
+    return str(_int(element, "Card", 0, INT64))
 
 
 def query_of(root: Element) -> Element:
     query = root.find("qry")
     if query is None:
-        raise BadRequest("The request has no QRY element.", code="invalid_request")
+        raise BadRequest("The request has no QRY element.")
     return query
 
 
@@ -121,32 +152,36 @@ def answer(call: str, result: int, **attributes: object) -> bytes:
 
 
 def document(root: Element) -> bytes:
-    encoded: bytes = tostring(root, encoding="utf-8", xml_declaration=True)
-    return encoded
+    # Written by hand: ElementTree's declaration has single quotes, unlike the reference's.
+    return (DECLARATION + tostring(root, encoding="unicode")).encode()
 
 
-def code_of(card_number: str) -> str | None:
-    """The 6-digit code behind an R-Keeper card number (an Int64 that lost its zeros)."""
-    digits = card_number.strip()
-    if not digits.isdigit() or len(digits) > 6:
-        return None
-    return digits.zfill(6)
+def _ours(integration: PosIntegration, restaurant: str) -> bool:
+    return not integration.external_id or restaurant.strip() == integration.external_id
+
+
+def _here(integration: PosIntegration, system: LoyaltySystem) -> tuple[ColumnElement[bool], ...]:
+    """Cards of the programme that applies at the integration's restaurant: one per
+    network, or in SEPARATE mode the restaurant's own (as the ledger picks them)."""
+    restaurant = (
+        GuestCard.restaurant_id == integration.restaurant_id
+        if system.mode is CardMode.SEPARATE
+        else GuestCard.restaurant_id.is_(None)
+    )
+    return GuestCard.loyalty_system_id == system.id, restaurant
 
 
 async def card_by_number(
-    session: AsyncSession, system: LoyaltySystem, card_number: str
+    session: AsyncSession, integration: PosIntegration, system: LoyaltySystem, number: str
 ) -> GuestCard | None:
-    code = code_of(card_number)
-    if code is None:
+    """The card behind an R-Keeper card number (the code), deleted ones too (R-Keeper is
+    told so); a code belongs to one active card, but may have been a retired card's."""
+    if len(number) > 6:
         return None
     return await session.scalar(
         select(GuestCard)
-        .where(
-            GuestCard.loyalty_system_id == system.id,
-            GuestCard.code == code,
-            GuestCard.status != CardStatus.DELETED,
-        )
-        .order_by((GuestCard.status == CardStatus.ACTIVE).desc(), GuestCard.created_at.desc())
+        .where(GuestCard.code == number.zfill(6), *_here(integration, system))
+        .order_by(STATUS_ORDER, GuestCard.created_at.desc())
         .limit(1)
     )
 
@@ -162,26 +197,48 @@ def _mapping(integration: PosIntegration, level: LoyaltyLevel | None) -> dict[st
     return levels.get(level.name, {}) if level else {}
 
 
+def _percent(value: Decimal) -> str:
+    return format(value.normalize(), "f")  # 10, not 1E+1
+
+
+async def _level_of(session: AsyncSession, card: GuestCard) -> LoyaltyLevel | None:
+    levels = await levels_of(session, card.loyalty_system_id)
+    return next((lv for lv in levels if lv.id == card.level_id), None)
+
+
 async def card_info(
     session: AsyncSession,
     integration: PosIntegration,
     system: LoyaltySystem,
-    card: GuestCard,
+    query: Element,
     now: datetime,
 ) -> bytes:
-    levels = await levels_of(session, system.id)
-    level = next((lv for lv in levels if lv.id == card.level_id), None)
+    """GetCardInfoEx: Result 1 for no such card here; a blocked or deleted card is found
+    and flagged (Locked, Deleted) with nothing to spend."""
+    number = card_number(query)
+    restaurant = query.get("restaurant")
+    if restaurant is not None and not _ours(integration, restaurant):
+        return answer("GetCardInfoEx", 1)
+    card = await card_by_number(session, integration, system, number)
+    if card is None:
+        return answer("GetCardInfoEx", 1)
+    level = await _level_of(session, card)
     mapped = _mapping(integration, level)
     points = system.type is ProgramType.POINTS
-    free = await core.available(session, card, now) if points else 0
-    locked = card.status is not CardStatus.ACTIVE
-    level_text = f"{level.name}, {level.percentage.normalize()}%" if level else ""
-    screen = f"{level_text} · {free} points" if points else level_text
+    active = card.status is CardStatus.ACTIVE
+    free = await core.available(session, card, now) if points and active else 0
+    level_text = f"{level.name}, {_percent(level.percentage)}%" if level else ""
+    screen = " · ".join(t for t in (level_text, f"{free} points" if points else "") if t)
     return answer(
         "GetCardInfoEx",
         0,
-        **(dict.fromkeys(FLAGS, 0) | {"Locked": int(locked)}),
-        WhyLock="Card blocked" if locked else "",
+        Deleted=int(card.status is CardStatus.DELETED),
+        Grab=0,
+        StopDate=0,
+        Holy=0,
+        Manager=0,
+        Locked=int(card.status is CardStatus.BLOCKED),
+        WhyLock="Card blocked" if card.status is CardStatus.BLOCKED else "",
         Holder=await _holder(session, card),
         PersonID=int(card.code),
         Account=int(card.code),
@@ -189,16 +246,20 @@ async def card_info(
         Bonus=mapped.get("bonus", 0),
         Discount=mapped.get("discount", 0),
         DiscLimit=0,
-        Summa=0 if locked else free * KOPECKS_PER_POINT,
+        Summa=free * KOPECKS_PER_POINT,
         **dict.fromkeys(SUMS, 0),
         DopInfo=level_text[:255],
         ScrMessage=screen[:255],
-        PrnMessage=(f"Your balance: {card.balance} points" if points else level_text)[:255],
+        PrnMessage=(f"Points available: {free}" if points else level_text)[:255],
     )
 
 
 async def find_by_qr(
-    session: AsyncSession, system: LoyaltySystem, qr: QrSigner, query: Element
+    session: AsyncSession,
+    integration: PosIntegration,
+    system: LoyaltySystem,
+    qr: QrSigner,
+    query: Element,
 ) -> bytes:
     """FindAccountsByKind: kind 3 is a QR payload; other kinds find nothing here."""
     if _int(query, "Kind", 0, INT32) != QR_KIND:
@@ -207,8 +268,14 @@ async def find_by_qr(
         card_id = qr.card_id(system.tenant_id, required(query, "Text"))
     except AppError:
         return answer("FindAccountsByKind", 1)
-    card = await session.get(GuestCard, card_id)
-    if card is None or card.status is CardStatus.DELETED or card.loyalty_system_id != system.id:
+    card = await session.scalar(
+        select(GuestCard).where(
+            GuestCard.id == card_id,
+            GuestCard.status != CardStatus.DELETED,
+            *_here(integration, system),
+        )
+    )
+    if card is None:
         return answer("FindAccountsByKind", 1)
     root = Element("ROOT")
     found = SubElement(root, "FindAccountsByKind", {"Result": "0"})
@@ -234,26 +301,37 @@ class CardCheck:
     date: int
     till: int
     check: int
-    sums: dict[int, int]
+    sums: dict[int, int] = field(default_factory=dict)
+    # One entry per transaction with a non-zero Summa: True for a normal check's sign.
+    normal: set[bool] = field(default_factory=set)
 
     @property
     def number(self) -> str:
         """The check number in the ledger: one per card, since a check may name several."""
         return f"{self.date}-{self.till}-{self.check}/{self.card}"
 
+    @property
+    def spend(self) -> int:
+        return abs(self.sums.get(3, 0))
+
+    @property
+    def card_paid(self) -> int:
+        return abs(self.sums.get(0, 0))
+
+    def key(self, what: str) -> str:
+        return f"rk:{self.restaurant}:{self.date}:{self.till}:{self.check}:{self.card}:{what}"
+
 
 def card_checks(root: Element) -> list[CardCheck]:
     transactions = root.findall("./transactions/transactionsex") or root.findall("./transactionsex")
     if not transactions:
-        raise BadRequest("The request has no TransactionsEx elements.", code="invalid_request")
-    grouped: dict[tuple[str, str, int, int, int], dict[int, int]] = defaultdict(
-        lambda: defaultdict(int)
-    )
+        raise BadRequest("The request has no TransactionsEx elements.")
+    parts: dict[tuple[str, str, int, int, int], CardCheck] = {}
     for tx in transactions:
         kind = _int(tx, "Kind", 0, 3)
-        card, restaurant = required(tx, "Card"), required(tx, "Restaurant")
-        if not card.isdigit() or len(card) > 19 or len(restaurant) > MAX_CODE:
-            raise BadRequest("Card or Restaurant is malformed.", code="invalid_request")
+        card, restaurant = card_number(tx), required(tx, "Restaurant")
+        if len(restaurant) > MAX_CODE:
+            raise BadRequest("Restaurant is too long.")
         key = (
             card,
             restaurant,
@@ -261,8 +339,12 @@ def card_checks(root: Element) -> list[CardCheck]:
             _int(tx, "RKUni", 0, INT32),
             _int(tx, "RKCheck", 0, INT32),
         )
-        grouped[key][kind] += _int(tx, "Summa", -MAX_SUMMA, MAX_SUMMA)
-    return [CardCheck(*key, sums=dict(sums)) for key, sums in grouped.items()]
+        part = parts.setdefault(key, CardCheck(*key))
+        summa = _int(tx, "Summa", -MAX_SUMMA, MAX_SUMMA)
+        part.sums[kind] = part.sums.get(kind, 0) + summa
+        if summa:
+            part.normal.add((summa < 0) == (kind in NEGATIVE_KINDS))
+    return list(parts.values())
 
 
 def _lines(root: Element, group: str) -> list[dict[str, Any]]:
@@ -280,47 +362,216 @@ def _bonus(part: CardCheck) -> list[dict[str, Any]]:
 
 async def post_check(ctx: Context, integration: PosIntegration, root: Element, raw: str) -> None:
     """Apply every card's part of the check, or raise Refused (the caller rolls back)."""
+    items, payments = _lines(root, "checklines"), _lines(root, "checkpayments")
     for part in card_checks(root):
-        if integration.external_id and part.restaurant != integration.external_id:
-            raise Refused(f"Restaurant {part.restaurant} is not this integration's.", part)
-        card = await card_by_number(ctx.session, ctx.system, part.card)
-        if card is None:
-            raise Refused(f"No card {part.card}.", part)
-        spend, card_paid = part.sums.get(3, 0), -part.sums.get(0, 0)
-        discount = -part.sums.get(1, 0)
-        if card_paid % KOPECKS_PER_POINT:
-            raise Refused("A payment from the card must be whole rubles (points).", part)
-        total = spend + card_paid
-        if ctx.system.type is ProgramType.DISCOUNT:
-            total += discount  # the check before the discount the level gave
-        if total == 0:
-            continue  # only discounts or R-Keeper's own bonuses: nothing to book
-        if (spend < 0 < card_paid) or (card_paid < 0 < spend):
-            raise Refused("Spend and card payment of one check have opposite signs.", part)
-        direction = "sale" if total > 0 else "void"
-        try:
-            request = CashierRequest(
-                type="REFUND" if total < 0 else "REDEMPTION" if card_paid else "SALE",
-                restaurant_id=integration.restaurant_id,
-                amount=abs(total),
-                points=card_paid // KOPECKS_PER_POINT if card_paid > 0 else None,
-                check_number=part.number,
+        card = await _card_of(ctx, integration, part)
+        discount = abs(part.sums.get(1, 0))
+        if not part.spend and not part.card_paid:  # only R-Keeper's discount or bonus
+            _usable(card, part)
+            await service.record_note(
+                ctx.session,
+                integration,
+                card,
+                business_key=part.key("note"),
+                order_id=part.number,
+                items=items,
+                payments=payments + _bonus(part),
+                raw=raw,
+                discount=discount,
             )
-        except ValidationError as exc:
-            raise Refused(f"The check is out of bounds: {exc.errors()[0]['msg']}", part) from exc
-        key = f"rk:{part.restaurant}:{part.date}:{part.till}:{part.check}:{part.card}:{direction}"
-        try:
-            _, posted = await execute(ctx, card.user_id, request, key)
-        except AppError as exc:
-            raise Refused(f"{exc.code}: {exc.detail or exc.code}", part) from exc
-        await service.record_check(
-            ctx.session,
-            integration,
-            posted,
-            order_id=part.number,
-            check_amount=abs(total),
-            items=_lines(root, "checklines"),
-            payments=_lines(root, "checkpayments") + _bonus(part),
-            raw=raw,
-            discount=discount,
+            continue
+        posted = await _post(ctx, integration, part, card)
+        if posted is not None:
+            await service.record_check(
+                ctx.session,
+                integration,
+                posted,
+                order_id=part.number,
+                check_amount=part.spend + part.card_paid,
+                items=items,
+                payments=payments + _bonus(part),
+                raw=raw,
+                discount=discount,
+            )
+
+
+async def _card_of(ctx: Context, integration: PosIntegration, part: CardCheck) -> GuestCard:
+    """The part's card, once the part is fit to apply."""
+    if not _ours(integration, part.restaurant):
+        raise Refused(f"Restaurant {part.restaurant} is not this integration's.", part)
+    if len(part.normal) > 1:
+        raise Refused("The card's transactions mix normal and cancellation signs.", part)
+    card = await card_by_number(ctx.session, integration, ctx.system, part.card)
+    if card is None:
+        raise Refused(f"No card {part.card}.", part)
+    if part.card_paid % KOPECKS_PER_POINT:
+        raise Refused("A payment from the card must be whole rubles (points).", part)
+    return card
+
+
+async def _post(
+    ctx: Context, integration: PosIntegration, part: CardCheck, card: GuestCard
+) -> dict[str, Any] | None:
+    """The ledger's answer for the part, or None when there is nothing new to book."""
+    if part.normal == {False}:
+        return await _cancel(ctx, integration, part, card)
+    return await _sell(ctx, integration, part, card)
+
+
+async def _sale_of(
+    ctx: Context, integration: PosIntegration, part: CardCheck, *, lock: bool = False
+) -> LedgerOperation | None:
+    """The ledger operation that posted the part's sale (the ledger's business key)."""
+    query = select(LedgerOperation).where(
+        LedgerOperation.business_key == f"check:{integration.restaurant_id}:{part.number}"
+    )
+    return await ctx.session.scalar(query.with_for_update() if lock else query)
+
+
+def _usable(card: GuestCard, part: CardCheck) -> None:
+    # Checked here, not left to the ledger: for a deleted card it would book on the
+    # guest's current card, which is not the one R-Keeper named.
+    if card.status is not CardStatus.ACTIVE:
+        raise Refused(f"Card {part.card} is {card.status.value.lower()}.", part)
+
+
+async def _sell(
+    ctx: Context, integration: PosIntegration, part: CardCheck, card: GuestCard
+) -> dict[str, Any] | None:
+    """A re-sent sale is known by the ledger's record of the check, not by the request it
+    became (in a DISCOUNT programme that depends on the card's level, which this very
+    check may have raised)."""
+    redeemed = part.card_paid // KOPECKS_PER_POINT
+    sold = await _sale_of(ctx, integration, part)
+    if sold is not None:
+        if (sold.response.get("paid_amount"), sold.response.get("redeemed")) != (
+            part.spend,
+            redeemed,
+        ):
+            raise Refused(f"Check {part.number} was already posted with other amounts.", part)
+        return None
+    _usable(card, part)
+    check = part.spend
+    if ctx.system.type is ProgramType.DISCOUNT:
+        pct = discount_percent(ctx.system, await _level_of(ctx.session, card))
+        check = _check_before_discount(part.spend, pct, part.spend + abs(part.sums.get(1, 0)))
+    request = _request(
+        part,
+        type="REDEMPTION" if redeemed else "SALE",
+        restaurant_id=integration.restaurant_id,
+        amount=check + part.card_paid,
+        points=redeemed or None,
+        check_number=part.number,
+    )
+    return await _execute(ctx, card, request, part.key("sale"), part)
+
+
+def _check_before_discount(paid: int, pct: Decimal, hint: int) -> int:
+    """The check the ledger should see so that its discount at `pct` leaves exactly what
+    the guest paid (the spend is Kind 3, whatever discount R-Keeper gave): of the checks
+    that do, the one nearest to R-Keeper's own (`hint`, spend + discount). A whole
+    discount leaves nothing to pay on any check: then R-Keeper's."""
+    if pct >= 100:
+        return hint
+
+    def first(target: int) -> int:
+        """The smallest check leaving at least `target` to pay (that is monotonic)."""
+        low, high = target, math.ceil(target * 100 / (100 - Fraction(pct)))
+        while low < high:
+            middle = (low + high) // 2
+            if middle - percent_of(middle, pct) >= target:
+                high = middle
+            else:
+                low = middle + 1
+        return low
+
+    return min(max(hint, first(paid)), first(paid + 1) - 1)
+
+
+async def _cancel(
+    ctx: Context, integration: PosIntegration, part: CardCheck, card: GuestCard
+) -> dict[str, Any] | None:
+    """A cancellation is known by its amounts: the same ones again for the check are a
+    re-send; others are a further cancellation. Cancellations of a check take turns (a
+    lock on its sale's row): each is reckoned on what the one before left, and a re-send
+    finds the first one's operation."""
+    sold = await _sale_of(ctx, integration, part, lock=True)
+    if sold is None:
+        raise Refused(f"No check {part.number} to cancel.", part)
+    key = part.key(f"void:{part.spend}:{part.card_paid}")
+    done = await ctx.session.scalar(
+        select(LedgerOperation.id).where(
+            LedgerOperation.created_by == ctx.principal.subject,
+            LedgerOperation.idempotency_key == key,
         )
+    )
+    if done is not None:
+        return None
+    _usable(card, part)
+    request = _request(
+        part,
+        type="REFUND",
+        restaurant_id=integration.restaurant_id,
+        amount=_refund_amount(sold.response, await _refunded(ctx.session, sold.id), part),
+        check_number=part.number,
+    )
+    return await _execute(ctx, card, request, key, part)
+
+
+async def _refunded(session: AsyncSession, sale_id: uuid.UUID) -> int:
+    """How much of the check the ledger has refunded so far (kopecks of its check)."""
+    original = aliased(PointTransaction)
+    rows = await session.execute(
+        select(PointTransaction.operation_id, func.max(PointTransaction.check_amount))
+        .where(
+            PointTransaction.type == TxType.REVERSAL,
+            PointTransaction.reverses_id.in_(
+                select(original.id).where(original.operation_id == sale_id)
+            ),
+        )
+        .group_by(PointTransaction.operation_id)
+    )
+    return sum(int(amount or 0) for _, amount in rows)
+
+
+def _refund_amount(sold: dict[str, Any], before: int, part: CardCheck) -> int:
+    """The refund amount at which the ledger's split (each figure of the check in
+    proportion to the cumulative refunded share, rounded down) returns exactly the points
+    of the Kind 0 and takes back the accrual's share of the Kind 3; refused when no share
+    does (the ledger cannot return points out of proportion to the spend)."""
+    check, paid = int(sold["check_amount"]), int(sold["paid_amount"])
+    redeemed, accrued = int(sold["redeemed"]), int(sold["accrued"])
+    spend = paid * before // check + part.spend
+    points = redeemed * before // check + part.card_paid // KOPECKS_PER_POINT
+    if spend > paid or points > redeemed:
+        raise Refused(f"The cancellation is more than is left of check {part.number}.", part)
+    taken = accrued * spend // paid if paid else 0
+    low, high = before + 1, check
+    for total, wanted in ((redeemed, points), (paid, spend), (accrued, taken)):
+        if total:  # total * share // check == wanted
+            low = max(low, -(-check * wanted // total))
+            high = min(high, -(-check * (wanted + 1) // total) - 1)
+    if low > high:
+        raise Refused(
+            f"{part.card_paid // KOPECKS_PER_POINT} points back with {part.spend} kopecks of "
+            "spend is out of proportion to the check: the ledger cannot book it.",
+            part,
+        )
+    return low - before
+
+
+def _request(part: CardCheck, **fields: Any) -> CashierRequest:
+    try:
+        return CashierRequest(**fields)
+    except ValidationError as exc:
+        raise Refused(f"The check is out of bounds: {exc.errors()[0]['msg']}", part) from exc
+
+
+async def _execute(
+    ctx: Context, card: GuestCard, request: CashierRequest, key: str, part: CardCheck
+) -> dict[str, Any]:
+    try:
+        _, posted = await execute(ctx, card.user_id, request, key)
+    except AppError as exc:
+        raise Refused(f"{exc.code}: {exc.detail or exc.code}", part) from exc
+    return posted

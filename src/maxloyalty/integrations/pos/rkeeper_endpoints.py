@@ -52,24 +52,21 @@ async def farcards(
     now = utcnow()
     integration, ctx = await service.till_context(session, principal, now, PosSystem.RKEEPER)
     body = await read_limited(request, MAX_BODY)
-    root = rkeeper.parse(body)
+    root, raw = rkeeper.parse(body)
     runtime = runtime_of(request)
     if name != "TransactionsEx":  # card lookups: as rate limited as any identification
         await limit_lookups(runtime.limiter, runtime.settings, ctx.principal)
     if name == "GetCardInfoEx":
-        query = rkeeper.query_of(root)
-        card = await rkeeper.card_by_number(session, ctx.system, rkeeper.required(query, "Card"))
-        content = (
-            rkeeper.answer(name, 1)
-            if card is None
-            else await rkeeper.card_info(session, integration, ctx.system, card, now)
+        content = await rkeeper.card_info(
+            session, integration, ctx.system, rkeeper.query_of(root), now
         )
     elif name == "FindAccountsByKind":
-        content = await rkeeper.find_by_qr(session, ctx.system, runtime.qr, rkeeper.query_of(root))
+        content = await rkeeper.find_by_qr(
+            session, integration, ctx.system, runtime.qr, rkeeper.query_of(root)
+        )
     else:
         # The rollback below expires the loaded rows: keep what the refusal's record needs.
         tenant_id, integration_id = integration.tenant_id, integration.id
-        raw = rkeeper.text_of(body, root)
         try:
             await rkeeper.post_check(ctx, integration, root, raw)
         except rkeeper.Refused as refused:
@@ -81,7 +78,7 @@ async def farcards(
                 tenant_id,
                 integration_id,
                 order_id=part.number,
-                check_amount=sum(abs(v) for k, v in part.sums.items() if k in (0, 3)),
+                check_amount=part.spend + part.card_paid,
                 raw=raw,
                 error=str(refused),
             )
@@ -90,4 +87,4 @@ async def farcards(
         else:
             await session.commit()
             content = rkeeper.answer(name, 0)
-    return Response(content, media_type="application/xml; charset=utf-8")
+    return Response(content, media_type=rkeeper.MEDIA_TYPE)

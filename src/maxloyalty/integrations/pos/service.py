@@ -23,6 +23,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from maxloyalty.audit.service import record
+from maxloyalty.guests.models import GuestCard
 from maxloyalty.identity.api_keys import (
     IssuedKey,
     create_key,
@@ -40,6 +41,8 @@ from maxloyalty.integrations.pos.models import (
 )
 from maxloyalty.kit.clock import utcnow
 from maxloyalty.kit.errors import Forbidden, NotFound, Unauthorized
+from maxloyalty.kit.ids import uuid7
+from maxloyalty.ledger.idempotency import Replay, claim, request_hash
 from maxloyalty.ledger.operations import Context, open_context
 from maxloyalty.network.models import Restaurant
 
@@ -110,7 +113,7 @@ async def create(
     if await session.get(Restaurant, restaurant_id) is None:
         raise NotFound("No such restaurant.", code="restaurant_not_found")
     integration = PosIntegration(
-        id=uuid.uuid4(),
+        id=uuid7(),
         tenant_id=tenant_id,
         restaurant_id=restaurant_id,
         system=system,
@@ -259,14 +262,15 @@ async def record_check(
     items: list[dict[str, Any]] | None = None,
     payments: list[dict[str, Any]] | None = None,
     raw: str | None = None,
-    discount: int = 0,
+    discount: int | None = None,
 ) -> bool:
     """Keep what the till sent next to what the ledger made of it; once per operation, so
-    a re-sent check adds nothing (and the answer is False)."""
+    a re-sent check adds nothing (and the answer is False). `discount`: the till's own
+    figure, when it gave the discount (default: the ledger's)."""
     result = await session.execute(
         insert(PosTransaction)
         .values(
-            id=uuid.uuid4(),
+            id=uuid7(),
             tenant_id=integration.tenant_id,
             integration_id=integration.id,
             card_id=uuid.UUID(answer["card_id"]),
@@ -280,7 +284,7 @@ async def record_check(
             raw=raw,
             points_accrued=answer.get("accrued", 0),
             points_redeemed=answer.get("redeemed", 0),
-            discount_applied=discount or answer.get("discount", 0),
+            discount_applied=answer.get("discount", 0) if discount is None else discount,
             status=PosTransactionStatus.PROCESSED,
         )
         .on_conflict_do_nothing(index_elements=["ledger_operation_id"])
@@ -310,6 +314,53 @@ async def record_refusal(
             raw=raw,
             status=PosTransactionStatus.FAILED,
             error=error[:1000],
+        )
+    )
+    await session.flush()
+
+
+async def record_note(
+    session: AsyncSession,
+    integration: PosIntegration,
+    card: GuestCard,
+    *,
+    business_key: str,
+    order_id: str,
+    items: list[dict[str, Any]],
+    payments: list[dict[str, Any]],
+    raw: str | None,
+    discount: int,
+) -> None:
+    """A check part with nothing for the ledger to book (only the till's own discount or
+    bonus), kept once however often it is re-sent: its business key is claimed like an
+    operation's, with no ledger rows."""
+    claimed = await claim(
+        session,
+        integration.tenant_id,
+        kind="NOTE",
+        fingerprint=request_hash(business_key),
+        idempotency_key=None,
+        business_key=business_key,
+        created_by=integration.id,
+    )
+    if isinstance(claimed, Replay):
+        return
+    claimed.card_id, claimed.response, claimed.status_code = card.id, {"recorded": True}, 200
+    session.add(
+        PosTransaction(
+            tenant_id=integration.tenant_id,
+            integration_id=integration.id,
+            card_id=card.id,
+            ledger_operation_id=claimed.id,
+            operation="NOTE",
+            order_id=order_id,
+            check_number=order_id,
+            check_amount=0,
+            items=items,
+            payments=payments,
+            raw=raw,
+            discount_applied=discount,
+            status=PosTransactionStatus.PROCESSED,
         )
     )
     await session.flush()

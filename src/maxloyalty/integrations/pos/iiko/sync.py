@@ -32,6 +32,7 @@ from maxloyalty.kit import jobs
 from maxloyalty.kit.cache import Cache, cache_from_url
 from maxloyalty.kit.clock import utcnow
 from maxloyalty.kit.errors import AppError
+from maxloyalty.kit.ids import uuid7
 
 REGISTER_JOB = "pos.iiko_register_webhook"
 # Minutes to wait after failed attempt n (1-based); then we give up and the admin retries.
@@ -63,7 +64,7 @@ async def _client(settings: Settings, cache: Cache, integration: PosIntegration)
 
 def _start(integration: PosIntegration, direction: SyncDirection, operation: str) -> PosSync:
     return PosSync(
-        id=uuid.uuid4(),
+        id=uuid7(),
         tenant_id=integration.tenant_id,
         integration_id=integration.id,
         direction=direction,
