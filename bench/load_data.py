@@ -1,11 +1,12 @@
 """Load the benchmark's data through the real API: owner, tenant, admin, restaurant,
-programme, a till API key and GUESTS guests.
+programme, a till API key, a POS integration (its own key) and GUESTS guests.
 
 Usage: load_data.py BASE_URL OUT_DIR (DATABASE_URL and MAXLOYALTY_DATA_DIR in the env,
 for the `maxloyalty user create` calls). Writes into OUT_DIR:
-  guest_ids.txt, codes.txt  one per line, same order (read by the wrk scripts)
+  guest_ids.txt, codes.txt, card_ids.txt   one per line, same order (read by the wrk scripts)
   cards.tsv                 card_id, code, guest_id (copied into bench_cards for pgbench)
-  bench.env                 RESTAURANT_ID, TENANT_ID, API_KEY (sourced by run.sh)
+  bench.env                 RESTAURANT_ID, TENANT_ID, API_KEY, POS_API_KEY and
+                            POS_INTEGRATION_ID (a CUSTOM till's; sourced by run.sh)
 """
 
 from __future__ import annotations
@@ -90,7 +91,22 @@ def set_up(base_url: str) -> dict[str, str]:
             201,
             "create API key",
         )
-    return {"TENANT_ID": tenant["id"], "RESTAURANT_ID": restaurant["id"], "API_KEY": key["key"]}
+        pos = expect(
+            client.post(
+                "/api/pos/integrations",
+                json={"restaurant_id": restaurant["id"], "system": "CUSTOM", "name": "bench POS"},
+                headers=admin,
+            ),
+            201,
+            "create POS integration",
+        )
+    return {
+        "TENANT_ID": tenant["id"],
+        "RESTAURANT_ID": restaurant["id"],
+        "API_KEY": key["key"],
+        "POS_API_KEY": pos["api_key"],
+        "POS_INTEGRATION_ID": pos["id"],
+    }
 
 
 async def create_guests(base_url: str, ids: dict[str, str], count: int) -> list[dict]:
@@ -124,6 +140,7 @@ def main() -> None:
     guests = asyncio.run(create_guests(base_url, ids, count))
     (out / "guest_ids.txt").write_text("".join(f"{g['guest_id']}\n" for g in guests))
     (out / "codes.txt").write_text("".join(f"{g['code']}\n" for g in guests))
+    (out / "card_ids.txt").write_text("".join(f"{g['card_id']}\n" for g in guests))
     (out / "cards.tsv").write_text(
         "".join(f"{g['card_id']}\t{g['code']}\t{g['guest_id']}\n" for g in guests)
     )

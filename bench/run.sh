@@ -23,7 +23,7 @@ for knob in WORKERS GUESTS DURATION WARMUP; do
 done
 SERVER_URL=${DATABASE_URL:-postgresql://root@127.0.0.1:5432/test}
 CONNECTIONS=32
-SCENARIOS=(identify sale)
+SCENARIOS=(identify sale pos_commit)
 PY=.venv/bin/python
 
 LOAD_AT_START=$(cut -d' ' -f1 /proc/loadavg)  # before we add any: others' work
@@ -134,8 +134,9 @@ CREATE TABLE bench_cards (n serial PRIMARY KEY, card_id uuid NOT NULL, code text
 GRANT SELECT ON bench_cards TO maxloyalty_app;
 ANALYZE;
 SQL
-read -r KEY_ID KEY_HASH SYSTEM_ID < <(psql -AtF ' ' "$BENCH_URL" \
-  -c "SELECT k.id, k.key_hash, s.id FROM api_keys k CROSS JOIN loyalty_systems s")
+read -r KEY_ID KEY_HASH SYSTEM_ID POS_KEY_ID < <(psql -AtF ' ' "$BENCH_URL" -c "
+  SELECT k.id, k.key_hash, s.id, p.api_key_id FROM api_keys k CROSS JOIN loyalty_systems s
+  CROSS JOIN pos_integrations p WHERE k.id <> p.api_key_id")
 NCARDS=$(wc -l <"$WORK/cards.tsv")
 
 export BENCH_DATA=$WORK BENCH_LUA=$BENCH/lua
@@ -161,6 +162,7 @@ run_pgbench() { # scenario seconds [extra options]
     -T "$seconds" -f "$BENCH/sql/$scenario.sql" \
     -D tenant="$TENANT_ID" -D restaurant="$RESTAURANT_ID" -D system="$SYSTEM_ID" \
     -D key_id="$KEY_ID" -D key_hash="$KEY_HASH" -D ncards="$NCARDS" \
+    -D pos_key_id="$POS_KEY_ID" -D pos_integration="$POS_INTEGRATION_ID" \
     -D active=ACTIVE -D deleted=DELETED -D request_hash="$KEY_HASH" \
     -D answer="$(cat "$BENCH/sql/answer.json")" "$@" "$BENCH_URL"
 }

@@ -1,5 +1,6 @@
--- Shared by the wrk scenarios: each defines `expected` (the status that counts as success)
--- and `next_request(guest_index)`, then loads this file. Counting unexpected statuses here
+-- Shared by the wrk scenarios: each defines `expected` (the status that counts as success),
+-- `next_request(guest_index)` and optionally `api_key_variable` (the environment variable
+-- holding its key; API_KEY by default), then loads this file. Counting unexpected statuses here
 -- keeps errors from passing for throughput. Env: BENCH_DATA, RESTAURANT_ID, API_KEY, RUN_TAG.
 
 local threads = {}
@@ -21,10 +22,11 @@ function init(args)
    local data = os.getenv("BENCH_DATA")
    guest_ids = read_lines(data .. "/guest_ids.txt")
    codes = read_lines(data .. "/codes.txt")
+   card_ids = read_lines(data .. "/card_ids.txt")
    restaurant = os.getenv("RESTAURANT_ID")
    run_tag = (os.getenv("RUN_TAG") or "run") .. "-" .. os.time()
    headers = {
-      ["Authorization"] = "Bearer " .. os.getenv("API_KEY"),
+      ["Authorization"] = "Bearer " .. os.getenv(api_key_variable or "API_KEY"),
       ["Content-Type"] = "application/json",
    }
    math.randomseed(os.time() * 1000 + tid)

@@ -7,21 +7,15 @@
 \set amount random(10000, 500000)
 \set points (:amount * 5) / 10000
 
--- Authentication: the API key's own session (pool pre-ping, then the lookup).
-BEGIN;
-ROLLBACK;
-BEGIN;
--- bench_cards lookup rides on the app's first round trip, so the raw side adds none.
-SELECT set_config('app.tenant_id', :tenant, true) AS t, set_config('app.user_id', '', true) AS u, (SELECT guest_id FROM bench_cards WHERE n = :n) AS guest \gset
-SELECT api_keys.name, api_keys.key_hash, api_keys.prefix, api_keys.restaurant_ids, api_keys.signing_secret, api_keys.created_by_user_id, api_keys.last_used_at, api_keys.revoked_at, api_keys.suspended_at, api_keys.id, api_keys.tenant_id, api_keys.created_at, api_keys.updated_at FROM api_keys WHERE api_keys.key_hash = :key_hash;
-ROLLBACK;
-
+-- The API key is verified once per 30 s and remembered (Redis or process memory), so a
+-- request takes no session of its own for it.
 -- The request's tenant session: context, idempotency claim, card lock, ledger rows,
 -- card update, stored answer, audit entry, outbox event and its delivery job.
 BEGIN;
 ROLLBACK;
 BEGIN;
-SELECT set_config('app.tenant_id', :tenant, true), set_config('app.user_id', :key_id, true);
+-- bench_cards lookup rides on the app's first round trip, so the raw side adds none.
+SELECT set_config('app.tenant_id', :tenant, true) AS t, set_config('app.user_id', :key_id, true) AS u, (SELECT guest_id FROM bench_cards WHERE n = :n) AS guest \gset
 SELECT restaurants.name, restaurants.timezone, restaurants.address, restaurants.city, restaurants.phone, restaurants.status, restaurants.id, restaurants.tenant_id, restaurants.created_at, restaurants.updated_at FROM restaurants WHERE restaurants.id = :restaurant;
 SELECT tenants.name, tenants.slug, tenants.organization_type, tenants.subscription_status, tenants.timezone, tenants.max_restaurants, tenants.max_guests, tenants.features, tenants.settings, tenants.logo_url, tenants.primary_color, tenants.secondary_color, tenants.id, tenants.created_at, tenants.updated_at FROM tenants WHERE tenants.id = :tenant;
 SELECT loyalty_systems.restaurant_id, loyalty_systems.type, loyalty_systems.mode, loyalty_systems.expiry_days, loyalty_systems.pending_days, loyalty_systems.max_redeem_percent, loyalty_systems.discount_cap_percent, loyalty_systems.level_metric, loyalty_systems.rolling_days, loyalty_systems.manual_approval_threshold, loyalty_systems.expiry_reminder_days, loyalty_systems.allow_guest_transfers, loyalty_systems.design, loyalty_systems.id, loyalty_systems.tenant_id, loyalty_systems.created_at, loyalty_systems.updated_at FROM loyalty_systems WHERE loyalty_systems.restaurant_id = :restaurant OR loyalty_systems.restaurant_id IS NULL ORDER BY loyalty_systems.restaurant_id IS NULL LIMIT 1;
@@ -29,6 +23,7 @@ INSERT INTO ledger_operations (kind, idempotency_key, business_key, request_hash
 SELECT ledger_operations.kind, ledger_operations.card_id, ledger_operations.idempotency_key, ledger_operations.business_key, ledger_operations.request_hash, ledger_operations.response, ledger_operations.status_code, ledger_operations.created_at, ledger_operations.created_by, ledger_operations.id, ledger_operations.tenant_id FROM ledger_operations WHERE ledger_operations.id = :op_id;
 SELECT guest_cards.user_id, guest_cards.loyalty_system_id, guest_cards.restaurant_id, guest_cards.code, guest_cards.status, guest_cards.registration_source, guest_cards.level_id, guest_cards.balance, guest_cards.pending_balance, guest_cards.lifetime_spent, guest_cards.total_visits, guest_cards.last_visit_at, guest_cards.last_activity_at, guest_cards.id, guest_cards.tenant_id, guest_cards.created_at, guest_cards.updated_at FROM guest_cards WHERE guest_cards.user_id = :guest AND guest_cards.loyalty_system_id = :system AND guest_cards.status != :deleted AND guest_cards.restaurant_id IS NULL \gset c_
 SELECT guest_cards.user_id, guest_cards.loyalty_system_id, guest_cards.restaurant_id, guest_cards.code, guest_cards.status, guest_cards.registration_source, guest_cards.level_id, guest_cards.balance, guest_cards.pending_balance, guest_cards.lifetime_spent, guest_cards.total_visits, guest_cards.last_visit_at, guest_cards.last_activity_at, guest_cards.id, guest_cards.tenant_id, guest_cards.created_at, guest_cards.updated_at FROM guest_cards WHERE guest_cards.id = :c_id FOR UPDATE;
+SELECT point_lots.card_id, point_lots.transaction_id, point_lots.amount, point_lots.remaining, point_lots.created_at, point_lots.activates_at, point_lots.activated, point_lots.expires_at, point_lots.id, point_lots.tenant_id FROM point_lots WHERE point_lots.card_id = :c_id AND (point_lots.activated IS false AND point_lots.activates_at <= now() OR point_lots.remaining > 0 AND point_lots.expires_at <= now()) ORDER BY point_lots.activates_at FOR UPDATE;
 SELECT loyalty_levels.loyalty_system_id, loyalty_levels.name, loyalty_levels.position, loyalty_levels.min_spent, loyalty_levels.percentage, loyalty_levels.birthday_bonus, loyalty_levels.purchase_bonus, loyalty_levels.free_item_code, loyalty_levels.color, loyalty_levels.icon_url, loyalty_levels.is_active, loyalty_levels.id, loyalty_levels.tenant_id, loyalty_levels.created_at, loyalty_levels.updated_at FROM loyalty_levels WHERE loyalty_levels.loyalty_system_id = :system AND loyalty_levels.is_active IS true ORDER BY loyalty_levels.position;
 INSERT INTO point_transactions (id, created_at, card_id, operation_id, type, status, amount, source, source_id, restaurant_id, check_number, check_amount, paid_amount, discount_amount, level_id, percentage, reason, reverses_id, reward_item_id, campaign_id, created_by_user_id, approved_by_user_id, status_changed_at, tenant_id) VALUES (gen_random_uuid(), now(), :c_id, :op_id, 'ACCRUAL', 'COMPLETED', :points, 'POS', :key_id, :restaurant, NULL, :amount, :amount, NULL, :c_level_id, 5.00, NULL, NULL, NULL, NULL, NULL, NULL, NULL, :tenant) RETURNING id AS tx_id \gset
 UPDATE guest_cards SET balance = balance + :points, updated_at = now() WHERE guest_cards.id = :c_id;
