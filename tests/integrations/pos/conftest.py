@@ -61,8 +61,15 @@ TillFactory = Callable[..., Awaitable[Till]]
 def make_till(request: pytest.FixtureRequest, auth: TokenFactory, runtime: Runtime) -> TillFactory:
     shops: Callable[..., Awaitable[Shop]] = request.getfixturevalue("make_shop")
 
-    async def build(system: str = "CUSTOM", **fields: Any) -> Till:
-        shop = await shops()
+    async def build(
+        system: str = "CUSTOM",
+        program: str = "POINTS",
+        program_settings: dict[str, object] | None = None,
+        **fields: Any,
+    ) -> Till:
+        """A till of a new network whose programme is of kind `program` (with
+        `program_settings`, e.g. levels or mode); `fields` go into the integration."""
+        shop = await shops(program, **(program_settings or {}))
         async with runtime.db.transaction() as session:
             person = User(role=Role.RESTAURANT_ADMIN)
             session.add(person)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -15,16 +14,12 @@ from sqlalchemy import select
 
 from maxloyalty.guests.models import CardStatus, GuestCard, RegistrationSource
 from maxloyalty.guests.service import ensure_card
-from maxloyalty.identity.models import User
-from maxloyalty.identity.principal import Role
 from maxloyalty.integrations.pos.models import PosTransaction
 from maxloyalty.ledger.models import PointTransaction, TxStatus, TxType
 from maxloyalty.loyalty.service import LevelSpec
 from maxloyalty.runtime import Runtime
-from tests.conftest import TokenFactory
 from tests.factories import make_guest, make_restaurant
 from tests.integrations.pos.conftest import Till, TillFactory
-from tests.ledger.conftest import Shop
 
 RESTAURANT = "12"
 MAPPING = {"BRONZE": {"bonus": 2, "discount": 3}}
@@ -71,33 +66,20 @@ async def rkeeper(make_till: TillFactory, credit: int = 500) -> Till:
 
 
 async def rkeeper_of(
-    make_shop: Callable[..., Any],
-    auth: TokenFactory,
-    runtime: Runtime,
+    make_till: TillFactory,
     program: str = "POINTS",
     mapping: dict[str, dict[str, int]] = MAPPING,
     **settings: object,
 ) -> Till:
-    """An R-Keeper till of a network with a programme of its own kind (`make_till` makes
-    only POINTS networks with one card per guest)."""
-    shop: Shop = await make_shop(program, **settings)
-    async with runtime.db.transaction() as session:
-        person = User(role=Role.RESTAURANT_ADMIN)
-        session.add(person)
-    admin = auth(Role.RESTAURANT_ADMIN, shop.tenant.id, subject=person.id)
-    created = await shop.client.post(
-        "/api/pos/integrations",
-        json={
-            "restaurant_id": str(shop.restaurant.id),
-            "system": "RKEEPER",
-            "name": "R-Keeper",
-            "external_id": RESTAURANT,
-            "settings": {"levels": mapping},
-        },
-        headers=admin,
+    """An R-Keeper till of a network with a programme of kind `program` and `settings`."""
+    return await make_till(
+        "RKEEPER",
+        program,
+        settings,
+        name="R-Keeper",
+        external_id=RESTAURANT,
+        settings={"levels": mapping},
     )
-    assert created.status_code == 201, created.text
-    return Till(shop=shop, integration=created.json(), admin=admin)
 
 
 def number_of(card: GuestCard) -> str:
@@ -242,12 +224,10 @@ async def test_a_till_conversation_identify_post_resend_void(
 
 
 async def test_card_info_answers_as_the_reference_does(
-    make_shop: Callable[..., Any], auth: TokenFactory, runtime: Runtime
+    make_till: TillFactory, runtime: Runtime
 ) -> None:
     levels = [LevelSpec("SILVER", 0, Decimal(10)), LevelSpec("GOLD", 100000, Decimal("12.50"))]
-    till = await rkeeper_of(
-        make_shop, auth, runtime, mapping={"SILVER": {"bonus": 4}}, levels=levels
-    )
+    till = await rkeeper_of(make_till, mapping={"SILVER": {"bonus": 4}}, levels=levels)
     number = number_of(till.shop.card)
     answer = await send(till, "GetCardInfoEx", card_query(number))
     assert answer.headers["content-type"] == "application/xml; charset=utf-8"
@@ -349,9 +329,9 @@ async def test_blocked_and_deleted_cards_are_flagged_and_refused(
 
 
 async def test_separate_cards_are_found_only_in_their_own_restaurant(
-    make_shop: Callable[..., Any], auth: TokenFactory, runtime: Runtime
+    make_till: TillFactory, runtime: Runtime
 ) -> None:
-    till = await rkeeper_of(make_shop, auth, runtime, mode="SEPARATE")
+    till = await rkeeper_of(make_till, mode="SEPARATE")
     system, here = till.shop.system, till.shop.restaurant
     elsewhere = await make_restaurant(runtime, till.shop.tenant)
     phone = f"+7926{uuid.uuid4().int % 10_000_000:07d}"

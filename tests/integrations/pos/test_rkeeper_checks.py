@@ -3,7 +3,6 @@ refuses."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -12,7 +11,6 @@ from sqlalchemy import select
 from maxloyalty.ledger.models import PointTransaction, TxStatus, TxType
 from maxloyalty.loyalty.service import LevelSpec
 from maxloyalty.runtime import Runtime
-from tests.conftest import TokenFactory
 from tests.factories import make_guest
 from tests.integrations.pos.conftest import TillFactory
 from tests.integrations.pos.test_rkeeper import (
@@ -158,10 +156,10 @@ async def test_discounts_and_rkeeper_bonuses_are_recorded_not_booked(
 
 
 async def test_a_discount_programme_books_what_the_guest_paid(
-    make_shop: Callable[..., Any], auth: TokenFactory, runtime: Runtime
+    make_till: TillFactory, runtime: Runtime
 ) -> None:
     levels = [LevelSpec("BRONZE", 0, Decimal(5)), LevelSpec("SILVER", 150000, Decimal(10))]
-    till = await rkeeper_of(make_shop, auth, runtime, "DISCOUNT", levels=levels)
+    till = await rkeeper_of(make_till, "DISCOUNT", levels=levels)
     card, number = till.shop.card, number_of(till.shop.card)
     # R-Keeper gave our 5 %: the ledger sees R-Keeper's own check.
     exact = check_xml((number, 3, 95000), (number, 1, -5000))
@@ -196,10 +194,10 @@ async def test_a_discount_programme_books_what_the_guest_paid(
 
 
 async def test_a_whole_discount_level_books_nothing_paid(
-    make_shop: Callable[..., Any], auth: TokenFactory, runtime: Runtime
+    make_till: TillFactory, runtime: Runtime
 ) -> None:
     levels = [LevelSpec("STAFF", 0, Decimal(100))]
-    till = await rkeeper_of(make_shop, auth, runtime, "DISCOUNT", levels=levels)
+    till = await rkeeper_of(make_till, "DISCOUNT", levels=levels)
     number = number_of(till.shop.card)
     # R-Keeper charged the guest although our level gives everything: no check the ledger
     # could see leaves that to pay, so it sees R-Keeper's.

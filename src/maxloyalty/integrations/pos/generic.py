@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -30,6 +30,8 @@ from maxloyalty.ledger.operations import CashierRequest, Context, check_key, exe
 from maxloyalty.loyalty.service import levels_of
 
 ORDER_ID_PATTERN = r"^[\w.:/-]+$"
+# A till's own reference (an order, a return receipt): what may follow in a path or a key.
+TillRef = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=ORDER_ID_PATTERN)]
 
 
 class CalculateRequest(BaseModel):
@@ -38,12 +40,8 @@ class CalculateRequest(BaseModel):
     card_id: uuid.UUID
     lines: list[CheckLine] = Field(min_length=1, max_length=500)
     points: int | None = Field(default=None, ge=0, le=10**7, description="Points to spend")
-    order_id: str | None = Field(
-        default=None,
-        min_length=1,
-        max_length=64,
-        pattern=ORDER_ID_PATTERN,
-        description="The order, when it holds points: they count as free for it",
+    order_id: TillRef | None = Field(
+        default=None, description="The order, when it holds points: they count as free for it"
     )
 
 
@@ -74,11 +72,8 @@ class RefundRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     amount: int | None = Field(default=None, gt=0, le=10**10, description="Default: the rest")
-    refund_id: str | None = Field(
+    refund_id: TillRef | None = Field(
         default=None,
-        min_length=1,
-        max_length=64,
-        pattern=ORDER_ID_PATTERN,
         description="The till's return receipt: a partial refund is posted once per id",
     )
 
