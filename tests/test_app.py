@@ -7,10 +7,14 @@ from datetime import timedelta
 
 import httpx
 import pytest
+from fastapi import FastAPI
+from sqlalchemy.exc import DBAPIError
 
 from maxloyalty.identity.principal import Role
-from maxloyalty.kit.errors import PROBLEM_MEDIA_TYPE
+from maxloyalty.kit.errors import PROBLEM_MEDIA_TYPE, install_error_handlers
+from maxloyalty.runtime import Runtime
 from tests.conftest import TokenFactory
+from tests.factories import make_tenant
 
 
 def assert_problem(response: httpx.Response, status: int, code: str) -> dict[str, object]:
@@ -111,3 +115,50 @@ async def test_bad_path_parameter_is_422(client: httpx.AsyncClient, auth: TokenF
     )
     body = assert_problem(response, 422, "validation_error")
     assert body["errors"][0]["field"] == "path.restaurant_id"  # type: ignore[index]
+
+
+class _Refusal(Exception):
+    """What asyncpg raises, as far as the handler looks: its SQLSTATE."""
+
+    def __init__(self, sqlstate: str) -> None:
+        super().__init__(sqlstate)
+        self.sqlstate = sqlstate
+
+
+@pytest.mark.parametrize(
+    ("sqlstate", "status", "code"),
+    [
+        ("22021", 422, "invalid_value"),  # a NUL or an invalid byte in text
+        ("40P01", 503, "database_busy"),  # a deadlock: void, safe to send again
+        ("40001", 503, "database_busy"),  # a serialization failure
+        ("XX000", 500, "internal_error"),
+    ],
+)
+async def test_database_refusals_map_by_sqlstate(sqlstate: str, status: int, code: str) -> None:
+    app = FastAPI()
+    install_error_handlers(app)
+
+    @app.get("/refused")
+    async def refused() -> None:
+        raise DBAPIError("SELECT 1", None, _Refusal(sqlstate))
+
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        answer = await client.get("/refused")
+    assert answer.headers["content-type"] == PROBLEM_MEDIA_TYPE
+    assert (answer.status_code, answer.json()["code"]) == (status, code)
+    if status == 503:
+        assert answer.headers["retry-after"] == "1"
+
+
+async def test_nul_characters_are_refused_not_failed(
+    client: httpx.AsyncClient, auth: TokenFactory, runtime: Runtime
+) -> None:
+    tenant = await make_tenant(runtime)
+    admin = auth(Role.RESTAURANT_ADMIN, tenant.id)
+    answer = await client.post(
+        "/api/webhooks/endpoints",
+        json={"url": "https://hooks.example.com/x", "description": "a\u0000b"},
+        headers=admin,
+    )
+    assert_problem(answer, 422, "invalid_value")

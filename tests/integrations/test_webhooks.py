@@ -186,6 +186,26 @@ async def test_failures_are_retried_and_410_disables(
         assert_problem(again, 409, "webhook_endpoint_disabled")
 
 
+async def test_an_answer_in_a_charset_we_cannot_read_is_logged_and_counts(
+    client: httpx.AsyncClient, runtime: Runtime, auth: TokenFactory
+) -> None:
+    tenant = await make_tenant(runtime)
+    admin = auth(Role.RESTAURANT_ADMIN, tenant.id)
+    async with FakeServer() as receiver:
+        receiver.script = [Answer(200, "ок".encode() * 2000, "text/plain; charset=undefined")]
+        await register(client, admin, receiver.url)
+        await ping(runtime, tenant.id, 1)
+        await ping(runtime, tenant.id, 2)
+        await drain(runtime)
+        assert len(receiver.requests) == 2  # the next event was not held up behind it
+        assert receiver.requests[0].headers["accept-encoding"] == "identity"
+    [first, second] = await attempts_of(runtime, tenant.id)
+    assert (first.status_code, first.succeeded, second.succeeded) == (200, True, True)
+    assert first.response_body is not None
+    assert first.response_body.startswith("окок")
+    assert len(first.response_body.encode()) <= 2000
+
+
 async def test_a_delivery_is_given_up_after_the_schedule_and_the_next_goes(
     client: httpx.AsyncClient,
     runtime: Runtime,

@@ -23,8 +23,12 @@ def test_ids_increase_strictly_on_a_stopped_or_stepped_back_clock(
     assert {(u.version, u.variant) for u in made} == {(7, uuid.RFC_4122)}
 
 
-def test_ids_carry_their_millisecond() -> None:
-    before = time.time_ns() // 1_000_000
+def test_a_millisecond_run_out_of_ids_borrows_the_next(monkeypatch: pytest.MonkeyPatch) -> None:
+    now_ms = time.time_ns() // 1_000_000
+    monkeypatch.setattr(ids.time, "time_ns", lambda: now_ms * 1_000_000)
+    monkeypatch.setattr(ids, "_last", (now_ms, (1 << 74) - 2))
+    last = ids._compose(now_ms, (1 << 74) - 2)
     made = ids.uuid7()
-    # Later than anything made before (the previous test's ids may lie in the future).
-    assert made.int >> 80 >= before
+    assert made > last
+    assert made.int >> 80 == now_ms + 1
+    assert (made.version, made.variant) == (7, uuid.RFC_4122)

@@ -176,12 +176,32 @@ async def _on_statement_error(request: Request, exc: Exception) -> JSONResponse:
         log.warning("integrity_error", path=request.url.path, constraint=constraint)
         detail = f"The request conflicts with stored data ({constraint})." if constraint else None
         return problem_response(request, 409, "constraint_violation", detail)
-    if isinstance(exc, DataError) or isinstance(exc.orig, UnicodeError):
+    state = _sqlstate(exc)
+    if isinstance(exc, DataError) or isinstance(exc.orig, UnicodeError) or state[:2] == "22":
         log.warning("invalid_value", path=request.url.path, error=type(exc.orig).__name__)
         return problem_response(
             request, 422, "invalid_value", "A value is out of range or not valid text."
         )
+    if state[:2] == "40":  # a deadlock or serialization failure: void, and safe to retry
+        log.warning("transaction_rolled_back", path=request.url.path, sqlstate=state)
+        return problem_response(
+            request,
+            503,
+            "database_busy",
+            "The request met a concurrent one; nothing was written, send it again.",
+            headers={"Retry-After": "1"},
+        )
     return await _on_unexpected(request, exc)
+
+
+def _sqlstate(exc: StatementError) -> str:
+    """PostgreSQL's SQLSTATE of the refusal ('' if unknown): some data errors (NUL in
+    text, say) reach us as a generic DBAPI error, not a DataError."""
+    for error in (exc.orig, getattr(exc.orig, "__cause__", None)):
+        state = getattr(error, "sqlstate", None) or getattr(error, "pgcode", None)
+        if isinstance(state, str):
+            return state
+    return ""
 
 
 async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -32,8 +32,8 @@ log = structlog.get_logger(__name__)
 
 async def lock_order(session: AsyncSession, integration_id: uuid.UUID, order_id: str) -> None:
     """Serialize everything done to one order (hold, commit, cancel, a webhook's accrual)
-    for the rest of the transaction, whichever card each names. Taken before any other
-    lock, so the order is always: order, then idempotency claim, then card, then hold."""
+    for the rest of the transaction, whichever card each names. Taken before the ledger's
+    locks, so they always come in one order: order, idempotency claim, card, hold."""
     key = func.hashtextextended(f"order:{integration_id}:{order_id}", 0)
     await session.execute(select(func.pg_advisory_xact_lock(key)))
 

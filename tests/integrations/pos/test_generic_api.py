@@ -15,8 +15,11 @@ from sqlalchemy import select
 from maxloyalty.integrations.pos import checks
 from maxloyalty.integrations.pos.models import PosTransaction
 from maxloyalty.kit.clock import utcnow
+from maxloyalty.ledger import operations
 from maxloyalty.ledger.holds import expire_due
+from maxloyalty.ledger.idempotency import request_hash
 from maxloyalty.ledger.models import HoldStatus, PointHold
+from maxloyalty.ledger.operations import CashierRequest
 from maxloyalty.runtime import Runtime
 from tests.factories import make_guest
 from tests.integrations.pos.conftest import Till, TillFactory
@@ -417,3 +420,38 @@ async def test_a_signed_till_cannot_have_its_requests_replayed_under_new_keys(
     assert (replayed.status_code, replayed.json()["code"]) == (401, "invalid_signature")
     stale = await till.client.post(path, content=body, headers=signed("k3", now - 600))
     assert (stale.status_code, stale.json()["code"]) == (401, "invalid_signature")
+
+
+async def test_refund_keys_never_mix_checks_and_receipts(make_till: TillFactory) -> None:
+    till = await _ready(make_till, points=0)
+    card = str(till.shop.card.id)
+    for order in ("1", "1:2"):
+        posted = await till.call(
+            f"/orders/{order}/commit", {"card_id": card, "amount": 100000}, key=order
+        )
+        assert posted.status_code == 201, posted.text
+    # Check "1:2" with receipt "3" and check "1" with receipt "2:3" are two refunds.
+    one = await till.call("/orders/1:2/refund", {"amount": 10000, "refund_id": "3"}, key="a")
+    two = await till.call("/orders/1/refund", {"amount": 10000, "refund_id": "2:3"}, key="b")
+    assert (one.status_code, two.status_code) == (201, 201), two.text
+    assert one.json()["operation_id"] != two.json()["operation_id"]
+    # A receipt called "rest" is not the rest of the check.
+    named = await till.call("/orders/1/refund", {"amount": 10000, "refund_id": "rest"}, key="c")
+    rest = await till.call("/orders/1/refund", {}, key="d")
+    assert (named.status_code, rest.status_code) == (201, 201), rest.text
+    assert rest.json()["refunded_amount"] == 100000 - 2 * 10000
+
+
+def test_fingerprints_of_requests_without_a_refund_id_are_as_before() -> None:
+    """Operations stored before `refund_id` existed keep matching their retries."""
+    restaurant = uuid.UUID(int=1)
+    request = CashierRequest(type="SALE", restaurant_id=restaurant, amount=100, check_number="A")
+    before = {
+        "type": "SALE",
+        "restaurant_id": str(restaurant),
+        "amount": 100,
+        "points": None,
+        "check_number": "A",
+        "reason": None,
+    }
+    assert request_hash("g", operations._fingerprinted(request)) == request_hash("g", before)

@@ -13,13 +13,15 @@ from unittest import mock
 
 import asyncpg
 import httpx
+import pytest
 import time_machine
 from pgqueuer import PgQueuer
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from maxloyalty.integrations.pos.iiko import webhook as webhook_module
 from maxloyalty.integrations.pos.iiko.sync import REGISTER_JOB, webhook_uri
-from maxloyalty.integrations.pos.iiko.webhook import PROCESS_JOB, handle
+from maxloyalty.integrations.pos.iiko.webhook import PROCESS_JOB, RetryLater, handle
 from maxloyalty.integrations.pos.models import PosEvent, PosTransaction
 from maxloyalty.kit import jobs
 from maxloyalty.kit.clock import utcnow
@@ -293,6 +295,37 @@ async def test_the_job_run_again_handles_nothing_twice(
     assert await _balance(till) == 75
 
 
+async def test_a_passing_failure_leaves_the_event_to_the_jobs_retry(
+    make_till: TillFactory, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    till = await _iiko(make_till)
+    order = order_id()
+    assert (await _post(till, [table_event(order, external=card(till))])).status_code == 200
+    (stored,) = await _events(runtime, till)
+    real = webhook_module.process
+    failures = iter([ConnectionResetError("the database went away")])
+
+    async def flaky(*args: Any) -> None:
+        for error in failures:
+            raise error
+        await real(*args)
+
+    monkeypatch.setattr(webhook_module, "process", flaky)
+    payload = {"tenant_id": str(till.shop.tenant.id), "event_ids": [str(stored.id)]}
+    ctx = jobs.JobContext(db=runtime.db, settings=runtime.settings)
+    with pytest.raises(RetryLater):
+        await jobs.registry.jobs[PROCESS_JOB].handler(ctx, payload)
+    (waiting,) = await _events(runtime, till)
+    assert waiting.status.value == "RECEIVED"
+    assert waiting.detail is not None
+    assert waiting.detail.startswith("will be tried again: ConnectionResetError")
+    assert await _balance(till) == 0
+    await jobs.registry.jobs[PROCESS_JOB].handler(ctx, payload)  # PgQueuer's retry
+    (done,) = await _events(runtime, till)
+    assert done.status.value == "PROCESSED"
+    assert await _balance(till) == 75
+
+
 async def test_parallel_duplicates_of_a_closed_order_post_once(
     make_till: TillFactory, runtime: Runtime
 ) -> None:
@@ -365,7 +398,8 @@ async def test_only_the_integrations_organization_and_terminal_group_count(
     events = [
         table_event(elsewhere := order_id(), external=card(till), organization=OTHER_ORG),
         table_event(next_door := order_id(), external=card(till), terminal_group=OTHER_GROUP),
-        table_event(ours := order_id(), external=card(till)),
+        # iiko may spell the same id in capitals.
+        table_event(ours := order_id(), external=card(till), terminal_group=TERMINAL_GROUP.upper()),
     ]
     stored = await _delivered(till, runtime, events)
     assert {key: (e.status.value, e.detail) for key, e in stored.items()} == {
@@ -471,7 +505,7 @@ async def test_an_order_the_till_already_committed_is_not_posted_again(
     assert await _balance(till) == balance
 
 
-async def test_a_released_hold_leaves_the_closed_order_to_accrue(
+async def test_a_cancelled_hold_leaves_the_order_to_accrue_a_lapsed_one_to_the_till(
     make_till: TillFactory, runtime: Runtime
 ) -> None:
     till = await _iiko(make_till)
@@ -491,8 +525,13 @@ async def test_a_released_hold_leaves_the_closed_order_to_accrue(
         events = [table_event(o, external=card(till)) for o in (cancelled, lapsed)]
         stored = await _delivered(till, runtime, events)
 
-    assert [stored[o].status.value for o in (cancelled, lapsed)] == ["PROCESSED", "PROCESSED"]
-    assert await _balance(till) == 100 + 75 + 75
+    assert [stored[o].status.value for o in (cancelled, lapsed)] == ["PROCESSED", "IGNORED"]
+    assert await _balance(till) == 100 + 75
+    # The guest paid long after the pre-check: the till's commit still spends the points.
+    with time_machine.travel(utcnow() + timedelta(hours=1)):
+        commit = await till.call(f"/orders/{lapsed}/commit", {"amount": 150050}, key="c")
+    assert commit.status_code == 201, commit.text
+    assert (commit.json()["redeemed"], commit.json()["balance"]) == (10, 100 + 75 - 10 + 74)
 
 
 # What the receiver refuses or fails

@@ -417,6 +417,16 @@ async def test_malformed_requests_are_refused_with_problems(make_till: TillFacto
         ("GetCardInfoEx", '<!DOCTYPE ROOT><ROOT><QRY Card="1"/></ROOT>', "invalid_xml"),
         ("GetCardInfoEx", '<?xml version="1.0" encoding="shift_jis"?><ROOT/>', "invalid_xml"),
         ("GetCardInfoEx", '<?xml version="1.0" encoding="rot13"?><ROOT/>', "invalid_xml"),
+        # Codecs Python has and XML has not (they raised plain UnicodeErrors, or decoded
+        # to other text than the parser read).
+        ("GetCardInfoEx", '<?xml version="1.0" encoding="punycode"?><ROOT/>', "invalid_xml"),
+        ("GetCardInfoEx", '<?xml version="1.0" encoding="undefined"?><ROOT/>', "invalid_xml"),
+        (
+            "GetCardInfoEx",
+            '<?xml version="1.0" encoding="unicode_escape"?>'
+            '<ROOT><QRY Card="1" UnitNo="\\x00"/></ROOT>',
+            "invalid_xml",
+        ),
         (  # read as UTF-16 by its byte order mark, then naming no known encoding
             "GetCardInfoEx",
             '<?xml version="1.0" encoding="cp1251x"?><ROOT/>'.encode("utf-16"),

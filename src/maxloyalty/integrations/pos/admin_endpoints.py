@@ -61,8 +61,8 @@ class LevelMapping(BaseModel):
 class IntegrationSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    levels: dict[str, LevelMapping] = Field(
-        default={}, max_length=50, description="R-Keeper: level name → bonus/discount numbers"
+    levels: dict[str, LevelMapping] | None = Field(
+        default=None, max_length=50, description="R-Keeper: level name → bonus/discount numbers"
     )
     terminal_group_id: uuid.UUID | None = Field(
         default=None, description="iiko: only this terminal group's orders count here"

@@ -49,7 +49,7 @@ from maxloyalty.integrations.pos.models import PosIntegration
 from maxloyalty.kit.errors import AppError
 from maxloyalty.ledger import core
 from maxloyalty.ledger.models import LedgerOperation, PointTransaction, TxType
-from maxloyalty.ledger.operations import CashierRequest, Context, execute
+from maxloyalty.ledger.operations import CashierRequest, Context, check_key, execute
 from maxloyalty.loyalty.models import CardMode, LoyaltyLevel, LoyaltySystem, ProgramType
 from maxloyalty.loyalty.service import KOPECKS_PER_POINT, discount_percent, levels_of, percent_of
 
@@ -63,6 +63,23 @@ MAX_SUMMA = 10**10  # kopecks: a hundred million rubles
 MAX_CODE = 32  # a restaurant code, as R-Keeper's settings hold it
 SUMS = ("Sum2", "Sum3", "Sum4", "Sum5", "Sum6", "Sum7", "Sum8")
 INTEGER = re.compile(r"-?[0-9]{1,19}")  # ASCII only: int() would take "1_000" or " ١٢ "
+# What a till may declare (codecs.lookup names): Unicode, and the Cyrillic and Western
+# code pages that a Windows or DOS till might use.
+TEXT_ENCODINGS = frozenset(
+    {
+        "utf-8",
+        "utf-16",
+        "utf-16-le",
+        "utf-16-be",
+        "ascii",
+        "iso8859-1",
+        "iso8859-5",
+        "cp1251",
+        "cp1252",
+        "cp866",
+        "koi8-r",
+    }
+)
 DECLARED = re.compile(rb"(?:\xef\xbb\xbf)?<\?xml[^>]*?\sencoding\s*=\s*[\"']([A-Za-z][\w.-]*)[\"']")
 # Kinds whose Summa is negative in a normal check (payment from the card, discount);
 # bonus (2) and guest spend (3) are positive. A cancellation has every sign reversed.
@@ -109,8 +126,14 @@ def _decoded(body: bytes) -> str:
         declared = DECLARED.match(body)
         encoding = declared[1].decode() if declared else "utf-8"
     try:
+        known = codecs.lookup(encoding).name in TEXT_ENCODINGS
+    except LookupError:
+        known = False
+    if not known:  # Python also knows codecs (rot13, punycode, …) that XML parsers do not
+        raise BadRequest(f"The encoding {encoding[:40]!r} is not supported.", code="invalid_xml")
+    try:
         return body.decode(encoding)
-    except (LookupError, UnicodeDecodeError) as exc:
+    except UnicodeError as exc:
         raise BadRequest(f"The body is not {encoding} text: {exc}", code="invalid_xml") from exc
 
 
@@ -363,7 +386,8 @@ def _bonus(part: CardCheck) -> list[dict[str, Any]]:
 async def post_check(ctx: Context, integration: PosIntegration, root: Element, raw: str) -> None:
     """Apply every card's part of the check, or raise Refused (the caller rolls back)."""
     items, payments = _lines(root, "checklines"), _lines(root, "checkpayments")
-    for part in card_checks(root):
+    # Cards in one order, so that two checks naming the same cards lock them alike.
+    for part in sorted(card_checks(root), key=lambda p: int(p.card)):
         card = await _card_of(ctx, integration, part)
         discount = abs(part.sums.get(1, 0))
         if not part.spend and not part.card_paid:  # only R-Keeper's discount or bonus
@@ -372,7 +396,7 @@ async def post_check(ctx: Context, integration: PosIntegration, root: Element, r
                 ctx.session,
                 integration,
                 card,
-                business_key=part.key("note"),
+                business_key=part.key("note" if part.normal != {False} else "note:void"),
                 order_id=part.number,
                 items=items,
                 payments=payments + _bonus(part),
@@ -423,7 +447,7 @@ async def _sale_of(
 ) -> LedgerOperation | None:
     """The ledger operation that posted the part's sale (the ledger's business key)."""
     query = select(LedgerOperation).where(
-        LedgerOperation.business_key == f"check:{integration.restaurant_id}:{part.number}"
+        LedgerOperation.business_key == check_key(integration.restaurant_id, part.number)
     )
     return await ctx.session.scalar(query.with_for_update() if lock else query)
 

@@ -54,6 +54,7 @@ log = structlog.get_logger(__name__)
 DRAIN_JOB = "webhooks.drain"
 SWEEP_JOB = "webhooks.sweep"
 TIMEOUT_SECONDS = 15.0
+MAX_RESPONSE_BYTES = 2000  # of a receiver's answer, kept in the log
 MAX_RETRY_AFTER = timedelta(days=1)  # the schedule's longest gap
 
 
@@ -167,12 +168,20 @@ async def update_endpoint(
         target.is_active, target.disabled_reason = False, "disabled by an admin"
     elif patch.is_active and not target.is_active:
         target.is_active, target.disabled_reason = True, None
-        await session.execute(
-            update(WebhookDelivery)
+        # SKIP LOCKED: a drain may hold the head delivery while its request is out, and
+        # on a 410 it would wait for this endpoint row in turn (a deadlock); the one it
+        # holds gets its schedule from that attempt.
+        pending = (
+            select(WebhookDelivery.id)
             .where(
                 WebhookDelivery.endpoint_id == target.id,
                 WebhookDelivery.status == DeliveryStatus.PENDING,
             )
+            .with_for_update(skip_locked=True)
+        )
+        await session.execute(
+            update(WebhookDelivery)
+            .where(WebhookDelivery.id.in_(pending))
             .values(attempts=0, next_attempt_at=None)
         )
     await session.flush()
@@ -332,19 +341,31 @@ async def _post(settings: Settings, target: WebhookEndpoint, event: IntegrationE
             "webhook-timestamp": str(now),
             "webhook-signature": signature_header(_signing_secrets(target), msg_id, now, body),
             "user-agent": "MaxLoyalty-Webhooks/1",
+            "accept-encoding": "identity",  # the log keeps the answer as it came
         }
-        async with httpx.AsyncClient(
-            timeout=TIMEOUT_SECONDS, follow_redirects=False, trust_env=False
-        ) as client:
-            answer = await client.post(
+        async with (
+            httpx.AsyncClient(
+                timeout=TIMEOUT_SECONDS, follow_redirects=False, trust_env=False
+            ) as client,
+            client.stream(
+                "POST",
                 url.copy_with(host=str(pinned.address)),
                 content=body,
                 headers=headers,
                 extensions={"sni_hostname": url.raw_host.decode("ascii")},
-            )
+            ) as answer,
+        ):
+            # Only the start of the body is kept, read as UTF-8 whatever the receiver
+            # claims: a charset Python cannot decode must not fail the attempt's record.
+            start = b""
+            async for chunk in answer.aiter_raw():
+                start += chunk
+                if len(start) >= MAX_RESPONSE_BYTES:
+                    break
     except (httpx.HTTPError, httpx.InvalidURL) as exc:
         return _Answer(error=f"{type(exc).__name__}: {exc}"[:1000])
-    return _Answer(answer.status_code, answer.text[:2000], answer.headers.get("retry-after"))
+    text = start[:MAX_RESPONSE_BYTES].decode("utf-8", errors="replace")
+    return _Answer(answer.status_code, text, answer.headers.get("retry-after"))
 
 
 @dataclass(frozen=True)

@@ -85,7 +85,10 @@ async def iiko_webhook(request: Request) -> dict[str, int]:
     return {"received": len(stored)}
 
 
-@router.post("/api/pos/integrations/{integration_id}/events/{event_id}/replay")
+@router.post(
+    "/api/pos/integrations/{integration_id}/events/{event_id}/replay",
+    responses=problem_responses(503),
+)
 async def replay_event(
     integration_id: uuid.UUID,
     event_id: uuid.UUID,
@@ -100,7 +103,12 @@ async def replay_event(
     if event is None:
         raise NotFound("No such event.", code="event_not_found")
     assert admin.tenant_id is not None
-    handled = await webhook.handle(runtime_of(request).db, admin.tenant_id, event.id, again=True)
+    try:
+        handled = await webhook.handle(
+            runtime_of(request).db, admin.tenant_id, event.id, again=True
+        )
+    except webhook.RetryLater as busy:
+        raise AppError(str(busy), code="retry_later", status=503) from busy
     return PosEventOut.model_validate(handled)
 
 

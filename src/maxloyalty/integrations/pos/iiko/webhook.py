@@ -33,7 +33,7 @@ from maxloyalty.kit.clock import utcnow
 from maxloyalty.kit.db import Database
 from maxloyalty.kit.errors import AppError, NotFound
 from maxloyalty.ledger import holds
-from maxloyalty.ledger.models import LedgerOperation
+from maxloyalty.ledger.models import HoldStatus, LedgerOperation
 from maxloyalty.ledger.operations import CashierRequest, Context, execute, open_context
 
 log = structlog.get_logger(__name__)
@@ -247,7 +247,9 @@ async def _accrue(session: AsyncSession, integration: PosIntegration, event: Pos
     # The till's plugin may be holding or committing this very order right now.
     await holds.lock_order(session, integration.id, order_id)
     hold = await holds.latest_hold(session, integration.id, order_id)
-    if hold is not None and holds.is_live(hold, now):
+    # A hold that ran out still means the till will commit the check (a guest who pays
+    # long after the pre-check); only one the till cancelled leaves the order to us.
+    if hold is not None and hold.status in {HoldStatus.ACTIVE, HoldStatus.EXPIRED}:
         raise Skip("the till holds points for this order: its commit posts the check")
     ctx = await open_context(
         session, service.principal_of(integration), integration.restaurant_id, now
@@ -315,11 +317,22 @@ async def _locked(session: AsyncSession, event_id: uuid.UUID) -> PosEvent:
     return event
 
 
+class RetryLater(Exception):
+    """A passing failure (the database, a concurrent operation on the order): the event is
+    left RECEIVED, and the job that handles it runs again."""
+
+
+def _passing(error: Exception) -> bool:
+    # The ledger's own refusals are final; anything else may well pass.
+    return not isinstance(error, AppError) or error.code == "operation_in_flight"
+
+
 async def handle(
     db: Database, tenant_id: uuid.UUID, event_id: uuid.UUID, *, again: bool = False
 ) -> PosEvent:
-    """Process one stored event in its own transaction; a failure is noted on the event.
-    Only a RECEIVED event is processed, unless `again` (an admin's replay)."""
+    """Process one stored event in its own transaction; a refusal is noted on the event
+    (FAILED), a passing failure too, before RetryLater. Only a RECEIVED event is processed,
+    unless `again` (an admin's replay)."""
     try:
         async with db.transaction(tenant_id) as session:
             event = await _locked(session, event_id)
@@ -330,11 +343,19 @@ async def handle(
             await process(session, integration, event)
             return event
     except Exception as error:
-        log.warning("iiko_event_failed", event_id=str(event_id), error=type(error).__name__)
+        passing = _passing(error)
+        log.warning(
+            "iiko_event_failed", event_id=str(event_id), error=type(error).__name__, retry=passing
+        )
         async with db.transaction(tenant_id) as session:
             event = await _locked(session, event_id)
             mark_failed(event, error)
-            return event
+            if passing:
+                event.status, event.processed_at = PosEventStatus.RECEIVED, None
+                event.detail = f"will be tried again: {event.detail}"[:1000]
+        if passing:
+            raise RetryLater(event.detail) from error
+        return event
 
 
 @jobs.registry.job(PROCESS_JOB)
