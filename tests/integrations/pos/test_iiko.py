@@ -432,18 +432,23 @@ async def test_an_order_closed_again_with_another_sum_keeps_its_first_posting(
 # Holds
 
 
+async def _hold(till: Till, order: str, points: int) -> None:
+    """The till's plugin holds points for the order (a 1500.50 ₽ check)."""
+    held = await till.call(
+        f"/orders/{order}/hold",
+        {"card_id": str(till.shop.card.id), "points": points, "check_amount": 150050},
+        key=f"h-{order}",
+    )
+    assert held.status_code == 201, held.text
+
+
 async def test_an_order_the_till_holds_points_for_is_left_to_the_till(
     make_till: TillFactory, runtime: Runtime
 ) -> None:
     till = await _iiko(make_till)
     await till.credit(100)
     order = order_id()
-    held = await till.call(
-        f"/orders/{order}/hold",
-        {"card_id": str(till.shop.card.id), "points": 50, "check_amount": 150050},
-        key="h",
-    )
-    assert held.status_code == 201, held.text
+    await _hold(till, order, 50)
     stored = await _delivered(till, runtime, [table_event(order, external=card(till))])
     assert stored[order].status.value == "IGNORED"
     assert stored[order].detail is not None
@@ -486,12 +491,7 @@ async def test_an_order_the_till_already_committed_is_not_posted_again(
     till = await _iiko(make_till)
     await till.credit(100)
     order = order_id()
-    held = await till.call(
-        f"/orders/{order}/hold",
-        {"card_id": str(till.shop.card.id), "points": 50, "check_amount": 150050},
-        key="h",
-    )
-    assert held.status_code == 201, held.text
+    await _hold(till, order, 50)
     commit = await till.call(f"/orders/{order}/commit", {"amount": 150050}, key="c")
     assert commit.status_code == 201, commit.text
     balance = await _balance(till)
@@ -512,12 +512,7 @@ async def test_a_cancelled_hold_leaves_the_order_to_accrue_a_lapsed_one_to_the_t
     await till.credit(100)
     cancelled, lapsed = order_id(), order_id()
     for order in (cancelled, lapsed):
-        held = await till.call(
-            f"/orders/{order}/hold",
-            {"card_id": str(till.shop.card.id), "points": 10, "check_amount": 150050},
-            key=f"h-{order}",
-        )
-        assert held.status_code == 201, held.text
+        await _hold(till, order, 10)
     assert (await till.call(f"/orders/{cancelled}/cancel", key="x")).status_code == 200
 
     # The other hold's time runs out (the sweeper has not marked it EXPIRED yet).
