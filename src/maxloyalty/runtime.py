@@ -19,6 +19,7 @@ from maxloyalty.kit import crypto
 from maxloyalty.kit.cache import Cache, cache_from_url
 from maxloyalty.kit.db import Database, runtime_urls
 from maxloyalty.kit.embedded import resolve_owner_url
+from maxloyalty.kit.jobs import JobContext
 from maxloyalty.kit.ratelimit import RateLimiter
 
 
@@ -90,6 +91,10 @@ class Runtime:
             qr=QrSigner(_subkey(secret, b"card-qr")),
             sms=sms_sender(sms_config(settings)),
         )
+
+    def job_context(self) -> JobContext:
+        """What the jobs this process runs get of it."""
+        return JobContext(db=self.db, settings=self.settings, cache=self.cache)
 
     async def close(self) -> None:
         await self.sms.aclose()

@@ -16,7 +16,7 @@ from maxloyalty.integrations.pos.iiko import sync as _iiko_jobs  # noqa: F401
 from maxloyalty.integrations.pos.iiko import webhook as _iiko_event_jobs  # noqa: F401
 from maxloyalty.integrations.webhooks import service as _webhook_jobs  # noqa: F401
 from maxloyalty.kit import events as _event_jobs  # noqa: F401
-from maxloyalty.kit.jobs import JobContext, build_worker
+from maxloyalty.kit.jobs import build_worker
 from maxloyalty.ledger import holds as _hold_jobs  # noqa: F401
 from maxloyalty.ledger import tasks as _ledger_jobs  # noqa: F401
 from maxloyalty.loyalty import tasks as _loyalty_jobs  # noqa: F401
@@ -36,7 +36,7 @@ async def run_worker(
     """Process jobs until `stop` is set (or, with `drain`, until the queue is empty)."""
     connection = await asyncpg.connect(_dsn(runtime))
     try:
-        pgq = build_worker(connection, JobContext(db=runtime.db, settings=runtime.settings))
+        pgq = build_worker(connection, runtime.job_context())
         mode = QueueExecutionMode.drain if drain else QueueExecutionMode.continuous
         runner = asyncio.create_task(
             pgq.run(mode=mode, batch_size=batch_size, dequeue_timeout=timedelta(seconds=5))

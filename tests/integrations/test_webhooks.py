@@ -27,7 +27,6 @@ from maxloyalty.integrations.webhooks.models import (
 )
 from maxloyalty.integrations.webhooks.signing import sign
 from maxloyalty.kit import events
-from maxloyalty.kit.jobs import JobContext
 from maxloyalty.network.models import Restaurant
 from maxloyalty.network.schemas import RestaurantCreate
 from maxloyalty.network.service import create_restaurant
@@ -81,15 +80,11 @@ async def ping(runtime: Runtime, tenant_id: uuid.UUID, n: int) -> events.Integra
         return await events.publish(session, tenant_id, "test.ping", {"n": n})
 
 
-def job_context(runtime: Runtime) -> JobContext:
-    return JobContext(db=runtime.db, settings=runtime.settings)
-
-
 async def send_now(
     runtime: Runtime, event: events.IntegrationEvent, endpoint_id: uuid.UUID
 ) -> None:
     """Run the outbox for `event` and then one drain of the endpoint, here and now."""
-    ctx = job_context(runtime)
+    ctx = runtime.job_context()
     await events.deliver(ctx, {"tenant_id": str(event.tenant_id), "event_id": str(event.id)})
     await service.drain(ctx, event.tenant_id, endpoint_id)
 

@@ -24,7 +24,6 @@ from tests.integrations.test_webhooks import (
     HeaderAnswer,
     attempts_of,
     drain,
-    job_context,
     ping,
     received,
     register,
@@ -154,7 +153,7 @@ async def test_one_request_at_a_time_per_endpoint(
 ) -> None:
     tenant = await make_tenant(runtime)
     admin = auth(Role.RESTAURANT_ADMIN, tenant.id)
-    ctx = job_context(runtime)
+    ctx = runtime.job_context()
     async with GatedServer() as receiver:
         hook = await register(client, admin, receiver.url)
         endpoint_id = uuid.UUID(hook["id"])
@@ -185,7 +184,7 @@ async def test_the_sweep_wakes_a_queue_whose_wake_up_was_lost(
     client: httpx.AsyncClient, runtime: Runtime, auth: TokenFactory, owner_engine: AsyncEngine
 ) -> None:
     tenant = await make_tenant(runtime)
-    ctx = job_context(runtime)
+    ctx = runtime.job_context()
     async with FakeServer() as receiver:
         hook = await register(client, auth(Role.RESTAURANT_ADMIN, tenant.id), receiver.url)
         event = await ping(runtime, tenant.id, 1)

@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from maxloyalty.config import Settings
 from maxloyalty.kit import metrics
+from maxloyalty.kit.cache import Cache
 from maxloyalty.kit.db import Database
 
 log = structlog.get_logger(__name__)
@@ -36,6 +37,7 @@ Payload = dict[str, Any]
 class JobContext:
     db: Database
     settings: Settings
+    cache: Cache  # the process's: Redis when configured, else its memory
 
 
 Handler = Callable[[JobContext, Payload], Awaitable[None]]

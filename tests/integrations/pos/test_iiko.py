@@ -283,7 +283,8 @@ async def test_the_job_run_again_handles_nothing_twice(
     (first,) = await _events(runtime, till)
 
     await jobs.registry.jobs[PROCESS_JOB].handler(
-        jobs.JobContext(db=runtime.db, settings=runtime.settings), json.loads(bytes(queued))
+        runtime.job_context(),
+        json.loads(bytes(queued)),
     )
 
     (again,) = await _events(runtime, till)
@@ -312,7 +313,7 @@ async def test_a_passing_failure_leaves_the_event_to_the_jobs_retry(
 
     monkeypatch.setattr(webhook_module, "process", flaky)
     payload = {"tenant_id": str(till.shop.tenant.id), "event_ids": [str(stored.id)]}
-    ctx = jobs.JobContext(db=runtime.db, settings=runtime.settings)
+    ctx = runtime.job_context()
     with pytest.raises(RetryLater):
         await jobs.registry.jobs[PROCESS_JOB].handler(ctx, payload)
     (waiting,) = await _events(runtime, till)
@@ -792,7 +793,8 @@ async def test_iiko_failures_are_recorded_and_retried(
         assert len(queued) == 1
 
         await jobs.registry.jobs[REGISTER_JOB].handler(
-            jobs.JobContext(db=runtime.db, settings=runtime.settings), json.loads(bytes(queued[0]))
+            runtime.job_context(),
+            json.loads(bytes(queued[0])),
         )
 
         syncs = (await till.client.get(f"{base}/syncs", headers=till.admin)).json()["items"]

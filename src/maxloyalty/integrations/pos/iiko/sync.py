@@ -29,7 +29,7 @@ from maxloyalty.integrations.pos.models import (
 )
 from maxloyalty.integrations.webhooks.ssrf import check_target
 from maxloyalty.kit import jobs
-from maxloyalty.kit.cache import Cache, cache_from_url
+from maxloyalty.kit.cache import Cache
 from maxloyalty.kit.clock import utcnow
 from maxloyalty.kit.errors import AppError
 from maxloyalty.kit.ids import uuid7
@@ -165,17 +165,9 @@ async def register_webhook(
 @jobs.registry.job(REGISTER_JOB)
 async def retry_register(ctx: jobs.JobContext, payload: jobs.Payload) -> None:
     tenant_id = uuid.UUID(str(payload["tenant_id"]))
-    # Jobs get no cache of their own: with Redis this one is the shared one; without, the
-    # retry (minutes after the last) simply logs in again.
-    cache = cache_from_url(ctx.settings.redis_url, ctx.settings.redis_key_prefix)
-    try:
-        async with ctx.db.transaction(tenant_id) as session:
-            integration = await session.get(
-                PosIntegration, uuid.UUID(str(payload["integration_id"]))
-            )
-            if integration is None or not integration.is_active:
-                return
-            attempt = int(str(payload["attempt"]))
-            await register_webhook(session, ctx.settings, cache, integration, attempt)
-    finally:
-        await cache.close()
+    async with ctx.db.transaction(tenant_id) as session:
+        integration = await session.get(PosIntegration, uuid.UUID(str(payload["integration_id"])))
+        if integration is None or not integration.is_active:
+            return
+        attempt = int(str(payload["attempt"]))
+        await register_webhook(session, ctx.settings, ctx.cache, integration, attempt)
