@@ -8,10 +8,12 @@ from typing import Any
 import httpx
 import pytest
 
+from maxloyalty.guests.models import GuestCard
 from maxloyalty.identity.models import User
 from maxloyalty.identity.principal import Role
 from maxloyalty.runtime import Runtime
 from tests.conftest import TokenFactory
+from tests.factories import make_guest
 from tests.ledger import conftest as ledger_fixtures
 from tests.ledger.conftest import Shop
 
@@ -39,6 +41,12 @@ class Till:
     ) -> httpx.Response:
         headers = self.headers | ({"Idempotency-Key": key} if key else {})
         return await self.client.post(f"/api/pos/v1{path}", json=body or {}, headers=headers)
+
+    async def guest(self, runtime: Runtime, phone: str | None = None) -> GuestCard:
+        """Another member of the till's network, registered at its restaurant."""
+        return await make_guest(
+            runtime, self.shop.system, phone=phone, restaurant_id=self.shop.restaurant.id
+        )
 
     async def credit(self, points: int) -> None:
         answer = await self.shop.client.post(

@@ -21,7 +21,6 @@ from maxloyalty.ledger.idempotency import request_hash
 from maxloyalty.ledger.models import HoldStatus, PointHold
 from maxloyalty.ledger.operations import CashierRequest
 from maxloyalty.runtime import Runtime
-from tests.factories import make_guest
 from tests.integrations.pos.conftest import Till, TillFactory
 from tests.signing import ml_signature
 
@@ -355,7 +354,7 @@ async def test_a_commit_on_another_card_spends_nothing_the_hold_reserved(
     make_till: TillFactory, runtime: Runtime
 ) -> None:
     till = await _ready(make_till)
-    other = await make_guest(runtime, till.shop.system)
+    other = await till.guest(runtime)
     await till.call(
         "/orders/M/hold",
         {"card_id": str(till.shop.card.id), "points": 300, "check_amount": 100000},

@@ -28,7 +28,6 @@ from maxloyalty.kit.clock import utcnow
 from maxloyalty.ledger.models import PointTransaction, TxType
 from maxloyalty.runtime import Runtime
 from maxloyalty.worker import run_worker
-from tests.factories import make_guest
 from tests.integrations.iiko_fake import (
     LOGIN,
     UPDATE_WEBHOOKS,
@@ -232,9 +231,7 @@ async def test_closed_order_accrues_once_and_a_repeated_event_is_ignored(
     make_till: TillFactory, runtime: Runtime
 ) -> None:
     till = await _iiko(make_till)
-    guest = await make_guest(
-        runtime, till.shop.system, phone=PHONE, restaurant_id=till.shop.restaurant.id
-    )
+    guest = await till.guest(runtime, PHONE)
     order = order_id()
     answer = await _post(till, [table_event(order), stop_list_event()])
     assert answer.status_code == 200, answer.text
@@ -380,9 +377,7 @@ async def test_a_delivery_is_found_by_the_guests_phone(
     make_till: TillFactory, runtime: Runtime
 ) -> None:
     till = await _iiko(make_till)
-    guest = await make_guest(
-        runtime, till.shop.system, phone=PHONE, restaurant_id=till.shop.restaurant.id
-    )
+    guest = await till.guest(runtime, PHONE)
     delivery = order_id()
     stored = await _delivered(till, runtime, [delivery_event(delivery, phone="8 925 123-45-67")])
     assert stored[delivery].status.value == "PROCESSED"
@@ -695,9 +690,7 @@ async def test_a_replayed_event_accrues_once_the_guest_has_joined(
     order = order_id()
     stored = await _delivered(till, runtime, [table_event(order, phone="+79257770000")])
     assert stored[order].status.value == "IGNORED"
-    await make_guest(
-        runtime, till.shop.system, phone="+79257770000", restaurant_id=till.shop.restaurant.id
-    )
+    await till.guest(runtime, "+79257770000")
     path = f"/api/pos/integrations/{till.integration['id']}/events/{stored[order].id}/replay"
     replayed = await till.client.post(path, headers=till.admin)
     assert replayed.status_code == 200, replayed.text

@@ -11,7 +11,6 @@ from sqlalchemy import select
 from maxloyalty.ledger.models import PointTransaction, TxStatus, TxType
 from maxloyalty.loyalty.service import LevelSpec
 from maxloyalty.runtime import Runtime
-from tests.factories import make_guest
 from tests.integrations.pos.conftest import TillFactory
 from tests.integrations.pos.test_rkeeper import (
     CHECK_XML,
@@ -40,7 +39,7 @@ async def test_a_check_with_one_bad_part_applies_nothing(
     make_till: TillFactory, runtime: Runtime
 ) -> None:
     till = await rkeeper(make_till)
-    other = await make_guest(runtime, till.shop.system, restaurant_id=till.shop.restaurant.id)
+    other = await till.guest(runtime)
     good, second = number_of(till.shop.card), number_of(other)
     refusals = [
         (check_xml((good, 3, 100000), ("424242", 3, 100000)), "No card 424242"),
@@ -91,7 +90,7 @@ async def test_a_check_with_two_cards_posts_each_once(
     make_till: TillFactory, runtime: Runtime
 ) -> None:
     till = await rkeeper(make_till)
-    other = await make_guest(runtime, till.shop.system, restaurant_id=till.shop.restaurant.id)
+    other = await till.guest(runtime)
     first, second = number_of(till.shop.card), number_of(other)
     check = check_xml((first, 3, 100000), (first, 0, -10000), (second, 3, 40000))
     for _ in range(2):
@@ -120,7 +119,7 @@ async def test_discounts_and_rkeeper_bonuses_are_recorded_not_booked(
     make_till: TillFactory, runtime: Runtime
 ) -> None:
     till = await rkeeper(make_till)
-    other = await make_guest(runtime, till.shop.system, restaurant_id=till.shop.restaurant.id)
+    other = await till.guest(runtime)
     number, bonus_only = number_of(till.shop.card), number_of(other)
     check = check_xml(
         (number, 3, 200000), (number, 1, -4000), (number, 2, 3000), (bonus_only, 2, 1500)
