@@ -97,8 +97,10 @@ async def test_guest_of_two_networks_is_one_person(
 
 
 async def test_wrong_codes_kill_the_code_after_five(
-    client: httpx.AsyncClient, runtime: Runtime
+    client: httpx.AsyncClient, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # The phone's own lock (tests/identity/test_auth_limits.py) set wide, to see the code's.
+    monkeypatch.setattr(runtime.settings, "rate_limit_login_failures", "50 per 15 minutes")
     tenant = await make_tenant(runtime)
     await register(client, tenant.id)
     code = last_code(runtime)

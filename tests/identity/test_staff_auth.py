@@ -96,6 +96,7 @@ async def test_wrong_password_is_audited_and_locks_after_five(
         assert_problem(wrong, 401, "invalid_credentials")
     locked = await client.post("/api/auth/login", json={"login": email, "password": PASSWORD})
     assert_problem(locked, 429, "account_locked")
+    assert 1 <= int(locked.headers["Retry-After"]) <= 15 * 60
     unknown = await client.post(
         "/api/auth/login", json={"login": "nobody@example.com", "password": "x"}
     )

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response, status
 
+from maxloyalty.config import Settings
 from maxloyalty.identity import guest_auth, sessions
 from maxloyalty.identity.dependencies import authenticate
 from maxloyalty.identity.login import staff_login
@@ -22,11 +24,31 @@ from maxloyalty.identity.schemas import (
 )
 from maxloyalty.identity.sessions import TokenPair, user_of_refresh_token
 from maxloyalty.identity.telegram import validate_init_data
+from maxloyalty.identity.throttle import client_ip
 from maxloyalty.kit.db import keeping_rejections
 from maxloyalty.kit.errors import AppError, problem_responses
 from maxloyalty.runtime import runtime_of
 
 router = APIRouter(prefix="/api/auth", tags=["auth"], responses=problem_responses(400, 422, 429))
+
+
+def per_ip(scope: str, rule: Callable[[Settings], str]) -> Any:
+    """A route dependency: one hit per request from the caller's IP against `rule`, counted
+    per route (`scope`); over it, 429 `rate_limited` with `Retry-After`."""
+
+    async def limit(request: Request) -> None:
+        runtime = runtime_of(request)
+        await runtime.limiter.hit(rule(runtime.settings), f"{scope}-ip", client_ip())
+
+    return Depends(limit)
+
+
+def _default(settings: Settings) -> str:
+    return settings.rate_limit_default
+
+
+def _sign_in(settings: Settings) -> str:
+    return settings.rate_limit_login
 
 
 @router.post("/login", responses=problem_responses(401, 403, 409))
@@ -48,7 +70,9 @@ async def login(body: LoginRequest, request: Request) -> TokenPair:
         return tokens
 
 
-@router.post("/refresh", responses=problem_responses(401, 403))
+@router.post(
+    "/refresh", responses=problem_responses(401, 403), dependencies=[per_ip("refresh", _default)]
+)
 async def refresh(body: RefreshRequest, request: Request) -> TokenPair:
     """Rotate a refresh token. Presenting a used one revokes its whole session family."""
     runtime = runtime_of(request)
@@ -59,7 +83,12 @@ async def refresh(body: RefreshRequest, request: Request) -> TokenPair:
         return tokens
 
 
-@router.post("/logout", status_code=status.HTTP_204_NO_CONTENT, responses=problem_responses(401))
+@router.post(
+    "/logout",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problem_responses(401),
+    dependencies=[per_ip("logout", _default)],
+)
 async def logout(body: RefreshRequest, request: Request) -> Response:
     runtime = runtime_of(request)
     user_id = user_of_refresh_token(body.refresh_token)
@@ -91,7 +120,7 @@ async def register(body: RegisterRequest, request: Request) -> CodeSentOut:
     return CodeSentOut(expires_in=sent.expires_in, resend_after=sent.resend_after)
 
 
-@router.post("/verify", responses=problem_responses(403))
+@router.post("/verify", responses=problem_responses(403), dependencies=[per_ip("verify", _sign_in)])
 async def verify(body: VerifyRequest, request: Request) -> TokenPair:
     """Exchange the SMS code for the guest's tokens."""
     runtime = runtime_of(request)
@@ -100,6 +129,7 @@ async def verify(body: VerifyRequest, request: Request) -> TokenPair:
             session,
             runtime.settings,
             runtime.sessions,
+            runtime.limiter,
             runtime.otp_key,
             tenant_id=body.tenant_id,
             phone=body.phone,
@@ -109,7 +139,11 @@ async def verify(body: VerifyRequest, request: Request) -> TokenPair:
         return tokens
 
 
-@router.post("/telegram", responses=problem_responses(401, 403, 404, 503))
+@router.post(
+    "/telegram",
+    responses=problem_responses(401, 403, 404, 503),
+    dependencies=[per_ip("telegram", _default)],
+)
 async def telegram(body: TelegramLoginRequest, request: Request) -> TokenPair:
     """Sign a guest in from the Telegram Mini App with its `initData`."""
     runtime = runtime_of(request)

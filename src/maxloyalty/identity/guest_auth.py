@@ -28,6 +28,7 @@ from maxloyalty.identity.models import Consent, ConsentKind, OtpCode, User, User
 from maxloyalty.identity.principal import Principal, Role
 from maxloyalty.identity.sessions import SessionPolicy, TokenPair, ensure_can_sign_in, open_session
 from maxloyalty.identity.telegram import TelegramUser
+from maxloyalty.identity.throttle import count_failure, refuse_if_locked
 from maxloyalty.integrations.sms import SmsError, SmsSender
 from maxloyalty.integrations.sms.base import mask_phone
 from maxloyalty.kit import context
@@ -183,17 +184,32 @@ async def _sign_in_guest(
     return await open_session(session, policy, principal)
 
 
+async def _failed_verify(
+    session: AsyncSession, limiter: RateLimiter, rule: str, index: str, e164: str
+) -> None:
+    await count_failure(limiter, rule, "otp", index)
+    await record(session, "auth.otp_failed", "phone", mask_phone(e164))
+
+
 async def verify_code(
     session: AsyncSession,
     settings: Settings,
     policy: SessionPolicy,
+    limiter: RateLimiter,
     hmac_key: bytes,
     *,
     tenant_id: uuid.UUID,
     phone: str,
     code: str,
 ) -> TokenPair:
-    index = phone_index(normalize_phone(phone))
+    e164 = normalize_phone(phone)
+    index = phone_index(e164)
+    # Wrong codes count against the phone like failed logins against an account: the
+    # per-code cap alone would let a caller try every fresh code it asks for.
+    failures = settings.rate_limit_login_failures
+    await refuse_if_locked(
+        session, limiter, failures, "otp", index, entity_type="phone", entity_id=mask_phone(e164)
+    )
     now = utcnow()
     otp = await session.scalar(
         select(OtpCode)
@@ -203,10 +219,11 @@ async def verify_code(
         .with_for_update()
         .execution_options(populate_existing=True)
     )
-    wrong = AppError("The code is wrong or has expired.", code="otp_invalid", status=400)
     if otp is None or otp.expires_at <= now or otp.attempts >= settings.otp_max_attempts:
-        raise wrong
+        await _failed_verify(session, limiter, failures, index, e164)
+        raise Rejection("The code is wrong or has expired.", code="otp_invalid", status=400)
     if not hmac.compare_digest(otp.code_hash, _code_hash(hmac_key, otp.id, code)):
+        await _failed_verify(session, limiter, failures, index, e164)
         otp.attempts += 1
         left = settings.otp_max_attempts - otp.attempts
         if left <= 0:
@@ -223,7 +240,7 @@ async def verify_code(
     user = await session.scalar(select(User).where(User.phone_hash == index))
     if user is None:
         user = User(
-            phone=normalize_phone(phone),
+            phone=e164,
             phone_hash=index,
             role=Role.GUEST,
             phone_verified=True,

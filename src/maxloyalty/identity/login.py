@@ -20,6 +20,7 @@ from maxloyalty.identity.sessions import (
     open_session,
     principal_for,
 )
+from maxloyalty.identity.throttle import client_ip, count_failure, refuse_if_locked
 from maxloyalty.kit import context
 from maxloyalty.kit.clock import utcnow
 from maxloyalty.kit.db import bind
@@ -72,21 +73,17 @@ async def staff_login(
     tenant_id: uuid.UUID | None = None,
     device_fingerprint: str | None = None,
 ) -> TokenPair:
-    ip = context.client.get().ip or "unknown"
-    await limiter.hit(settings.rate_limit_login, "login-ip", ip)
+    await limiter.hit(settings.rate_limit_login, "login-ip", client_ip())
     index = login_index(login)
-    if not await limiter.test(settings.rate_limit_login_failures, "login-failures", index):
-        await record(session, "auth.login_locked", "login", index[:16])
-        raise Rejection(
-            "Too many failed attempts for this account; try again later.",
-            code="account_locked",
-            status=429,
-        )
+    failures = settings.rate_limit_login_failures
+    await refuse_if_locked(
+        session, limiter, failures, "login", index, entity_type="login", entity_id=index[:16]
+    )
     user = await session.scalar(
         select(User).where((User.email_hash == index) | (User.phone_hash == index))
     )
     if not verify_password(user.password_hash if user else None, password):
-        await limiter.count(settings.rate_limit_login_failures, "login-failures", index)
+        await count_failure(limiter, failures, "login", index)
         await record(session, "auth.login_failed", "user", user.id if user else None)
         raise Rejection("Wrong login or password.", code="invalid_credentials", status=401)
     assert user is not None

@@ -27,15 +27,18 @@ class RateLimiter:
 
     async def hit(self, rule: str, *keys: str) -> None:
         """Count one hit of `keys` against `rule` (e.g. "10/minute"); 429 when over it."""
-        limit = parse(rule)
-        if await self._limiter.hit(limit, *keys):
+        if await self._limiter.hit(parse(rule), *keys):
             return
-        stats = await self._limiter.get_window_stats(limit, *keys)
-        retry_after = max(1, math.ceil(stats.reset_time - time.time()))
+        retry_after = await self.retry_after(rule, *keys)
         raise TooManyRequests(
             f"Too many requests; try again in {retry_after} s.",
             headers={"Retry-After": str(retry_after)},
         )
+
+    async def retry_after(self, rule: str, *keys: str) -> int:
+        """Whole seconds until the oldest hit in `keys`' window ages out (at least 1)."""
+        stats = await self._limiter.get_window_stats(parse(rule), *keys)
+        return max(1, math.ceil(stats.reset_time - time.time()))
 
     async def test(self, rule: str, *keys: str) -> bool:
         """Whether one more hit would still be within `rule` (counts nothing)."""
