@@ -6,7 +6,8 @@ import asyncio
 import uuid
 
 import httpx
-from sqlalchemy import select
+from sqlalchemy import select, text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from maxloyalty.audit.models import ActivityLog
 from maxloyalty.identity.principal import Role
@@ -214,3 +215,34 @@ async def test_platform_owner_creates_and_lists_tenants(
     assert [t["slug"] for t in listed["items"]] == ["new-chain"]
     admin = auth(Role.RESTAURANT_ADMIN, uuid.UUID(created.json()["id"]))
     assert_problem(await client.get("/api/platform/tenants", headers=admin), 403, "role_forbidden")
+
+
+async def test_every_platform_call_is_audited_with_the_owner_as_actor(
+    client: httpx.AsyncClient, auth: TokenFactory, owner_engine: AsyncEngine
+) -> None:
+    owner_id = uuid.uuid4()
+    owner = auth(Role.OWNER, subject=owner_id)
+    body = {"name": "Сеть", "slug": "audited-chain"}
+    assert (await client.post("/api/platform/tenants", json=body, headers=owner)).is_success
+    taken = await client.post("/api/platform/tenants", json=body, headers=owner)
+    assert_problem(taken, 409, "tenant_slug_taken")
+    assert (await client.get("/api/platform/tenants?limit=5", headers=owner)).is_success
+    # Refused callers never reach the platform session: nothing is logged for them.
+    assert_problem(await client.get("/api/platform/tenants"), 401, "not_authenticated")
+
+    async with owner_engine.connect() as conn:
+        rows = (
+            await conn.execute(
+                text(
+                    "SELECT action, entity_id, actor_id, actor_role, after FROM activity_log"
+                    " WHERE action LIKE 'platform.%' ORDER BY created_at"
+                )
+            )
+        ).all()
+    assert [(r.action, r.entity_id) for r in rows] == [
+        ("platform.write", "POST /api/platform/tenants"),
+        ("platform.write", "POST /api/platform/tenants"),
+        ("platform.read", "GET /api/platform/tenants"),
+    ]
+    assert {(r.actor_id, r.actor_role) for r in rows} == {(owner_id, "OWNER")}
+    assert rows[2].after == {"path": "/api/platform/tenants", "query": {"limit": "5"}}

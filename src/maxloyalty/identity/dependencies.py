@@ -16,6 +16,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from maxloyalty.audit.service import record
 from maxloyalty.identity.api_keys import (
     CACHE_SECONDS,
     KEY_PREFIX,
@@ -140,3 +141,24 @@ async def tenant_session(
 
 
 TenantSession = Annotated[AsyncSession, Depends(tenant_session)]
+
+
+async def platform_session(
+    request: Request, _owner: Annotated[Principal, Depends(Authorize(Role.OWNER))]
+) -> AsyncIterator[AsyncSession]:
+    """The platform owner's cross-tenant session. Every use is in the activity log, committed
+    before the route runs, so that a read which fails half-way is on record too."""
+    route = getattr(request.scope.get("route"), "path", request.url.path)
+    async with runtime_of(request).db.platform_session() as session:
+        await record(
+            session,
+            "platform.read" if request.method in {"GET", "HEAD"} else "platform.write",
+            "route",
+            f"{request.method} {route}"[:64],
+            after={"path": request.url.path, "query": dict(request.query_params)},
+        )
+        await session.commit()
+        yield session
+
+
+PlatformSession = Annotated[AsyncSession, Depends(platform_session)]

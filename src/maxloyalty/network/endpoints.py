@@ -5,9 +5,9 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request, status
+from fastapi import APIRouter, Depends, status
 
-from maxloyalty.identity.dependencies import Authorize, TenantSession
+from maxloyalty.identity.dependencies import Authorize, PlatformSession, TenantSession
 from maxloyalty.identity.principal import Principal, Role
 from maxloyalty.kit.errors import problem_responses
 from maxloyalty.kit.pagination import Page, PageParams, make_page, page_params
@@ -21,14 +21,12 @@ from maxloyalty.network.schemas import (
     TenantCreate,
     TenantOut,
 )
-from maxloyalty.runtime import runtime_of
 
 router = APIRouter(tags=["restaurants"], responses=problem_responses(401, 403, 422))
 platform_router = APIRouter(tags=["platform"], responses=problem_responses(401, 403, 422))
 
 Staff = Annotated[Principal, Depends(Authorize(Role.RESTAURANT_ADMIN, Role.MANAGER, Role.CASHIER))]
 Admin = Annotated[Principal, Depends(Authorize(Role.RESTAURANT_ADMIN))]
-Owner = Annotated[Principal, Depends(Authorize(Role.OWNER))]
 Paging = Annotated[PageParams, Depends(page_params)]
 
 
@@ -104,15 +102,13 @@ async def create_point_of_sale(
     status_code=status.HTTP_201_CREATED,
     responses=problem_responses(400, 409),
 )
-async def create_tenant(body: TenantCreate, _owner: Owner, request: Request) -> TenantOut:
-    async with runtime_of(request).db.platform_session() as platform:
-        tenant = await service.create_tenant(platform, body)
-        await platform.commit()
-        return TenantOut.model_validate(tenant)
+async def create_tenant(body: TenantCreate, platform: PlatformSession) -> TenantOut:
+    tenant = await service.create_tenant(platform, body)
+    await platform.commit()
+    return TenantOut.model_validate(tenant)
 
 
 @platform_router.get("/api/platform/tenants", response_model=Page[TenantOut])
-async def list_tenants(_owner: Owner, request: Request, paging: Paging) -> Page[TenantOut]:
-    async with runtime_of(request).db.platform_session() as platform:
-        rows, cursor = make_page(await service.list_tenants(platform, paging), paging)
-        return Page(items=[TenantOut.model_validate(t) for t in rows], next_cursor=cursor)
+async def list_tenants(platform: PlatformSession, paging: Paging) -> Page[TenantOut]:
+    rows, cursor = make_page(await service.list_tenants(platform, paging), paging)
+    return Page(items=[TenantOut.model_validate(t) for t in rows], next_cursor=cursor)
