@@ -5,19 +5,22 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
 
 import httpx
 import pytest
 from sqlalchemy import make_url, pool, text
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from maxloyalty.app import create_app
 from maxloyalty.config import Settings
+from maxloyalty.identity.models import User, UserRole, UserSession
 from maxloyalty.identity.principal import Principal, Role
 from maxloyalty.identity.tokens import TokenKeys, issue_access_token
+from maxloyalty.kit.clock import utcnow
 from maxloyalty.kit.db import async_url
 from maxloyalty.kit.embedded import start_embedded_postgres
 from maxloyalty.kit.migrate import migrate
@@ -119,14 +122,15 @@ async def client(runtime: Runtime, owner_engine: AsyncEngine) -> AsyncIterator[h
         yield c
 
 
-TokenFactory = Callable[..., dict[str, str]]
+TokenFactory = Callable[..., Awaitable[dict[str, str]]]
 
 
 @pytest.fixture
-def auth() -> TokenFactory:
-    """`auth(role, tenant_id, restaurant_ids=...)` → an Authorization header."""
+def auth(runtime: Runtime) -> TokenFactory:
+    """`await auth(role, tenant_id, restaurant_ids=...)` → an Authorization header: a real
+    person with that role, signed in (a session row), as login would leave them."""
 
-    def make(
+    async def make(
         role: Role,
         tenant_id: uuid.UUID | None = None,
         restaurant_ids: tuple[uuid.UUID, ...] = (),
@@ -139,7 +143,39 @@ def auth() -> TokenFactory:
             tenant_id=tenant_id,
             restaurant_ids=frozenset(restaurant_ids),
         )
-        token = issue_access_token(TokenKeys(TEST_SECRET), principal, ttl)
+        session_id = uuid.uuid4()
+        async with runtime.db.transaction(tenant_id, principal.subject) as session:
+            if await session.get(User, principal.subject) is None:
+                session.add(
+                    User(id=principal.subject, role=Role.OWNER if role is Role.OWNER else role)
+                )
+                await session.flush()
+            if tenant_id is not None:
+                await session.execute(
+                    pg_insert(UserRole)
+                    .values(
+                        tenant_id=tenant_id,
+                        user_id=principal.subject,
+                        role=role,
+                        restaurant_ids=sorted(restaurant_ids),
+                    )
+                    .on_conflict_do_update(
+                        index_elements=["tenant_id", "user_id", "role"],
+                        set_={"restaurant_ids": sorted(restaurant_ids), "is_active": True},
+                    )
+                )
+            session.add(
+                UserSession(
+                    id=session_id,
+                    user_id=principal.subject,
+                    tenant_id=tenant_id,
+                    role=role,
+                    family_id=uuid.uuid4(),
+                    refresh_token_hash=uuid.uuid4().hex,
+                    expires_at=utcnow() + timedelta(days=1),
+                )
+            )
+        token = issue_access_token(TokenKeys(TEST_SECRET), principal, ttl, session_id)
         return {"Authorization": f"Bearer {token}"}
 
     return make

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from datetime import timedelta
 
 import httpx
@@ -77,27 +76,34 @@ async def test_bad_credentials_are_401(client: httpx.AsyncClient, header: str, c
     assert_problem(response, 401, code)
 
 
-async def test_expired_token_is_401(client: httpx.AsyncClient, auth: TokenFactory) -> None:
-    headers = auth(Role.RESTAURANT_ADMIN, uuid.uuid4(), ttl=timedelta(seconds=-5))
+async def test_expired_token_is_401(
+    client: httpx.AsyncClient, runtime: Runtime, auth: TokenFactory
+) -> None:
+    tenant = await make_tenant(runtime)
+    headers = await auth(Role.RESTAURANT_ADMIN, tenant.id, ttl=timedelta(seconds=-5))
     assert_problem(await client.get("/api/restaurants", headers=headers), 401, "token_expired")
 
 
-async def test_malformed_json_is_400(client: httpx.AsyncClient, auth: TokenFactory) -> None:
+async def test_malformed_json_is_400(
+    client: httpx.AsyncClient, runtime: Runtime, auth: TokenFactory
+) -> None:
+    admin = await auth(Role.RESTAURANT_ADMIN, (await make_tenant(runtime)).id)
     response = await client.post(
         "/api/restaurants",
         content=b'{"name": "Broken", ',
-        headers={"Content-Type": "application/json"} | auth(Role.RESTAURANT_ADMIN, uuid.uuid4()),
+        headers={"Content-Type": "application/json"} | admin,
     )
     assert_problem(response, 400, "malformed_json")
 
 
 async def test_invalid_fields_are_422_with_field_list(
-    client: httpx.AsyncClient, auth: TokenFactory
+    client: httpx.AsyncClient, runtime: Runtime, auth: TokenFactory
 ) -> None:
+    admin = await auth(Role.RESTAURANT_ADMIN, (await make_tenant(runtime)).id)
     response = await client.post(
         "/api/restaurants",
         json={"name": "", "timezone": "Mars/Olympus", "unexpected": 1},
-        headers=auth(Role.RESTAURANT_ADMIN, uuid.uuid4()),
+        headers=admin,
     )
     body = assert_problem(response, 422, "validation_error")
     fields = {e["field"] for e in body["errors"]}  # type: ignore[attr-defined]
@@ -109,10 +115,11 @@ async def test_unknown_route_and_method_are_problems(client: httpx.AsyncClient) 
     assert_problem(await client.delete("/healthz"), 405, "method_not_allowed")
 
 
-async def test_bad_path_parameter_is_422(client: httpx.AsyncClient, auth: TokenFactory) -> None:
-    response = await client.get(
-        "/api/restaurants/not-a-uuid", headers=auth(Role.MANAGER, uuid.uuid4())
-    )
+async def test_bad_path_parameter_is_422(
+    client: httpx.AsyncClient, runtime: Runtime, auth: TokenFactory
+) -> None:
+    manager = await auth(Role.MANAGER, (await make_tenant(runtime)).id)
+    response = await client.get("/api/restaurants/not-a-uuid", headers=manager)
     body = assert_problem(response, 422, "validation_error")
     assert body["errors"][0]["field"] == "path.restaurant_id"  # type: ignore[index]
 
@@ -155,7 +162,7 @@ async def test_nul_characters_are_refused_not_failed(
     client: httpx.AsyncClient, auth: TokenFactory, runtime: Runtime
 ) -> None:
     tenant = await make_tenant(runtime)
-    admin = auth(Role.RESTAURANT_ADMIN, tenant.id)
+    admin = await auth(Role.RESTAURANT_ADMIN, tenant.id)
     answer = await client.post(
         "/api/webhooks/endpoints",
         json={"url": "https://hooks.example.com/x", "description": "a\u0000b"},

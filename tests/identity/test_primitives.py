@@ -81,8 +81,9 @@ def test_passwords() -> None:
 def test_token_keys_rotate() -> None:
     principal = Principal(uuid.uuid4(), Role.CASHIER, uuid.uuid4(), frozenset({uuid.uuid4()}))
     old = TokenKeys(OLD)
-    token = issue_access_token(old, principal, timedelta(minutes=5))
-    assert decode_access_token(TokenKeys(NEW, (OLD,)), token) == principal
+    session_id = uuid.uuid4()
+    token = issue_access_token(old, principal, timedelta(minutes=5), session_id)
+    assert decode_access_token(TokenKeys(NEW, (OLD,)), token) == (principal, session_id)
     with pytest.raises(Unauthorized) as err:
         decode_access_token(TokenKeys(NEW), token)
     assert err.value.code == "invalid_token"

@@ -109,7 +109,7 @@ async def test_events_arrive_signed_and_in_order(
     client: httpx.AsyncClient, runtime: Runtime, auth: TokenFactory
 ) -> None:
     tenant = await make_tenant(runtime)
-    admin = auth(Role.RESTAURANT_ADMIN, tenant.id)
+    admin = await auth(Role.RESTAURANT_ADMIN, tenant.id)
     async with FakeServer() as receiver:
         hook = await register(
             client, admin, receiver.url + "/hook", ["restaurant.created", "restaurant.updated"]
@@ -140,7 +140,7 @@ async def test_failures_are_retried_and_410_disables(
     client: httpx.AsyncClient, runtime: Runtime, auth: TokenFactory
 ) -> None:
     tenant = await make_tenant(runtime)
-    admin = auth(Role.RESTAURANT_ADMIN, tenant.id)
+    admin = await auth(Role.RESTAURANT_ADMIN, tenant.id)
     async with FakeServer() as receiver:
         receiver.script = [Answer(500), Answer(503)]
         hook = await register(client, admin, receiver.url)
@@ -185,7 +185,7 @@ async def test_an_answer_in_a_charset_we_cannot_read_is_logged_and_counts(
     client: httpx.AsyncClient, runtime: Runtime, auth: TokenFactory
 ) -> None:
     tenant = await make_tenant(runtime)
-    admin = auth(Role.RESTAURANT_ADMIN, tenant.id)
+    admin = await auth(Role.RESTAURANT_ADMIN, tenant.id)
     async with FakeServer() as receiver:
         receiver.script = [Answer(200, "ок".encode() * 2000, "text/plain; charset=undefined")]
         await register(client, admin, receiver.url)
@@ -211,7 +211,7 @@ async def test_a_delivery_is_given_up_after_the_schedule_and_the_next_goes(
     tenant = await make_tenant(runtime)
     async with FakeServer() as receiver:
         receiver.script = [Answer(500)] * 3
-        hook = await register(client, auth(Role.RESTAURANT_ADMIN, tenant.id), receiver.url)
+        hook = await register(client, await auth(Role.RESTAURANT_ADMIN, tenant.id), receiver.url)
         await ping(runtime, tenant.id, 1)
         await ping(runtime, tenant.id, 2)
         await drain(runtime)
@@ -234,7 +234,7 @@ async def test_rolled_back_change_sends_nothing(
 ) -> None:
     tenant = await make_tenant(runtime)
     async with FakeServer() as receiver:
-        await register(client, auth(Role.RESTAURANT_ADMIN, tenant.id), receiver.url)
+        await register(client, await auth(Role.RESTAURANT_ADMIN, tenant.id), receiver.url)
         async with owner_engine.connect() as conn:
             jobs_before = await conn.scalar(text("SELECT count(*) FROM pgqueuer"))
         async with runtime.db.session(tenant.id) as session:
@@ -264,7 +264,7 @@ async def test_redelivery_sends_the_event_again_with_a_fresh_schedule(
     client: httpx.AsyncClient, runtime: Runtime, auth: TokenFactory
 ) -> None:
     tenant = await make_tenant(runtime)
-    admin = auth(Role.RESTAURANT_ADMIN, tenant.id)
+    admin = await auth(Role.RESTAURANT_ADMIN, tenant.id)
     async with FakeServer() as receiver:
         hook = await register(client, admin, receiver.url)
         await ping(runtime, tenant.id, 1)
@@ -293,7 +293,7 @@ async def test_redeliver_unknown_attempt_is_404(
     tenant = await make_tenant(runtime)
     answer = await client.post(
         f"/api/webhooks/deliveries/{uuid.uuid4()}/redeliver",
-        headers=auth(Role.RESTAURANT_ADMIN, tenant.id),
+        headers=await auth(Role.RESTAURANT_ADMIN, tenant.id),
     )
     assert_problem(answer, 404, "webhook_delivery_not_found")
 
@@ -309,7 +309,7 @@ async def test_retry_after_is_honoured_as_a_date_and_in_seconds(
             HeaderAnswer(429, headers=(("Retry-After", format_datetime(then, usegmt=True)),)),
             HeaderAnswer(503, headers=(("Retry-After", "2"),)),
         ]
-        await register(client, auth(Role.RESTAURANT_ADMIN, tenant.id), receiver.url)
+        await register(client, await auth(Role.RESTAURANT_ADMIN, tenant.id), receiver.url)
         await ping(runtime, tenant.id, 1)
         await drain(runtime)
     first, second, third = await attempts_of(runtime, tenant.id)

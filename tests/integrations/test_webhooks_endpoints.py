@@ -62,7 +62,7 @@ async def test_event_types_are_known_ones(
     client: httpx.AsyncClient, runtime: Runtime, auth: TokenFactory
 ) -> None:
     tenant = await make_tenant(runtime)
-    admin = auth(Role.RESTAURANT_ADMIN, tenant.id)
+    admin = await auth(Role.RESTAURANT_ADMIN, tenant.id)
     listed = await client.get("/api/webhooks/event-types", headers=admin)
     assert {t["type"] for t in listed.json()} >= {"transaction.created", "transaction.reversed"}
 
@@ -86,7 +86,7 @@ async def test_patch_changes_what_was_given_and_is_audited(
     client: httpx.AsyncClient, runtime: Runtime, auth: TokenFactory
 ) -> None:
     tenant = await make_tenant(runtime)
-    admin = auth(Role.RESTAURANT_ADMIN, tenant.id)
+    admin = await auth(Role.RESTAURANT_ADMIN, tenant.id)
     async with FakeServer() as old, FakeServer() as new:
         old_url, new_url = old.url, new.url + "/v2"
         hook = await register(client, admin, old_url)
@@ -144,9 +144,11 @@ async def test_only_admins_manage_endpoints(
     client: httpx.AsyncClient, runtime: Runtime, auth: TokenFactory
 ) -> None:
     tenant = await make_tenant(runtime)
-    hook = await register(client, auth(Role.RESTAURANT_ADMIN, tenant.id), "http://127.0.0.1:9/")
+    hook = await register(
+        client, await auth(Role.RESTAURANT_ADMIN, tenant.id), "http://127.0.0.1:9/"
+    )
     for role in (Role.MANAGER, Role.CASHIER):
-        headers = auth(role, tenant.id)
+        headers = await auth(role, tenant.id)
         path = f"/api/webhooks/endpoints/{hook['id']}"
         for answer in (
             await client.get("/api/webhooks/event-types", headers=headers),
@@ -154,7 +156,7 @@ async def test_only_admins_manage_endpoints(
             await client.post(f"{path}/rotate-secret", headers=headers),
         ):
             assert_problem(answer, 403, "role_forbidden")
-    other = auth(Role.RESTAURANT_ADMIN, (await make_tenant(runtime)).id)
+    other = await auth(Role.RESTAURANT_ADMIN, (await make_tenant(runtime)).id)
     answer = await client.post(f"/api/webhooks/endpoints/{hook['id']}/rotate-secret", headers=other)
     assert_problem(answer, 404, "webhook_endpoint_not_found")  # another tenant's
 
@@ -163,7 +165,7 @@ async def test_enabling_after_410_resumes_the_queue_in_order(
     client: httpx.AsyncClient, runtime: Runtime, auth: TokenFactory
 ) -> None:
     tenant = await make_tenant(runtime)
-    admin = auth(Role.RESTAURANT_ADMIN, tenant.id)
+    admin = await auth(Role.RESTAURANT_ADMIN, tenant.id)
     async with FakeServer() as receiver:
         receiver.script = [Answer(410)]
         hook = await register(client, admin, receiver.url)
@@ -208,7 +210,7 @@ async def test_rotating_the_secret_signs_with_both_for_the_grace_period(
     client: httpx.AsyncClient, runtime: Runtime, auth: TokenFactory
 ) -> None:
     tenant = await make_tenant(runtime)
-    admin = auth(Role.RESTAURANT_ADMIN, tenant.id)
+    admin = await auth(Role.RESTAURANT_ADMIN, tenant.id)
     async with FakeServer() as receiver:
         hook = await register(client, admin, receiver.url)
         path = f"/api/webhooks/endpoints/{hook['id']}/rotate-secret"

@@ -42,13 +42,13 @@ async def test_a_sale_and_its_refund_arrive_in_order_through_failures(
     async with runtime.db.transaction() as session:
         cashier = User(role=Role.CASHIER)  # a real person: operations record who posted them
         session.add(cashier)
-    till = auth(Role.CASHIER, tenant.id, (restaurant.id,), subject=cashier.id)
+    till = await auth(Role.CASHIER, tenant.id, (restaurant.id,), subject=cashier.id)
     await drain(runtime)  # the set-up's own events, before anyone listens
     async with FakeServer() as receiver:
         receiver.script = [Answer(500), HeaderAnswer(503, headers=(("Retry-After", "2"),))]
         hook = await register(
             client,
-            auth(Role.RESTAURANT_ADMIN, tenant.id),
+            await auth(Role.RESTAURANT_ADMIN, tenant.id),
             receiver.url,
             ["transaction.created", "transaction.reversed"],
         )
@@ -86,7 +86,7 @@ async def test_a_failed_event_is_not_overtaken(
     tenant = await make_tenant(runtime)
     async with FakeServer() as receiver:
         receiver.script = [Answer(500)]
-        hook = await register(client, auth(Role.RESTAURANT_ADMIN, tenant.id), receiver.url)
+        hook = await register(client, await auth(Role.RESTAURANT_ADMIN, tenant.id), receiver.url)
         for n in (1, 2, 3):
             await ping(runtime, tenant.id, n)
         await drain(runtime)
@@ -98,7 +98,7 @@ async def test_a_later_event_waits_for_an_earlier_one_still_in_the_outbox(
 ) -> None:
     tenant = await make_tenant(runtime)
     async with FakeServer() as receiver:
-        hook = await register(client, auth(Role.RESTAURANT_ADMIN, tenant.id), receiver.url)
+        hook = await register(client, await auth(Role.RESTAURANT_ADMIN, tenant.id), receiver.url)
         await ping(runtime, tenant.id, 1)
         second = await ping(runtime, tenant.id, 2)
         # The outbox happens to deliver event 2 first (its jobs run concurrently).
@@ -113,7 +113,7 @@ async def test_an_event_the_outbox_gave_up_on_holds_nothing_back(
 ) -> None:
     tenant = await make_tenant(runtime)
     async with FakeServer() as receiver:
-        hook = await register(client, auth(Role.RESTAURANT_ADMIN, tenant.id), receiver.url)
+        hook = await register(client, await auth(Role.RESTAURANT_ADMIN, tenant.id), receiver.url)
         first = await ping(runtime, tenant.id, 1)
         second = await ping(runtime, tenant.id, 2)
         given_up = jobs.registry.jobs[events.DELIVER_JOB].max_attempts
@@ -152,7 +152,7 @@ async def test_one_request_at_a_time_per_endpoint(
     client: httpx.AsyncClient, runtime: Runtime, auth: TokenFactory
 ) -> None:
     tenant = await make_tenant(runtime)
-    admin = auth(Role.RESTAURANT_ADMIN, tenant.id)
+    admin = await auth(Role.RESTAURANT_ADMIN, tenant.id)
     ctx = runtime.job_context()
     async with GatedServer() as receiver:
         hook = await register(client, admin, receiver.url)
@@ -186,7 +186,7 @@ async def test_the_sweep_wakes_a_queue_whose_wake_up_was_lost(
     tenant = await make_tenant(runtime)
     ctx = runtime.job_context()
     async with FakeServer() as receiver:
-        hook = await register(client, auth(Role.RESTAURANT_ADMIN, tenant.id), receiver.url)
+        hook = await register(client, await auth(Role.RESTAURANT_ADMIN, tenant.id), receiver.url)
         event = await ping(runtime, tenant.id, 1)
         await events.deliver(ctx, {"tenant_id": str(tenant.id), "event_id": str(event.id)})
         async with owner_engine.begin() as conn:  # the drain job is lost

@@ -107,7 +107,7 @@ async def test_registration_refuses_private_targets(
 ) -> None:
     monkeypatch.setattr(runtime.settings, "webhooks_allow_private", False)
     dns.names["loopback.example.test"] = "127.0.0.1"
-    admin = auth(Role.RESTAURANT_ADMIN, (await make_tenant(runtime)).id)
+    admin = await auth(Role.RESTAURANT_ADMIN, (await make_tenant(runtime)).id)
     refused = [
         *(_url(a) for a in ("::ffff:127.0.0.1", "0.0.0.0", "::", "169.254.169.254")),  # noqa: S104
         *(_url(a) for a in ("64:ff9b::7f00:1", "2002:7f00:1::")),
@@ -142,7 +142,7 @@ async def test_private_targets_are_refused_at_delivery_without_connecting(
     dns: FakeDns,
 ) -> None:
     tenant = await make_tenant(runtime)
-    admin = auth(Role.RESTAURANT_ADMIN, tenant.id)
+    admin = await auth(Role.RESTAURANT_ADMIN, tenant.id)
     connections: list[int] = []
     listener = await _count_connections(connections)
     port = listener.sockets[0].getsockname()[1]
@@ -188,7 +188,7 @@ async def test_the_request_goes_to_the_address_that_was_checked(
         dns.names["rebind.example.test"] = "127.0.0.1"
         hook = await register(
             client,
-            auth(Role.RESTAURANT_ADMIN, tenant.id),
+            await auth(Role.RESTAURANT_ADMIN, tenant.id),
             f"http://rebind.example.test:{port}/hook",
         )
         dns.lookups = 0
@@ -209,7 +209,7 @@ async def test_redirects_are_not_followed(
     monkeypatch.setattr(runtime.settings, "webhook_retry_schedule", [])
     async with FakeServer() as inside, FakeServer() as receiver:
         receiver.answer = HeaderAnswer(307, headers=(("Location", inside.url),))
-        await register(client, auth(Role.RESTAURANT_ADMIN, tenant.id), receiver.url)
+        await register(client, await auth(Role.RESTAURANT_ADMIN, tenant.id), receiver.url)
         await ping(runtime, tenant.id, 1)
         await drain(runtime)
     assert len(receiver.requests) == 1
@@ -329,7 +329,7 @@ async def test_tls_names_the_host_while_connecting_to_the_checked_address(
     dns.names["hooks.example.test"] = "127.0.0.1"
     port = int(receiver.url.rsplit(":", 1)[1])
     hook = await register(
-        client, auth(Role.RESTAURANT_ADMIN, tenant.id), f"https://hooks.example.test:{port}/h"
+        client, await auth(Role.RESTAURANT_ADMIN, tenant.id), f"https://hooks.example.test:{port}/h"
     )
     await ping(runtime, tenant.id, 1)
     await drain(runtime)
@@ -352,7 +352,7 @@ async def test_a_certificate_for_another_name_is_refused(
     monkeypatch.setattr(runtime.settings, "webhook_retry_schedule", [])
     port = int(receiver.url.rsplit(":", 1)[1])
     await register(
-        client, auth(Role.RESTAURANT_ADMIN, tenant.id), f"https://hooks.example.test:{port}/h"
+        client, await auth(Role.RESTAURANT_ADMIN, tenant.id), f"https://hooks.example.test:{port}/h"
     )
     await ping(runtime, tenant.id, 1)
     await drain(runtime)

@@ -72,8 +72,8 @@ def make_shop(
             restaurant=restaurant,
             system=system,
             card=card,
-            cashier=auth(Role.CASHIER, tenant.id, (restaurant.id,), subject=people[0].id),
-            manager=auth(Role.MANAGER, tenant.id, (restaurant.id,), subject=people[1].id),
+            cashier=await auth(Role.CASHIER, tenant.id, (restaurant.id,), subject=people[0].id),
+            manager=await auth(Role.MANAGER, tenant.id, (restaurant.id,), subject=people[1].id),
             client=client,
         )
 

@@ -26,7 +26,7 @@ async def post_at(
     runtime: Runtime, shop: Shop, when: datetime, request: dict[str, Any]
 ) -> dict[str, Any]:
     """An operation as if it happened at `when` (services take the clock explicitly)."""
-    principal = decode_access_token(runtime.sessions.keys, shop.manager["Authorization"][7:])
+    principal, _ = decode_access_token(runtime.sessions.keys, shop.manager["Authorization"][7:])
     async with runtime.db.transaction(shop.tenant.id, principal.subject) as session:
         ctx = await operations.open_context(session, principal, shop.restaurant.id, when)
         _, answer = await operations.execute(

@@ -20,7 +20,7 @@ from tests.test_app import assert_problem
 async def test_program_lifecycle(client: Any, runtime: Runtime, auth: TokenFactory) -> None:
     tenant = await make_tenant(runtime)
     await make_restaurant(runtime, tenant)
-    admin = auth(Role.RESTAURANT_ADMIN, tenant.id)
+    admin = await auth(Role.RESTAURANT_ADMIN, tenant.id)
     created = await client.post(
         "/api/loyalty/programs",
         json={"type": "POINTS", "mode": "UNIFIED", "design": {"primary": "#112233"}},
@@ -64,7 +64,7 @@ async def test_editing_levels_reevaluates_cards(
 ) -> None:
     shop: Shop = await make_shop()
     await shop.post({"type": "SALE", "amount": 500_000})  # 5 000 ₽: BRONZE
-    admin = auth(Role.RESTAURANT_ADMIN, shop.tenant.id)
+    admin = await auth(Role.RESTAURANT_ADMIN, shop.tenant.id)
     levels = [
         {"name": "BRONZE", "min_spent": 0, "percentage": "5"},
         {"name": "FRIEND", "min_spent": 400_000, "percentage": "7"},

@@ -29,7 +29,7 @@ async def test_idempotency_keys_belong_to_their_caller(
         other = User(role=Role.CASHIER)
         session.add(other)
         await session.flush()
-    second_till = auth(Role.CASHIER, shop.tenant.id, (shop.restaurant.id,), subject=other.id)
+    second_till = await auth(Role.CASHIER, shop.tenant.id, (shop.restaurant.id,), subject=other.id)
     url = f"/api/guest/{shop.guest_id}/transaction"
     body = {"type": "SALE", "restaurant_id": str(shop.restaurant.id), "amount": 100_000}
     first = await shop.client.post(url, json=body, headers=shop.cashier | {"Idempotency-Key": "17"})
@@ -99,7 +99,7 @@ async def test_a_staff_grant_does_not_escalate(
         "role_forbidden",
     )
     # The same person signed in as a guest of the network gets nothing from the grant.
-    guest = auth(Role.GUEST, tenant.id, subject=uuid.UUID(me))
+    guest = await auth(Role.GUEST, tenant.id, subject=uuid.UUID(me))
     assert_problem(await client.get("/api/staff", headers=guest), 403, "role_forbidden")
     # Blocking ends the grant too.
     await client.post(f"/api/staff/{me}/block", json={"reason": "left"}, headers=admin)
@@ -111,7 +111,7 @@ async def test_naive_datetimes_are_422(
     client: httpx.AsyncClient, runtime: Runtime, auth: TokenFactory
 ) -> None:
     tenant = await make_tenant(runtime)
-    admin = auth(Role.RESTAURANT_ADMIN, tenant.id)
+    admin = await auth(Role.RESTAURANT_ADMIN, tenant.id)
     answer = await client.post(
         "/api/rewards",
         json={"name": "X", "points_price": 10, "active_from": "2030-01-01T00:00:00"},

@@ -22,7 +22,7 @@ async def test_reward_catalogue_and_redemption(
     make_shop: Any, runtime: Runtime, auth: TokenFactory
 ) -> None:
     shop: Shop = await make_shop()
-    admin = auth(Role.RESTAURANT_ADMIN, shop.tenant.id)
+    admin = await auth(Role.RESTAURANT_ADMIN, shop.tenant.id)
     coffee = await shop.client.post(
         "/api/rewards", json={"name": "Капучино", "points_price": 150, "stock": 3}, headers=admin
     )

@@ -28,7 +28,7 @@ async def test_admin_creates_restaurant_with_audit_and_event(
     response = await client.post(
         "/api/restaurants",
         json=NEW,
-        headers=auth(Role.RESTAURANT_ADMIN, tenant.id, subject=admin_id)
+        headers=await auth(Role.RESTAURANT_ADMIN, tenant.id, subject=admin_id)
         | {"User-Agent": "pytest-till/1.0", "X-Request-ID": "req-create-1"},
     )
     assert response.status_code == 201, response.text
@@ -59,7 +59,7 @@ async def test_duplicate_name_is_409_and_writes_nothing(
     client: httpx.AsyncClient, runtime: Runtime, auth: TokenFactory
 ) -> None:
     tenant = await make_tenant(runtime)
-    headers = auth(Role.RESTAURANT_ADMIN, tenant.id)
+    headers = await auth(Role.RESTAURANT_ADMIN, tenant.id)
     assert (await client.post("/api/restaurants", json=NEW, headers=headers)).status_code == 201
     again = await client.post("/api/restaurants", json=NEW, headers=headers)
     assert_problem(again, 409, "restaurant_name_taken")
@@ -74,7 +74,7 @@ async def test_plan_limit_holds_under_concurrent_creation(
     client: httpx.AsyncClient, runtime: Runtime, auth: TokenFactory
 ) -> None:
     tenant = await make_tenant(runtime, max_restaurants=3)
-    headers = auth(Role.RESTAURANT_ADMIN, tenant.id)
+    headers = await auth(Role.RESTAURANT_ADMIN, tenant.id)
     answers = await asyncio.gather(
         *(
             client.post(
@@ -97,7 +97,7 @@ async def test_roles_and_scopes(
     mine = await make_restaurant(runtime, tenant, "Mine")
     theirs = await make_restaurant(runtime, tenant, "Not assigned")
     foreign = await make_restaurant(runtime, other, "Foreign")
-    manager = auth(Role.MANAGER, tenant.id, (mine.id,))
+    manager = await auth(Role.MANAGER, tenant.id, (mine.id,))
 
     listed = (await client.get("/api/restaurants", headers=manager)).json()
     assert [r["id"] for r in listed["items"]] == [str(mine.id)]
@@ -115,16 +115,16 @@ async def test_roles_and_scopes(
     assert_problem(
         await client.post("/api/restaurants", json=NEW, headers=manager), 403, "role_forbidden"
     )
-    cashier = auth(Role.CASHIER, tenant.id, (mine.id,))
+    cashier = await auth(Role.CASHIER, tenant.id, (mine.id,))
     assert_problem(
         await client.patch(f"/api/restaurants/{mine.id}", json={"city": "X"}, headers=cashier),
         403,
         "role_forbidden",
     )
-    guest = auth(Role.GUEST, tenant.id)
+    guest = await auth(Role.GUEST, tenant.id)
     assert_problem(await client.get("/api/restaurants", headers=guest), 403, "role_forbidden")
     admin_all = (
-        await client.get("/api/restaurants", headers=auth(Role.RESTAURANT_ADMIN, tenant.id))
+        await client.get("/api/restaurants", headers=await auth(Role.RESTAURANT_ADMIN, tenant.id))
     ).json()
     assert {r["id"] for r in admin_all["items"]} == {str(mine.id), str(theirs.id)}
 
@@ -137,7 +137,7 @@ async def test_update_records_before_and_after(
     response = await client.patch(
         f"/api/restaurants/{restaurant.id}",
         json={"name": "New name", "status": "PAUSED"},
-        headers=auth(Role.RESTAURANT_ADMIN, tenant.id),
+        headers=await auth(Role.RESTAURANT_ADMIN, tenant.id),
     )
     assert response.status_code == 200, response.text
     assert response.json()["name"] == "New name"
@@ -158,7 +158,7 @@ async def test_pagination_walks_every_row_once(
 ) -> None:
     tenant = await make_tenant(runtime)
     made = {str((await make_restaurant(runtime, tenant, f"R{i:02}")).id) for i in range(7)}
-    headers = auth(Role.RESTAURANT_ADMIN, tenant.id)
+    headers = await auth(Role.RESTAURANT_ADMIN, tenant.id)
     seen: list[str] = []
     cursor: str | None = None
     for _ in range(10):
@@ -180,14 +180,16 @@ async def test_points_of_sale(
     tenant, other = await make_tenant(runtime), await make_tenant(runtime)
     restaurant = await make_restaurant(runtime, tenant)
     foreign = await make_restaurant(runtime, other)
-    admin = auth(Role.RESTAURANT_ADMIN, tenant.id)
+    admin = await auth(Role.RESTAURANT_ADMIN, tenant.id)
     url = f"/api/restaurants/{restaurant.id}/points-of-sale"
     created = await client.post(url, json={"name": "Касса 1"}, headers=admin)
     assert created.status_code == 201, created.text
     assert_problem(
         await client.post(url, json={"name": "Касса 1"}, headers=admin), 409, "pos_name_taken"
     )
-    listed = (await client.get(url, headers=auth(Role.CASHIER, tenant.id, (restaurant.id,)))).json()
+    listed = (
+        await client.get(url, headers=await auth(Role.CASHIER, tenant.id, (restaurant.id,)))
+    ).json()
     assert [p["name"] for p in listed["items"]] == ["Касса 1"]
     assert_problem(
         await client.post(
@@ -201,7 +203,7 @@ async def test_points_of_sale(
 async def test_platform_owner_creates_and_lists_tenants(
     client: httpx.AsyncClient, runtime: Runtime, auth: TokenFactory
 ) -> None:
-    owner = auth(Role.OWNER)
+    owner = await auth(Role.OWNER)
     body = {"name": "Новая сеть", "slug": "new-chain", "timezone": "Asia/Vladivostok"}
     created = await client.post("/api/platform/tenants", json=body, headers=owner)
     assert created.status_code == 201, created.text
@@ -213,7 +215,7 @@ async def test_platform_owner_creates_and_lists_tenants(
     )
     listed = (await client.get("/api/platform/tenants", headers=owner)).json()
     assert [t["slug"] for t in listed["items"]] == ["new-chain"]
-    admin = auth(Role.RESTAURANT_ADMIN, uuid.UUID(created.json()["id"]))
+    admin = await auth(Role.RESTAURANT_ADMIN, uuid.UUID(created.json()["id"]))
     assert_problem(await client.get("/api/platform/tenants", headers=admin), 403, "role_forbidden")
 
 
@@ -221,7 +223,7 @@ async def test_every_platform_call_is_audited_with_the_owner_as_actor(
     client: httpx.AsyncClient, auth: TokenFactory, owner_engine: AsyncEngine
 ) -> None:
     owner_id = uuid.uuid4()
-    owner = auth(Role.OWNER, subject=owner_id)
+    owner = await auth(Role.OWNER, subject=owner_id)
     body = {"name": "Сеть", "slug": "audited-chain"}
     assert (await client.post("/api/platform/tenants", json=body, headers=owner)).is_success
     taken = await client.post("/api/platform/tenants", json=body, headers=owner)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import secrets
 import time
 import uuid
@@ -23,6 +22,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from maxloyalty.audit.service import record
+from maxloyalty.identity import revocation
 from maxloyalty.identity.models import ApiKey
 from maxloyalty.identity.principal import Principal, Role
 from maxloyalty.kit.clock import utcnow
@@ -103,6 +103,7 @@ async def revoke_key(session: AsyncSession, key_id: uuid.UUID) -> ApiKey:
         raise NotFound("No such API key.", code="api_key_not_found")
     if row.revoked_at is None:
         row.revoked_at = utcnow()
+        revocation.changed(session)
         await record(session, "api_key.revoked", "api_key", row.id)
     return row
 
@@ -158,32 +159,3 @@ async def authenticate_key(
         restaurant_ids=frozenset(row.restaurant_ids),
     )
     return principal, row.signing_secret is not None
-
-
-# A till calls many times a second: a verified key is remembered briefly (revoking it
-# forgets it at once). Keys that sign requests are checked every time.
-CACHE_SECONDS = 30
-
-
-def cache_key(digest: str) -> str:
-    return f"apikey:{digest}"
-
-
-def encode_principal(principal: Principal) -> bytes:
-    return json.dumps(
-        {
-            "subject": str(principal.subject),
-            "tenant_id": str(principal.tenant_id),
-            "restaurant_ids": sorted(str(r) for r in principal.restaurant_ids),
-        }
-    ).encode()
-
-
-def decode_principal(raw: bytes) -> Principal:
-    data = json.loads(raw)
-    return Principal(
-        subject=uuid.UUID(data["subject"]),
-        role=Role.SYSTEM,
-        tenant_id=uuid.UUID(data["tenant_id"]),
-        restaurant_ids=frozenset(uuid.UUID(r) for r in data["restaurant_ids"]),
-    )

@@ -10,13 +10,15 @@ from fastapi import APIRouter, Depends, Request, Response, status
 
 from maxloyalty.config import Settings
 from maxloyalty.identity import guest_auth, sessions
-from maxloyalty.identity.dependencies import authenticate
+from maxloyalty.identity.dependencies import Authorize, authenticate
+from maxloyalty.identity.login import change_password as password_change
 from maxloyalty.identity.login import staff_login
-from maxloyalty.identity.principal import Principal
+from maxloyalty.identity.principal import Principal, Role
 from maxloyalty.identity.schemas import (
     CodeSentOut,
     LoginRequest,
     MeOut,
+    PasswordChange,
     RefreshRequest,
     RegisterRequest,
     TelegramLoginRequest,
@@ -160,6 +162,34 @@ async def telegram(body: TelegramLoginRequest, request: Request) -> TokenPair:
     async with runtime.db.session(body.tenant_id) as session:
         tokens = await guest_auth.telegram_login(
             session, runtime.sessions, tenant_id=body.tenant_id, tg=tg_user
+        )
+        await session.commit()
+        return tokens
+
+
+@router.post("/password", responses=problem_responses(401, 403))
+async def change_password(
+    body: PasswordChange,
+    principal: Annotated[
+        Principal,
+        Depends(Authorize(Role.OWNER, Role.RESTAURANT_ADMIN, Role.MANAGER, Role.CASHIER)),
+    ],
+    request: Request,
+) -> TokenPair:
+    """Change one's own password; every other session (and access token) stops working."""
+    runtime = runtime_of(request)
+    async with (
+        runtime.db.session(principal.tenant_id, principal.subject) as session,
+        keeping_rejections(session),
+    ):
+        tokens = await password_change(
+            session,
+            runtime.sessions,
+            runtime.limiter,
+            runtime.settings,
+            principal,
+            current=body.current_password,
+            new=body.new_password,
         )
         await session.commit()
         return tokens

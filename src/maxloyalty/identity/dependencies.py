@@ -17,16 +17,8 @@ from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from maxloyalty.audit.service import record
-from maxloyalty.identity.api_keys import (
-    CACHE_SECONDS,
-    KEY_PREFIX,
-    authenticate_key,
-    cache_key,
-    decode_principal,
-    encode_principal,
-    key_hash,
-    tenant_of_key,
-)
+from maxloyalty.identity import revocation
+from maxloyalty.identity.api_keys import KEY_PREFIX, authenticate_key, key_hash, tenant_of_key
 from maxloyalty.identity.models import UserPermission
 from maxloyalty.identity.principal import STAFF_ROLES, Principal, Role
 from maxloyalty.identity.tokens import decode_access_token
@@ -50,21 +42,29 @@ async def _signed_content(request: Request) -> bytes:
 
 async def _from_api_key(request: Request, runtime: Runtime, key: str) -> Principal:
     tenant_id = tenant_of_key(key)
-    remembered = cache_key(key_hash(runtime.api_key_key, key))
-    cached = await runtime.cache.get(remembered)
-    if cached is not None:
-        return decode_principal(cached)
-    async with runtime.db.session(tenant_id) as session:
-        principal, signs = await authenticate_key(
-            session,
-            runtime.api_key_key,
-            key,
-            timestamp=request.headers.get("x-ml-timestamp"),
-            signature=request.headers.get("x-ml-signature"),
-            signed=await _signed_content(request),
-        )
+    remembered = f"api_key:{key_hash(runtime.api_key_key, key)}"
+    known = revocation.facts.get(remembered)
+    if isinstance(known, Unauthorized):
+        raise known
+    if isinstance(known, Principal):
+        return known
+    try:
+        async with runtime.db.session(tenant_id) as session:
+            principal, signs = await authenticate_key(
+                session,
+                runtime.api_key_key,
+                key,
+                timestamp=request.headers.get("x-ml-timestamp"),
+                signature=request.headers.get("x-ml-signature"),
+                signed=await _signed_content(request),
+            )
+    except Unauthorized as refused:
+        if refused.code in {"api_key_revoked", "api_key_suspended"}:
+            revocation.facts.put(remembered, refused)
+        raise
+    # Keys that sign their requests are checked in full every time.
     if not signs:
-        await runtime.cache.set(remembered, encode_principal(principal), CACHE_SECONDS)
+        revocation.facts.put(remembered, principal)
     return principal
 
 
@@ -79,7 +79,8 @@ async def authenticate(
     if token.startswith(KEY_PREFIX):
         principal = await _from_api_key(request, runtime, token)
     else:
-        principal = decode_access_token(runtime.sessions.keys, token)
+        principal, session_id = decode_access_token(runtime.sessions.keys, token)
+        await revocation.ensure_session_good(runtime.db, principal, session_id)
     context.actor.set(principal.actor)
     return principal
 

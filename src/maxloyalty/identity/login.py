@@ -11,7 +11,7 @@ from maxloyalty.audit.service import record
 from maxloyalty.config import Settings
 from maxloyalty.identity.contacts import email_index, normalize_phone, phone_index
 from maxloyalty.identity.models import User, UserRole
-from maxloyalty.identity.passwords import verify_password
+from maxloyalty.identity.passwords import hash_password, verify_password
 from maxloyalty.identity.principal import STAFF_ROLES, Principal, Role
 from maxloyalty.identity.sessions import (
     SessionPolicy,
@@ -19,6 +19,7 @@ from maxloyalty.identity.sessions import (
     ensure_can_sign_in,
     open_session,
     principal_for,
+    revoke_user_sessions,
 )
 from maxloyalty.identity.throttle import client_ip, count_failure, refuse_if_locked
 from maxloyalty.kit import context
@@ -97,3 +98,33 @@ async def staff_login(
     context.actor.set(principal.actor)
     await record(session, "auth.login", "user", user.id)
     return await open_session(session, policy, principal, device_fingerprint=device_fingerprint)
+
+
+async def change_password(
+    session: AsyncSession,
+    policy: SessionPolicy,
+    limiter: RateLimiter,
+    settings: Settings,
+    principal: Principal,
+    *,
+    current: str,
+    new: str,
+) -> TokenPair:
+    """Set a new password: every session of the person ends (in every network), and this
+    caller gets a fresh one. Wrong current passwords count like failed logins."""
+    failures = settings.rate_limit_login_failures
+    account = str(principal.subject)
+    await refuse_if_locked(
+        session, limiter, failures, "password", account, entity_type="user", entity_id=account
+    )
+    user = await session.get(User, principal.subject)
+    if user is None or not verify_password(user.password_hash, current):
+        await count_failure(limiter, failures, "password", account)
+        await record(session, "auth.password_change_failed", "user", principal.subject)
+        raise Rejection("The current password is wrong.", code="invalid_credentials", status=403)
+    user.password_hash = hash_password(new)
+    revoked = await revoke_user_sessions(session, user.id, None)
+    await record(
+        session, "auth.password_changed", "user", user.id, after={"sessions_revoked": revoked}
+    )
+    return await open_session(session, policy, principal)

@@ -25,6 +25,11 @@ class LoginRequest(_Strict):
     device_fingerprint: str | None = Field(default=None, max_length=128)
 
 
+class PasswordChange(_Strict):
+    current_password: Annotated[str, StringConstraints(min_length=1, max_length=256)]
+    new_password: Password
+
+
 class RefreshRequest(_Strict):
     refresh_token: Annotated[str, StringConstraints(min_length=10, max_length=200)]
 

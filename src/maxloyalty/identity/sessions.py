@@ -19,6 +19,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from maxloyalty.audit.service import record
+from maxloyalty.identity import revocation
 from maxloyalty.identity.models import SessionEnd, User, UserRole, UserSession
 from maxloyalty.identity.principal import Principal, Role
 from maxloyalty.identity.tokens import TokenKeys, issue_access_token
@@ -159,6 +160,7 @@ async def refresh(session: AsyncSession, policy: SessionPolicy, token: str) -> T
 
 
 async def revoke_family(session: AsyncSession, family_id: uuid.UUID, reason: SessionEnd) -> None:
+    revocation.changed(session)
     await session.execute(
         update(UserSession)
         .where(UserSession.family_id == family_id, UserSession.revoked_at.is_(None))
@@ -187,6 +189,7 @@ async def revoke_user_sessions(
     )
     if tenant_id is not None:
         query = query.where(UserSession.tenant_id == tenant_id)
+    revocation.changed(session)
     result = await session.execute(
         query.values(revoked_at=utcnow(), revoked_reason=SessionEnd.REVOKED)
     )

@@ -135,10 +135,7 @@ async def create_api_key(
 
 
 @router.delete("/api/api-keys/{key_id}", tags=["api keys"])
-async def revoke_api_key(
-    key_id: uuid.UUID, _admin: KeyAdmin, session: TenantSession, request: Request
-) -> ApiKeyOut:
+async def revoke_api_key(key_id: uuid.UUID, _admin: KeyAdmin, session: TenantSession) -> ApiKeyOut:
     row = await api_keys.revoke_key(session, key_id)
     await session.commit()
-    await runtime_of(request).cache.delete(api_keys.cache_key(row.key_hash))
     return ApiKeyOut.model_validate(row)

@@ -39,7 +39,7 @@ class TokenKeys:
 
 
 def issue_access_token(
-    keys: TokenKeys, principal: Principal, ttl: timedelta, session_id: uuid.UUID | None = None
+    keys: TokenKeys, principal: Principal, ttl: timedelta, session_id: uuid.UUID
 ) -> str:
     now = utcnow()
     claims: dict[str, Any] = {
@@ -49,18 +49,19 @@ def issue_access_token(
         "iat": int(now.timestamp()),
         "exp": int((now + ttl).timestamp()),
         "jti": uuid.uuid4().hex,
+        # Every request checks that this session still stands (identity.revocation).
+        "sid": str(session_id),
     }
     if principal.tenant_id is not None:
         claims["tid"] = str(principal.tenant_id)
     if principal.restaurant_ids:
         claims["rids"] = sorted(str(r) for r in principal.restaurant_ids)
-    if session_id is not None:
-        claims["sid"] = str(session_id)
     kid, secret = keys.signing()
     return jwt.encode(claims, secret, algorithm=ALGORITHM, headers={"kid": kid})
 
 
-def decode_access_token(keys: TokenKeys, token: str) -> Principal:
+def decode_access_token(keys: TokenKeys, token: str) -> tuple[Principal, uuid.UUID]:
+    """The token's principal and the id of the session it was issued in."""
     invalid = Unauthorized("The access token is invalid.", code="invalid_token")
     try:
         kid = jwt.get_unverified_header(token).get("kid")
@@ -75,18 +76,19 @@ def decode_access_token(keys: TokenKeys, token: str) -> Principal:
             secret,
             algorithms=[ALGORITHM],
             audience=AUDIENCE,
-            options={"require": ["sub", "role", "exp", "iat"]},
+            options={"require": ["sub", "role", "exp", "iat", "sid"]},
         )
     except jwt.ExpiredSignatureError as exc:
         raise Unauthorized("The access token has expired.", code="token_expired") from exc
     except jwt.PyJWTError as exc:
         raise invalid from exc
     try:
-        return Principal(
+        principal = Principal(
             subject=uuid.UUID(claims["sub"]),
             role=Role(claims["role"]),
             tenant_id=uuid.UUID(claims["tid"]) if "tid" in claims else None,
             restaurant_ids=frozenset(uuid.UUID(r) for r in claims.get("rids", [])),
         )
-    except (ValueError, TypeError) as exc:
+        return principal, uuid.UUID(claims["sid"])
+    except (ValueError, TypeError, AttributeError) as exc:
         raise invalid from exc

@@ -81,7 +81,7 @@ def make_till(request: pytest.FixtureRequest, auth: TokenFactory, runtime: Runti
         async with runtime.db.transaction() as session:
             person = User(role=Role.RESTAURANT_ADMIN)
             session.add(person)
-        admin = auth(Role.RESTAURANT_ADMIN, shop.tenant.id, subject=person.id)
+        admin = await auth(Role.RESTAURANT_ADMIN, shop.tenant.id, subject=person.id)
         created = await shop.client.post(
             "/api/pos/integrations",
             json={

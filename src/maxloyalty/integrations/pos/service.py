@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from maxloyalty.audit.service import record
 from maxloyalty.guests.models import GuestCard
+from maxloyalty.identity import revocation
 from maxloyalty.identity.api_keys import (
     IssuedKey,
     create_key,
@@ -54,7 +55,6 @@ class IssuedIntegration:
     integration: PosIntegration
     key: IssuedKey
     webhook_token: str | None
-    revoked_key_hash: str | None = None  # a rotated-out key, to forget from the cache
 
 
 def _webhook_token(tenant_id: uuid.UUID) -> str:
@@ -157,7 +157,7 @@ async def rotate(
     await session.flush()
     await pause_key(session, integration)  # a switched-off integration's new key is paused too
     await record(session, "pos.integration_secrets_rotated", "pos_integration", integration.id)
-    return IssuedIntegration(integration, key, token, old.key_hash)
+    return IssuedIntegration(integration, key, token)
 
 
 async def get(
@@ -176,10 +176,13 @@ async def pause_key(session: AsyncSession, integration: PosIntegration) -> ApiKe
     """Keep the integration's key in step with it: suspended while it is switched off."""
     key = await session.get(ApiKey, integration.api_key_id)
     assert key is not None
+    suspended = key.suspended_at
     if integration.is_active:
         key.suspended_at = None
     elif key.suspended_at is None:
         key.suspended_at = utcnow()
+    if key.suspended_at != suspended:
+        revocation.changed(session)
     return key
 
 
@@ -201,11 +204,13 @@ async def of_caller(
     session: AsyncSession, principal: Principal, system: PosSystem | None = None
 ) -> PosIntegration:
     """The integration whose API key made this call."""
-    integration = _usable(
-        await session.scalar(
-            select(PosIntegration).where(PosIntegration.api_key_id == principal.subject)
-        )
+    integration = await session.scalar(
+        select(PosIntegration).where(PosIntegration.api_key_id == principal.subject)
     )
+    if integration is not None and not integration.is_active:
+        # Its key is suspended with it: the same refusal, whichever process notices first.
+        raise Unauthorized("The API key is switched off.", code="api_key_suspended")
+    integration = _usable(integration)
     if system is not None and integration.system is not system:
         raise Forbidden(
             f"This endpoint is for {system.value} integrations.", code="pos_system_mismatch"
