@@ -99,6 +99,16 @@ def _engine(url: URL, *, pool_size: int, pool_timeout: float) -> AsyncEngine:
     return engine
 
 
+_PLATFORM_POOL_SIZE = 2
+
+
+def connections_per_process(pool_size: int, *, worker: bool) -> int:
+    """The most connections one process holds: the app pool (`pool_size`, as many again
+    in overflow), the platform pool likewise, and with an in-process job worker the one
+    connection PgQueuer listens and dequeues on (its jobs take the app pool's)."""
+    return 2 * pool_size + 2 * _PLATFORM_POOL_SIZE + (1 if worker else 0)
+
+
 class Database:
     """The app's and the platform's pools, and sessions bound to a tenant."""
 
@@ -106,7 +116,9 @@ class Database:
         self, app_url: URL, platform_url: URL, *, pool_size: int = 10, pool_timeout: float = 10
     ) -> None:
         self.engine = _engine(app_url, pool_size=pool_size, pool_timeout=pool_timeout)
-        self.platform_engine = _engine(platform_url, pool_size=2, pool_timeout=pool_timeout)
+        self.platform_engine = _engine(
+            platform_url, pool_size=_PLATFORM_POOL_SIZE, pool_timeout=pool_timeout
+        )
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self._platform_sessions = async_sessionmaker(self.platform_engine, expire_on_commit=False)
 
