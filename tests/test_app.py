@@ -138,6 +138,14 @@ class _Refusal(Exception):
         ("22021", 422, "invalid_value"),  # a NUL or an invalid byte in text
         ("40P01", 503, "database_busy"),  # a deadlock: void, safe to send again
         ("40001", 503, "database_busy"),  # a serialization failure
+        ("53300", 503, "database_busy"),  # too many connections (asyncpg's TooManyConnections)
+        ("53200", 503, "database_busy"),  # out of memory
+        ("08006", 503, "database_busy"),  # the connection failed
+        ("08001", 503, "database_busy"),  # the client could not connect
+        ("57P01", 503, "database_busy"),  # the server is shutting down (admin)
+        ("57P02", 503, "database_busy"),  # ... after a crash
+        ("57P03", 503, "database_busy"),  # cannot connect now (asyncpg's CannotConnectNow)
+        ("57014", 500, "internal_error"),  # a statement cancelled, say by its timeout: not load
         ("XX000", 500, "internal_error"),
     ],
 )
@@ -156,6 +164,22 @@ async def test_database_refusals_map_by_sqlstate(sqlstate: str, status: int, cod
     assert (answer.status_code, answer.json()["code"]) == (status, code)
     if status == 503:
         assert answer.headers["retry-after"] == "1"
+
+
+async def test_other_oserrors_are_not_database_busy() -> None:
+    """Only a failed connection to the database is `database_busy`: an outbound call
+    refused (a webhook target down, say) is still an unexpected error."""
+    app = FastAPI()
+    install_error_handlers(app)
+
+    @app.get("/outbound")
+    async def outbound() -> None:
+        raise ConnectionRefusedError(111, "Connect call failed ('192.0.2.1', 443)")
+
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        answer = await client.get("/outbound")
+    assert (answer.status_code, answer.json()["code"]) == (500, "internal_error")
 
 
 async def test_nul_characters_are_refused_not_failed(

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
 import uuid
 
 import httpx
+import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from typer.testing import CliRunner
 
 from maxloyalty import __version__
-from maxloyalty.cli import app
+from maxloyalty.cli import app, check_pool_sizing, pool_sizing_warning
 from maxloyalty.demo import NETWORK, _load
 from maxloyalty.ledger.models import PointTransaction
 from maxloyalty.ledger.verify import verify_tenant
@@ -33,6 +35,39 @@ def test_version_and_help() -> None:
     serve_help = runner.invoke(app, ["serve", "--help"]).output
     for option in ("--host", "--port", "--workers", "--no-worker"):
         assert option in serve_help
+
+
+def test_pool_sizing_keeps_a_headroom() -> None:
+    # 100 connections less 3 reserved = 97, less a tenth (9): 88 for the API processes,
+    # each 2 × 10 app + 4 platform + 1 worker = 25.
+    server = {"max_connections": 100, "reserved": 3}
+    assert pool_sizing_warning(pool_size=10, processes=3, worker=True, **server) is None
+    warning = pool_sizing_warning(pool_size=10, processes=4, worker=True, **server)
+    assert warning is not None
+    assert "= 100, but the server leaves 88" in warning
+    assert "lower MAXLOYALTY_DB_POOL_SIZE or --workers" in warning
+    # Exactly the budget fits: 2 × (2 × 20 + 4) = 88.
+    assert pool_sizing_warning(pool_size=20, processes=2, worker=False, **server) is None
+    # A small server still keeps 5: 20 - 3 - 5 = 12 = 2 × 4 + 4, not a worker more.
+    small = {"max_connections": 20, "reserved": 3}
+    assert pool_sizing_warning(pool_size=4, processes=1, worker=False, **small) is None
+    assert pool_sizing_warning(pool_size=4, processes=1, worker=True, **small) is not None
+
+
+async def test_serve_warns_from_the_servers_own_limit(
+    owner_engine: AsyncEngine, capsys: pytest.CaptureFixture[str]
+) -> None:
+    owner_url = owner_engine.url.render_as_string(hide_password=False)
+    async with owner_engine.connect() as conn:
+        max_connections = await conn.scalar(text("SHOW max_connections"))
+    # serve's check runs its own event loop, as serve does before uvicorn starts.
+    await asyncio.to_thread(check_pool_sizing, owner_url, 10, processes=1000, worker=True)
+    warning = capsys.readouterr().err
+    assert warning.startswith("Warning: 1000 API process(es) × 25 connections")
+    assert f"(max_connections {max_connections} − " in warning
+    assert warning.count("\n") == 1
+    await asyncio.to_thread(check_pool_sizing, owner_url, 1, processes=1, worker=True)
+    assert capsys.readouterr().err == ""
 
 
 async def test_demo_loads_once(runtime: Runtime, client: httpx.AsyncClient) -> None:

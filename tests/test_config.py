@@ -33,10 +33,18 @@ def test_environment_names(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> N
     monkeypatch.setenv("DATABASE_URL", "postgresql://u@h/db")
     monkeypatch.setenv("REDIS_URL", "redis://h:6379/1")
     monkeypatch.setenv("MAXLOYALTY_LOG_FORMAT", "console")
+    monkeypatch.setenv("MAXLOYALTY_DB_POOL_TIMEOUT", "2.5")
     settings = Settings(data_dir=tmp_path)
     assert settings.database_url == "postgresql://u@h/db"
     assert settings.redis_url == "redis://h:6379/1"
     assert settings.log_format == "console"
+    assert settings.db_pool_timeout == 2.5
+
+
+def test_pool_timeout_must_be_positive(tmp_path: Path) -> None:
+    assert Settings(data_dir=tmp_path).db_pool_timeout == 10
+    with pytest.raises(ValidationError, match="greater than 0"):
+        Settings(data_dir=tmp_path, db_pool_timeout=0)
 
 
 def test_unknown_time_zone_is_rejected(tmp_path: Path) -> None:

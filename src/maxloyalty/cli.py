@@ -11,9 +11,12 @@ from collections.abc import Callable
 from typing import Annotated, TypeVar
 
 import typer
+from sqlalchemy import pool, text
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from maxloyalty import __version__
 from maxloyalty.config import Settings, get_settings
+from maxloyalty.kit.db import async_url, connections_per_process
 from maxloyalty.kit.embedded import resolve_owner_url
 from maxloyalty.kit.logging import configure_logging
 from maxloyalty.kit.migrate import check_models, run_migrate
@@ -38,6 +41,61 @@ def _prepare(settings: Settings) -> str:
     owner_url = _step(where, lambda: resolve_owner_url(settings.database_url, settings.data_dir))
     _step("Applying migrations", lambda: run_migrate(owner_url, settings))
     return owner_url
+
+
+def pool_sizing_warning(
+    *, pool_size: int, processes: int, worker: bool, max_connections: int, reserved: int
+) -> str | None:
+    """A warning if `processes` API processes could together ask for more connections than
+    the server gives non-superusers, less a headroom (a tenth, at least 5) for whatever
+    else connects: migrations, `maxloyalty worker` processes, psql, monitoring, backups."""
+    each = connections_per_process(pool_size, worker=worker)
+    demand = processes * each
+    available = max_connections - reserved
+    headroom = max(5, available // 10)
+    if demand <= available - headroom:
+        return None
+    return (
+        f"Warning: {processes} API process(es) × {each} connections"
+        f" (2 × MAXLOYALTY_DB_POOL_SIZE={pool_size}, the platform pool"
+        f"{', the job worker' if worker else ''}) = {demand}, but the server leaves"
+        f" {available - headroom} (max_connections {max_connections} − {reserved} reserved"
+        f" − {headroom} headroom): requests may get 503 database_busy; lower"
+        " MAXLOYALTY_DB_POOL_SIZE or --workers, or raise max_connections."
+    )
+
+
+async def _connection_limits(owner_url: str) -> tuple[int, int]:
+    """The server's max_connections, and how many of them only privileged roles may use."""
+    engine = create_async_engine(async_url(owner_url), poolclass=pool.NullPool)
+    try:
+        async with engine.connect() as conn:
+            limits = await conn.execute(
+                text(
+                    "SELECT current_setting('max_connections')::int,"
+                    " current_setting('superuser_reserved_connections')::int"
+                    # PostgreSQL 16 and later keep some more for pg_use_reserved_connections.
+                    " + coalesce(current_setting('reserved_connections', true)::int, 0)"
+                )
+            )
+            max_connections, reserved = limits.one()
+    finally:
+        await engine.dispose()
+    return int(max_connections), int(reserved)
+
+
+def check_pool_sizing(owner_url: str, pool_size: int, *, processes: int, worker: bool) -> None:
+    """Say so (on stderr) if the pools could outgrow the server: asked once, at start."""
+    max_connections, reserved = asyncio.run(_connection_limits(owner_url))
+    warning = pool_sizing_warning(
+        pool_size=pool_size,
+        processes=processes,
+        worker=worker,
+        max_connections=max_connections,
+        reserved=reserved,
+    )
+    if warning:
+        typer.echo(warning, err=True)
 
 
 def _version(value: bool) -> None:
@@ -72,7 +130,8 @@ def serve(
 
     settings = get_settings()
     configure_logging(settings.log_format, settings.log_level)
-    _prepare(settings)
+    owner_url = _prepare(settings)
+    check_pool_sizing(owner_url, settings.db_pool_size, processes=workers, worker=worker)
     if demo_once:
         from maxloyalty.demo import load_demo
 

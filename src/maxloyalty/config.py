@@ -38,6 +38,7 @@ class Settings(BaseSettings):
     data_dir: Path = Path(".data")
     redis_key_prefix: str = Field(default="ml", pattern=r"^[A-Za-z0-9_-]{1,40}$")
     db_pool_size: int = 10
+    db_pool_timeout: float = Field(default=10, gt=0)  # seconds a request waits for a connection
 
     secret_key: SecretStr | None = None
     previous_secret_keys: list[SecretStr] = []

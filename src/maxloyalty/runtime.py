@@ -77,7 +77,12 @@ class Runtime:
         )
         return cls(
             settings=settings,
-            db=Database(app_url, platform_url, pool_size=settings.db_pool_size),
+            db=Database(
+                app_url,
+                platform_url,
+                pool_size=settings.db_pool_size,
+                pool_timeout=settings.db_pool_timeout,
+            ),
             cache=cache_from_url(settings.redis_url, settings.redis_key_prefix),
             limiter=RateLimiter(settings.redis_url, settings.redis_key_prefix),
             sessions=SessionPolicy(

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 from uuid import UUID
 
 from sqlalchemy import event, text
-from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.engine import URL, Connection, Dialect, make_url
+from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -24,9 +26,10 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.orm import Session, SessionTransaction
+from sqlalchemy.pool import ConnectionPoolEntry
 
 from maxloyalty.config import Settings
-from maxloyalty.kit.errors import Rejection
+from maxloyalty.kit.errors import DatabaseUnreachable, Rejection
 
 APP_ROLE = "maxloyalty_app"
 PLATFORM_ROLE = "maxloyalty_platform"
@@ -73,15 +76,48 @@ def _apply_context(session: Session, _tx: SessionTransaction, connection: Connec
         )
 
 
+def _connect(
+    dialect: Dialect, _record: ConnectionPoolEntry, cargs: list[Any], cparams: dict[str, Any]
+) -> DBAPIConnection:
+    """Connect as SQLAlchemy would; a server out of reach becomes `DatabaseUnreachable`
+    (asyncpg raises it as a bare OSError, which SQLAlchemy does not wrap)."""
+    try:
+        return dialect.connect(*cargs, **cparams)
+    except OSError as exc:
+        raise DatabaseUnreachable(str(exc)) from exc
+
+
+def _engine(url: URL, *, pool_size: int, pool_timeout: float) -> AsyncEngine:
+    engine = create_async_engine(
+        url,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_timeout=pool_timeout,
+        pool_pre_ping=True,
+    )
+    event.listen(engine.sync_engine, "do_connect", _connect)
+    return engine
+
+
+_PLATFORM_POOL_SIZE = 2
+
+
+def connections_per_process(pool_size: int, *, worker: bool) -> int:
+    """The most connections one process holds: the app pool (`pool_size`, as many again
+    in overflow), the platform pool likewise, and with an in-process job worker the one
+    connection PgQueuer listens and dequeues on (its jobs take the app pool's)."""
+    return 2 * pool_size + 2 * _PLATFORM_POOL_SIZE + (1 if worker else 0)
+
+
 class Database:
     """The app's and the platform's pools, and sessions bound to a tenant."""
 
-    def __init__(self, app_url: URL, platform_url: URL, *, pool_size: int = 10) -> None:
-        self.engine: AsyncEngine = create_async_engine(
-            app_url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
-        )
-        self.platform_engine: AsyncEngine = create_async_engine(
-            platform_url, pool_size=2, max_overflow=2, pool_pre_ping=True
+    def __init__(
+        self, app_url: URL, platform_url: URL, *, pool_size: int = 10, pool_timeout: float = 10
+    ) -> None:
+        self.engine = _engine(app_url, pool_size=pool_size, pool_timeout=pool_timeout)
+        self.platform_engine = _engine(
+            platform_url, pool_size=_PLATFORM_POOL_SIZE, pool_timeout=pool_timeout
         )
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self._platform_sessions = async_sessionmaker(self.platform_engine, expire_on_commit=False)

@@ -13,6 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy.exc import DataError, IntegrityError, StatementError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from maxloyalty.kit.context import request_id
@@ -61,6 +62,14 @@ class AppError(Exception):
         self.status = status or self.status
         self.errors = errors
         self.headers = headers or {}
+
+
+class DatabaseUnreachable(Exception):
+    """The database server could not be reached at all (refused, unknown host, timed out).
+
+    asyncpg raises these as bare OSErrors, which SQLAlchemy passes through unwrapped;
+    `kit.db` turns them into this while connecting, so no other OSError (an outbound call
+    failing) reads as the database being out of reach."""
 
 
 class Rejection(AppError):
@@ -121,6 +130,9 @@ def problem_response(
     )
 
 
+_CONCURRENT = "The request met a concurrent one; nothing was written, send it again."
+_UNAVAILABLE = "The database cannot take the request now; nothing was written, send it again."
+
 _HTTP_CODES = {
     400: "bad_request",
     401: "unauthorized",
@@ -169,7 +181,8 @@ async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
 async def _on_statement_error(request: Request, exc: Exception) -> JSONResponse:
     """What the database refused of a request that no service check caught — a constraint
     (say, a reference to a row that does not exist), a value out of a column's range, text
-    that is not valid Unicode. The transaction is void; the answer is a 4xx, not a 500."""
+    that is not valid Unicode — or could not take at all (a deadlock, no connection). The
+    transaction is void; the answer is a 4xx or a 503, not a 500."""
     assert isinstance(exc, StatementError)
     if isinstance(exc, IntegrityError):
         constraint = getattr(getattr(exc.orig, "__cause__", None), "constraint_name", None)
@@ -183,15 +196,35 @@ async def _on_statement_error(request: Request, exc: Exception) -> JSONResponse:
             request, 422, "invalid_value", "A value is out of range or not valid text."
         )
     if state[:2] == "40":  # a deadlock or serialization failure: void, and safe to retry
-        log.warning("transaction_rolled_back", path=request.url.path, sqlstate=state)
-        return problem_response(
-            request,
-            503,
-            "database_busy",
-            "The request met a concurrent one; nothing was written, send it again.",
-            headers={"Retry-After": "1"},
-        )
+        return _database_busy(request, _CONCURRENT, "transaction_rolled_back", sqlstate=state)
+    if _unavailable(state):
+        return _database_busy(request, _UNAVAILABLE, "database_unavailable", sqlstate=state)
     return await _on_unexpected(request, exc)
+
+
+def _unavailable(state: str) -> bool:
+    """The server refused or dropped the connection: out of connections or other resources
+    (class 53; a full server and a role at its CONNECTION LIMIT both give 53300), a
+    connection failure (08), shutting down or starting up (57P01-57P03). The transaction
+    never began or the server rolled it back (a connection lost during COMMIT itself
+    leaves that unknown: the same Idempotency-Key makes the retry safe anyway)."""
+    return state[:2] in ("53", "08") or state in ("57P01", "57P02", "57P03")
+
+
+def _database_busy(request: Request, detail: str, event: str, **facts: str) -> JSONResponse:
+    """503 `database_busy`: nothing was written, the same request may be sent again. A
+    warning, not a trace: this is load or an outage, not a bug."""
+    log.warning(event, path=request.url.path, **facts)
+    return problem_response(request, 503, "database_busy", detail, headers={"Retry-After": "1"})
+
+
+async def _on_pool_timeout(request: Request, exc: Exception) -> JSONResponse:
+    """Every pooled connection stayed busy for `db_pool_timeout` seconds."""
+    return _database_busy(request, _UNAVAILABLE, "database_pool_timeout")
+
+
+async def _on_database_unreachable(request: Request, exc: Exception) -> JSONResponse:
+    return _database_busy(request, _UNAVAILABLE, "database_unreachable", error=str(exc))
 
 
 def _sqlstate(exc: StatementError) -> str:
@@ -214,6 +247,8 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _on_validation_error)
     app.add_exception_handler(StarletteHTTPException, _on_http_error)
     app.add_exception_handler(StatementError, _on_statement_error)
+    app.add_exception_handler(PoolTimeout, _on_pool_timeout)
+    app.add_exception_handler(DatabaseUnreachable, _on_database_unreachable)
     app.add_exception_handler(Exception, _on_unexpected)
 
 
