@@ -98,9 +98,17 @@ async def _runtime(settings: Settings, migrated: str) -> AsyncIterator[Runtime]:
     await rt.close()
 
 
-_TABLES = ", ".join(
-    [t.name for t in metadata.sorted_tables]
-    + ["pgqueuer", "pgqueuer_log", "pgqueuer_schedules", "pgqueuer_statistics"]
+# Children before parents. DELETE, not TRUNCATE: a test leaves a few rows in a few tables,
+# and truncating every table and monthly partition cost over a second a test.
+_CLEANUP = "; ".join(
+    f"DELETE FROM {name}"
+    for name in [
+        "pgqueuer",
+        "pgqueuer_log",
+        "pgqueuer_schedules",
+        "pgqueuer_statistics",
+        *(t.name for t in reversed(metadata.sorted_tables)),
+    ]
 )
 
 
@@ -109,7 +117,8 @@ async def runtime(_runtime: Runtime, owner_engine: AsyncEngine) -> AsyncIterator
     """The process runtime; every table is emptied after the test."""
     yield _runtime
     async with owner_engine.begin() as conn:
-        await conn.execute(text(f"TRUNCATE {_TABLES} RESTART IDENTITY CASCADE"))
+        raw = await conn.get_raw_connection()
+        await raw.driver_connection.execute(_CLEANUP)
     await _runtime.limiter.reset()
 
 

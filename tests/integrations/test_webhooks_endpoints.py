@@ -55,7 +55,8 @@ def test_the_event_type_list_is_what_the_code_publishes() -> None:
 
 async def _audit(runtime: Runtime, tenant_id: uuid.UUID, action: str) -> list[ActivityLog]:
     async with runtime.db.transaction(tenant_id) as session:
-        return list(await session.scalars(select(ActivityLog).where(ActivityLog.action == action)))
+        query = select(ActivityLog).where(ActivityLog.action == action)
+        return list(await session.scalars(query.order_by(ActivityLog.created_at, ActivityLog.id)))
 
 
 async def test_event_types_are_known_ones(
