@@ -20,6 +20,7 @@ GLOBAL: dict[str, tuple[str, ...]] = {"users": ("phone_encrypted", "email_encryp
 PER_TENANT: dict[str, tuple[str, ...]] = {
     "api_keys": ("signing_secret",),
     "webhook_endpoints": ("secret", "previous_secret"),
+    "pos_integrations": ("credentials", "webhook_secret"),
     "pos_events": ("personal",),
     "pos_transactions": ("raw",),
 }

@@ -1,5 +1,6 @@
-"""The guest's personal data in what tills sent: moved to a new PII key by `pii reencrypt`,
-in the person's copy of their data, and gone with their erasure (the figures stay)."""
+"""The guest's personal data in what tills sent: moved to a new PII key by `pii reencrypt`
+(with the tills' credentials), in the person's copy of their data, and gone with their
+erasure (the figures stay)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,8 @@ PHONE = "+79251234567"
 SECRETS = (
     "SELECT personal FROM pos_events WHERE personal IS NOT NULL"
     " UNION ALL SELECT raw FROM pos_transactions WHERE raw IS NOT NULL"
+    " UNION ALL SELECT credentials FROM pos_integrations WHERE credentials IS NOT NULL"
+    " UNION ALL SELECT webhook_secret FROM pos_integrations WHERE webhook_secret IS NOT NULL"
 )
 
 
@@ -51,11 +54,12 @@ async def test_reencrypt_moves_pos_records_to_the_current_key(
             phones = await conn.scalar(
                 text("SELECT count(*) FROM users WHERE phone_encrypted IS NOT NULL")
             )
-        assert await reencrypt(runtime.db) == phones + 2  # the event and the check too
+        # The event, the check, and the iiko integration's apiLogin and webhook token too.
+        assert await reencrypt(runtime.db) == phones + 3
         assert await reencrypt(runtime.db) == 0
         async with owner_engine.connect() as conn:
             sealed = list(await conn.scalars(text(SECRETS)))
-        assert len(sealed) == 2
+        assert len(sealed) == 4
         assert [s for s in sealed if rotated.needs_rotation(s)] == []
     finally:
         crypto.configure(original)
