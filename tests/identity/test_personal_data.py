@@ -218,7 +218,10 @@ async def test_erasure_in_one_network_leaves_the_other_intact(
     with time_machine.travel(utcnow() + timedelta(seconds=61)):  # past the resend cooldown
         assert (await register(client, kept.tenant.id)).status_code == 202
         again = await verify(client, kept.tenant.id, last_code(runtime))
+        assert (await register(client, erased.tenant.id)).status_code == 202
+        refused = await verify(client, erased.tenant.id, last_code(runtime))
     assert again.status_code == 200, again.text
+    assert_problem(refused, 403, "guest_blocked")  # their role there is deactivated
     await kept.sale(person, 10000, "B-3")
 
 
