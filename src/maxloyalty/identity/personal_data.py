@@ -121,7 +121,7 @@ async def _identity(session: AsyncSession, tenant_id: uuid.UUID, user: User) -> 
 async def _network_data(session: AsyncSession, tenant_id: uuid.UUID, user: User) -> dict[str, Any]:
     await bind(session, tenant_id=tenant_id)
     tenant = await session.get(Tenant, tenant_id)
-    assert tenant is not None  # the person holds a role in it
+    assert tenant is not None  # the token's network, or one the person has a role in
     return (
         {"tenant_id": str(tenant_id), "name": tenant.name}
         | await _identity(session, tenant_id, user)
