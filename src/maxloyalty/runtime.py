@@ -63,13 +63,7 @@ class Runtime:
     def start(cls, settings: Settings) -> Runtime:
         owner_url = resolve_owner_url(settings.database_url, settings.data_dir)
         app_url, platform_url = runtime_urls(settings, owner_url)
-        crypto.configure(
-            crypto.Keyring(
-                settings.secret("pii_key"),
-                [k.get_secret_value() for k in settings.previous_pii_keys],
-                settings.secret("blind_index_key"),
-            )
-        )
+        crypto.configure(crypto.keyring_of(settings))
         secret = settings.secret("secret_key")
         keys = TokenKeys(
             current=secret,

@@ -23,13 +23,13 @@ from maxloyalty.guests.service import (
     ensure_restaurant,
     find_or_create_user_by_phone,
     join_network,
+    set_status,
 )
 from maxloyalty.identity.contacts import normalize_phone, phone_index
 from maxloyalty.identity.dependencies import Authorize, TenantSession
 from maxloyalty.identity.models import User
 from maxloyalty.identity.principal import Principal, Role
 from maxloyalty.kit.errors import AppError, NotFound, problem_responses
-from maxloyalty.kit.events import publish
 from maxloyalty.kit.pagination import PageParams, make_page, page_params, paginate
 from maxloyalty.ledger.core import lock_card
 from maxloyalty.loyalty.models import CardMode, LoyaltyLevel
@@ -209,24 +209,6 @@ async def set_card_status(
     card = await lock_card(session, card_id)
     if card.restaurant_id is not None:
         ensure_restaurant(principal, card.restaurant_id)
-    if card.status is CardStatus.DELETED:
-        raise AppError("A deleted card stays deleted.", code="card_deleted", status=409)
-    before = card.status.value
-    card.status = body.status
-    await session.flush()
-    await record(
-        session,
-        "card.status_changed",
-        "guest_card",
-        card.id,
-        before={"status": before},
-        after={"status": body.status.value, "reason": body.reason},
-    )
-    await publish(
-        session,
-        card.tenant_id,
-        "card.status_changed",
-        {"card_id": str(card.id), "guest_id": str(card.user_id), "status": body.status.value},
-    )
+    await set_status(session, card, body.status, body.reason)
     await session.commit()
     return {"card_id": str(card.id), "status": card.status.value}

@@ -184,6 +184,32 @@ async def card_for_guest(
     return card
 
 
+async def set_status(
+    session: AsyncSession, card: GuestCard, status: CardStatus, reason: str | None
+) -> None:
+    """Block, unblock or delete a card locked by the caller (`lock_card`). A deleted card
+    stays deleted: it identifies no one any more, and its 6-digit code is free again."""
+    if card.status is CardStatus.DELETED:
+        raise AppError("A deleted card stays deleted.", code="card_deleted", status=409)
+    before = card.status.value
+    card.status = status
+    await session.flush()
+    await record(
+        session,
+        "card.status_changed",
+        "guest_card",
+        card.id,
+        before={"status": before},
+        after={"status": status.value, "reason": reason},
+    )
+    await publish(
+        session,
+        card.tenant_id,
+        "card.status_changed",
+        {"card_id": str(card.id), "guest_id": str(card.user_id), "status": status.value},
+    )
+
+
 def ensure_usable(card: GuestCard) -> None:
     if card.status is not CardStatus.ACTIVE:
         raise AppError(f"The card is {card.status.value.lower()}.", code="card_blocked", status=409)

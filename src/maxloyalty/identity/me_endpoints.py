@@ -1,35 +1,50 @@
-"""A signed-in person's own data: export and erasure."""
+"""A signed-in person's own data: export and erasure, in their network or in all of them."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Response, status
+from pydantic import BaseModel, ConfigDict
 
 from maxloyalty.identity import personal_data
 from maxloyalty.identity.dependencies import Authorize, TenantSession
+from maxloyalty.identity.personal_data import Scope
 from maxloyalty.identity.principal import Principal, Role
 from maxloyalty.kit.errors import problem_responses
 
-router = APIRouter(prefix="/api/me", tags=["me"], responses=problem_responses(401, 403, 404))
+router = APIRouter(prefix="/api/me", tags=["me"], responses=problem_responses(401, 403, 404, 422))
 Person = Annotated[
     Principal,
     Depends(Authorize(Role.GUEST, Role.CASHIER, Role.MANAGER, Role.RESTAURANT_ADMIN)),
 ]
 
 
+class ErasureRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    scope: Scope = Scope.NETWORK
+
+
 @router.get("/data")
-async def export_my_data(principal: Person, session: TenantSession) -> dict[str, Any]:
-    """Everything stored about the caller, as JSON."""
-    data = await personal_data.export(session, principal.subject)
+async def export_my_data(
+    principal: Person, session: TenantSession, scope: Scope = Scope.NETWORK
+) -> dict[str, Any]:
+    """Everything stored about the caller, as JSON: this network's, or `scope=all`."""
+    assert principal.tenant_id is not None
+    data = await personal_data.export(session, principal.tenant_id, principal.subject, scope)
     await session.commit()
     return data
 
 
 @router.post("/erase", status_code=status.HTTP_204_NO_CONTENT)
-async def erase_me(principal: Person, session: TenantSession) -> Response:
-    """Anonymize the caller and end every session; the ledger keeps its history."""
+async def erase_me(
+    principal: Person, session: TenantSession, body: ErasureRequest | None = None
+) -> Response:
+    """Erase the caller's data in this network (`{"scope": "all"}`: in every network, and
+    the account itself) and end their sessions there; the ledger keeps its history."""
     assert principal.tenant_id is not None
-    await personal_data.erase(session, principal.tenant_id, principal.subject)
+    scope = body.scope if body else Scope.NETWORK
+    await personal_data.erase(session, principal.tenant_id, principal.subject, scope)
     await session.commit()
     return Response(status_code=status.HTTP_204_NO_CONTENT)

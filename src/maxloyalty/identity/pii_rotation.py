@@ -4,10 +4,14 @@ key can then be dropped."""
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from maxloyalty.kit.crypto import keyring
+from maxloyalty.kit.crypto import Keyring, keyring
 from maxloyalty.kit.db import Database
 from maxloyalty.network.models import Tenant
 
@@ -16,13 +20,46 @@ GLOBAL: dict[str, tuple[str, ...]] = {"users": ("phone_encrypted", "email_encryp
 PER_TENANT: dict[str, tuple[str, ...]] = {
     "api_keys": ("signing_secret",),
     "webhook_endpoints": ("secret", "previous_secret"),
+    "pos_integrations": ("credentials", "webhook_secret"),
+    "pos_events": ("personal",),
+    "pos_transactions": ("raw",),
 }
+# Rows read at once: the POS tables hold a row per check or event.
+BATCH = 500
+_NIL = uuid.UUID(int=0)
+
+
+async def _batches(
+    session: AsyncSession, table: str, columns: tuple[str, ...]
+) -> AsyncIterator[Sequence[Sequence[Any]]]:
+    """The rows with a value in `columns`, BATCH at a time in the order of their ids."""
+    query = text(
+        f"SELECT id, {', '.join(columns)} FROM {table}"  # noqa: S608 - fixed names
+        f" WHERE ({' OR '.join(f'{c} IS NOT NULL' for c in columns)}) AND id > :after"
+        " ORDER BY id LIMIT :n"
+    )
+    after = _NIL
+    while rows := (await session.execute(query, {"after": after, "n": BATCH})).all():
+        yield rows
+        after = rows[-1][0]
 
 
 async def _rewrite(session: AsyncSession, table: str, columns: tuple[str, ...]) -> int:
     ring, changed = keyring(), 0
-    rows = await session.execute(text(f"SELECT id, {', '.join(columns)} FROM {table}"))  # noqa: S608 - fixed names
-    for row in rows.all():
+    async for rows in _batches(session, table, columns):
+        changed += await _rewrite_rows(session, ring, table, columns, rows)
+    return changed
+
+
+async def _rewrite_rows(
+    session: AsyncSession,
+    ring: Keyring,
+    table: str,
+    columns: tuple[str, ...],
+    rows: Sequence[Sequence[Any]],
+) -> int:
+    changed = 0
+    for row in rows:
         fresh = {
             column: ring.encrypt(ring.decrypt(value))
             for column, value in zip(columns, row[1:], strict=True)

@@ -12,12 +12,16 @@ import base64
 import hashlib
 import hmac
 import os
+from typing import TYPE_CHECKING
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import String
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
+
+if TYPE_CHECKING:
+    from maxloyalty.config import Settings
 
 
 def _derive(material: str, purpose: bytes) -> bytes:
@@ -56,6 +60,15 @@ class Keyring:
 
     def blind_index(self, normalized: str) -> str:
         return hmac.new(self._index_key, normalized.encode(), hashlib.sha256).hexdigest()
+
+
+def keyring_of(settings: Settings) -> Keyring:
+    """The installation's keyring: its current and retired PII keys, and the index key."""
+    return Keyring(
+        settings.secret("pii_key"),
+        [k.get_secret_value() for k in settings.previous_pii_keys],
+        settings.secret("blind_index_key"),
+    )
 
 
 _keyring: Keyring | None = None

@@ -19,10 +19,13 @@ from maxloyalty.kit.db import APP_ROLE, PLATFORM_ROLE, async_url
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 
 
-def alembic_config(owner_url: str) -> Config:
+def alembic_config(owner_url: str, settings: Settings | None = None) -> Config:
+    """`settings` reach the migrations that need the installation's keys (data migrations
+    that encrypt); without them such a migration reads the environment's."""
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["url"] = owner_url
+    config.attributes["settings"] = settings
     return config
 
 
@@ -58,7 +61,7 @@ async def migrate(owner_url: str, settings: Settings) -> None:
     """Upgrade to head and set the runtime logins. Safe to run concurrently: an advisory
     lock makes a second process wait for the first."""
     engine = create_async_engine(async_url(owner_url), poolclass=pool.NullPool)
-    config = alembic_config(owner_url)
+    config = alembic_config(owner_url, settings)
     try:
         async with engine.connect() as conn:
             await conn.execute(text("SELECT pg_advisory_lock(hashtext('maxloyalty_migrate'))"))

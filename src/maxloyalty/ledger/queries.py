@@ -14,6 +14,7 @@ from maxloyalty.kit.pagination import PageParams, paginate_newest
 from maxloyalty.ledger.models import PointLot, PointTransaction, TxType
 from maxloyalty.loyalty.models import LoyaltySystem
 from maxloyalty.loyalty.service import levels_of, next_level, spend_for_level
+from maxloyalty.network.models import Restaurant
 
 
 async def balance(session: AsyncSession, card: GuestCard, now: datetime) -> dict[str, Any]:
@@ -78,3 +79,41 @@ async def history(
     if until:
         query = query.where(PointTransaction.created_at < until)
     return list(await session.scalars(paginate_newest(query, PointTransaction.id, params)))
+
+
+async def every_transaction(
+    session: AsyncSession, card_ids: list[uuid.UUID]
+) -> dict[uuid.UUID, list[dict[str, Any]]]:
+    """Every ledger row of these cards, oldest first, by card: one query however many (a
+    person's copy of their data)."""
+    if not card_ids:
+        return {}
+    t = PointTransaction
+    rows = await session.execute(
+        select(t, Restaurant.name)
+        .outerjoin(Restaurant, Restaurant.id == t.restaurant_id)
+        .where(t.card_id.in_(card_ids))
+        .order_by(t.created_at, t.id)
+    )
+    found: dict[uuid.UUID, list[dict[str, Any]]] = {}
+    for row, restaurant in rows:
+        found.setdefault(row.card_id, []).append(
+            {
+                "id": str(row.id),
+                "type": row.type.value,
+                "status": row.status.value,
+                "amount": row.amount,
+                "created_at": row.created_at.isoformat(),
+                "source": row.source.value,
+                "restaurant_id": str(row.restaurant_id) if row.restaurant_id else None,
+                "restaurant": restaurant,
+                "check_number": row.check_number,
+                "check_amount": row.check_amount,
+                "paid_amount": row.paid_amount,
+                "discount_amount": row.discount_amount,
+                "reason": row.reason,
+                "reward_item_id": str(row.reward_item_id) if row.reward_item_id else None,
+                "reverses_id": str(row.reverses_id) if row.reverses_id else None,
+            }
+        )
+    return found

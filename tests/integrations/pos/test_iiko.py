@@ -19,6 +19,8 @@ from pgqueuer import PgQueuer
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from maxloyalty.identity.contacts import phone_index
+from maxloyalty.integrations.pos.iiko import personal as webhook_personal
 from maxloyalty.integrations.pos.iiko import webhook as webhook_module
 from maxloyalty.integrations.pos.iiko.sync import REGISTER_JOB, webhook_uri
 from maxloyalty.integrations.pos.iiko.webhook import PROCESS_JOB, RetryLater, handle
@@ -383,6 +385,71 @@ async def test_a_delivery_is_found_by_the_guests_phone(
     assert stored[delivery].status.value == "PROCESSED"
     (record,) = await _checks(runtime, till)
     assert (record.card_id, record.points_accrued) == (guest.id, 10)
+
+
+def _with_guest_details(event: dict[str, Any]) -> dict[str, Any]:
+    """A delivery event carrying what iiko knows of the guest: card, address, comment."""
+    event["eventInfo"]["order"] |= {
+        "customer": {
+            "type": "regular",
+            "id": str(uuid.uuid4()),
+            "name": "Вера",
+            "surname": "Сидорова",
+            "gender": "Female",
+            "birthdate": "1991-07-04 00:00:00.000",
+            "inBlacklist": False,
+        },
+        "deliveryPoint": {
+            "coordinates": {"latitude": 56.83, "longitude": 60.6},
+            "address": {"line1": "ул. Ленина, 5, кв. 12", "flat": "12", "region": None},
+            "comment": "домофон 12",
+        },
+        "comment": "позвонить за 10 минут",
+    }
+    return assert_event_conforms(event)
+
+
+GUEST_DETAILS = (
+    "925",
+    "123-45-67",
+    "Вера",
+    "Сидорова",
+    "1991-07-04",
+    "Ленина",
+    "домофон",
+    "позвонить",
+)
+
+
+async def test_the_guests_personal_data_is_kept_apart_and_encrypted(
+    make_till: TillFactory, runtime: Runtime, owner_engine: AsyncEngine
+) -> None:
+    till = await _iiko(make_till)
+    guest = await till.guest(runtime, PHONE)
+    delivery = order_id()
+    sent = _with_guest_details(delivery_event(delivery, phone="8 925 123-45-67"))
+
+    stored = await _delivered(till, runtime, [copy.deepcopy(sent)])
+
+    # Still found by the phone, and accrued.
+    assert (stored[delivery].status.value, stored[delivery].card_id) == ("PROCESSED", guest.id)
+    (record,) = await _checks(runtime, till)
+    assert (record.card_id, record.points_accrued) == (guest.id, 10)
+    async with owner_engine.connect() as conn:
+        payload, personal, phone_hash = (
+            await conn.execute(text("SELECT payload::text, personal, phone_hash FROM pos_events"))
+        ).one()
+    assert [d for d in GUEST_DETAILS if d in payload or d in personal] == []
+    assert phone_hash == phone_index(PHONE)
+    # What was taken out is what iiko sent, back in memory for processing and replays.
+    assert webhook_personal.merged(stored[delivery].payload, stored[delivery].personal) == sent
+    listed = await till.client.get(
+        f"/api/pos/integrations/{till.integration['id']}/events", headers=till.admin
+    )
+    assert listed.status_code == 200, listed.text
+    (shown,) = listed.json()["items"]
+    assert [d for d in GUEST_DETAILS if d in json.dumps(shown, ensure_ascii=False)] == []
+    assert shown["payload"]["eventInfo"]["order"]["sum"] == 200
 
 
 async def test_only_the_integrations_organization_and_terminal_group_count(

@@ -10,7 +10,8 @@ from typing import Any
 
 import httpx
 from defusedxml.ElementTree import fromstring
-from sqlalchemy import select
+from sqlalchemy import select, text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from maxloyalty.guests.models import CardStatus, GuestCard, RegistrationSource
 from maxloyalty.guests.service import ensure_card
@@ -160,6 +161,23 @@ async def set_status(runtime: Runtime, card: GuestCard, status: CardStatus) -> N
         found = await session.get(GuestCard, card.id)
         assert found is not None
         found.status = status
+
+
+async def test_the_check_xml_is_kept_encrypted(
+    make_till: TillFactory, runtime: Runtime, owner_engine: AsyncEngine
+) -> None:
+    till = await rkeeper(make_till)
+    number = number_of(till.shop.card)
+    sale = check_xml((number, 3, 200000))
+    assert (await post(till, sale))["Result"] == "0"
+    refused = check_xml(("999999", 3, 100000), check=58813)  # no such card: kept as FAILED
+    assert (await post(till, refused))["Result"] == "1"
+
+    async with owner_engine.connect() as conn:
+        stored = list(await conn.scalars(text("SELECT raw FROM pos_transactions")))
+    assert len(stored) == 2
+    assert [raw for raw in stored if "TransactionsEx" in raw or number in raw] == []
+    assert sorted(r.raw or "" for r in await records(runtime, till)) == sorted([sale, refused])
 
 
 async def test_a_till_conversation_identify_post_resend_void(

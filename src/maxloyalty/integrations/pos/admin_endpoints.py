@@ -346,7 +346,8 @@ async def list_events(
     status: PosEventStatus | None = None,
     event_type: Annotated[str | None, Query(max_length=64)] = None,
 ) -> Page[PosEventOut]:
-    """The vendor's webhook events as they came, newest first."""
+    """The vendor's webhook events as they came, less the guest's personal fields (kept
+    encrypted apart), newest first."""
     await service.get(session, integration_id, reader)
     query = _log(PosEvent, integration_id, paging, status=status, event_type=event_type)
     return await _page(session, query, paging, PosEventOut)

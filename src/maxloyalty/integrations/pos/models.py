@@ -4,8 +4,10 @@
   authenticates with it), its encrypted credentials for calling the till vendor's cloud,
   and, for iiko, the secret iiko sends back with each webhook.
 - `pos_transactions`: every check a till posted, with its lines and payments as the till
-  sent them (R-Keeper's check XML verbatim), and what the ledger made of it.
-- `pos_events`: inbound webhook events, raw, for audit and replay.
+  sent them (R-Keeper's check XML verbatim, encrypted: it is kept for audit only), and what
+  the ledger made of it.
+- `pos_events`: inbound webhook events, for audit and replay: the guest's personal fields
+  apart and encrypted (`iiko/personal.py`), the rest as sent.
 - `pos_syncs`: calls we made to a vendor's cloud (pulls of its directory, pushes of our
   webhook settings), with their outcome and the next retry.
 """
@@ -17,7 +19,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, ForeignKeyConstraint, Index, String, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, ForeignKeyConstraint, Index, String, UniqueConstraint, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -70,6 +72,8 @@ class PosTransaction(UUIDPrimaryKey, TenantOwned, Base):
     __tablename__ = "pos_transactions"
     __table_args__ = (
         Index("ix_pos_transactions_integration", "integration_id", "created_at"),
+        # Erasing a person finds their cards' checks.
+        Index("ix_pos_transactions_card", "card_id", postgresql_where=text("card_id IS NOT NULL")),
         ForeignKeyConstraint(
             ["tenant_id", "integration_id"],
             ["pos_integrations.tenant_id", "pos_integrations.id"],
@@ -92,7 +96,7 @@ class PosTransaction(UUIDPrimaryKey, TenantOwned, Base):
     check_amount: Mapped[int]  # kopecks
     items: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, default=list)
     payments: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, default=list)
-    raw: Mapped[str | None] = mapped_column(Text)
+    raw: Mapped[str | None] = mapped_column(EncryptedText())
     points_accrued: Mapped[int] = mapped_column(default=0)
     points_redeemed: Mapped[int] = mapped_column(default=0)
     discount_applied: Mapped[int] = mapped_column(default=0)  # kopecks
@@ -114,17 +118,32 @@ class PosEvent(UUIDPrimaryKey, TenantOwned, Base):
     __tablename__ = "pos_events"
     __table_args__ = (
         Index("ix_pos_events_integration", "integration_id", "received_at"),
+        # Erasing a person finds their events by phone or by card.
+        Index(
+            "ix_pos_events_phone_hash",
+            "phone_hash",
+            postgresql_where=text("phone_hash IS NOT NULL"),
+        ),
+        Index("ix_pos_events_card", "card_id", postgresql_where=text("card_id IS NOT NULL")),
         ForeignKeyConstraint(
             ["tenant_id", "integration_id"],
             ["pos_integrations.tenant_id", "pos_integrations.id"],
             name="fk_pos_events_integration",
+        ),
+        ForeignKeyConstraint(
+            ["tenant_id", "card_id"],
+            ["guest_cards.tenant_id", "guest_cards.id"],
+            name="fk_pos_events_card",
         ),
     )
 
     integration_id: Mapped[uuid.UUID]
     event_type: Mapped[str] = mapped_column(String(64))
     external_id: Mapped[str | None] = mapped_column(String(128))
-    payload: Mapped[dict[str, Any]]
+    payload: Mapped[dict[str, Any]]  # without the personal fields
+    personal: Mapped[str | None] = mapped_column(EncryptedText())  # JSON {path: value}
+    phone_hash: Mapped[str | None] = mapped_column(String(64))  # the order phone's blind index
+    card_id: Mapped[uuid.UUID | None]  # the member processing found
     status: Mapped[PosEventStatus] = mapped_column(
         str_enum(PosEventStatus, "pos_event_status"), default=PosEventStatus.RECEIVED
     )

@@ -1,5 +1,5 @@
-"""Till integrations: creating them with their secrets, finding the one behind a call, and
-recording the checks they post.
+"""Till integrations: creating them with their secrets, finding the one behind a call,
+recording the checks they post, and what they hold about a person.
 
 Every integration owns an API key (role SYSTEM, confined to its restaurant): the generic POS
 API and the R-Keeper server authenticate with it. An iiko integration also has a webhook
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, Select, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -35,6 +35,7 @@ from maxloyalty.identity.api_keys import (
 from maxloyalty.identity.models import ApiKey
 from maxloyalty.identity.principal import Principal, Role
 from maxloyalty.integrations.pos.models import (
+    PosEvent,
     PosIntegration,
     PosSystem,
     PosTransaction,
@@ -369,3 +370,58 @@ async def record_note(
         )
     )
     await session.flush()
+
+
+def _cards_of(user_id: uuid.UUID) -> Select[uuid.UUID]:
+    return select(GuestCard.id).where(GuestCard.user_id == user_id)
+
+
+def _events_of(user_id: uuid.UUID, phone_hash: str | None) -> ColumnElement[bool]:
+    """Events about the person: naming their phone, or matched to one of their cards."""
+    cards = PosEvent.card_id.in_(_cards_of(user_id))
+    return or_(cards, PosEvent.phone_hash == phone_hash) if phone_hash else cards
+
+
+async def personal_orders(
+    session: AsyncSession, user_id: uuid.UUID, phone_hash: str | None
+) -> list[dict[str, Any]]:
+    """What iiko sent about the person with their orders (the personal fields kept apart)."""
+    events = await session.execute(
+        select(PosEvent.id, PosEvent.external_id, PosEvent.received_at, PosEvent.personal)
+        .where(_events_of(user_id, phone_hash))
+        .order_by(PosEvent.received_at)
+    )
+    return [
+        {
+            "event_id": str(event_id),
+            "order_id": order_id,
+            "received_at": received_at.isoformat(),
+            "personal": json.loads(personal),
+        }
+        for event_id, order_id, received_at, personal in events
+        if personal  # none left once erased
+    ]
+
+
+async def forget_person(session: AsyncSession, user_id: uuid.UUID, phone_hash: str | None) -> None:
+    """Erase the person from what this network's tills sent: the personal fields and phone
+    index of their iiko events, the XML of their cards' checks. Amounts, lines and payments
+    stay with the ledger; a replayed event can no longer find them."""
+    await session.execute(
+        update(PosEvent)
+        .where(
+            _events_of(user_id, phone_hash),
+            or_(PosEvent.personal.is_not(None), PosEvent.phone_hash.is_not(None)),
+        )
+        .values(personal=None, phone_hash=None)
+        .execution_options(synchronize_session=False)
+    )
+    await session.execute(
+        update(PosTransaction)
+        .where(
+            PosTransaction.card_id.in_(_cards_of(user_id)),
+            PosTransaction.raw.is_not(None),
+        )
+        .values(raw=None)
+        .execution_options(synchronize_session=False)
+    )

@@ -1,5 +1,5 @@
-"""iikoTransport webhook events: each kept (`pos_events`) as it came, then handled on its own
-by the worker.
+"""iikoTransport webhook events: each kept (`pos_events`) as it came, the guest's personal
+fields apart and encrypted (`personal.py`), then handled on its own by the worker.
 
 A closed table or delivery order of this integration's organization (and terminal group,
 when the integration names one) that names a member — by the guest phone iiko keeps on
@@ -27,6 +27,7 @@ from maxloyalty.guests.service import card_for_guest
 from maxloyalty.identity.contacts import normalize_phone, phone_index
 from maxloyalty.identity.models import User
 from maxloyalty.integrations.pos import service
+from maxloyalty.integrations.pos.iiko import personal
 from maxloyalty.integrations.pos.models import PosEvent, PosEventStatus, PosIntegration
 from maxloyalty.kit import jobs
 from maxloyalty.kit.clock import utcnow
@@ -88,12 +89,15 @@ def new_event(integration: PosIntegration, raw: Any) -> PosEvent:
         problems.insert(0, "the event is not a JSON object")
     info = payload.get("eventInfo")
     external = info.get("id") if isinstance(info, dict) else None
+    kept = personal.separate(payload)
     event = PosEvent(
         tenant_id=integration.tenant_id,
         integration_id=integration.id,
         event_type=str(payload.get("eventType") or "unknown")[:64],
         external_id=str(external)[:128] if external else None,
-        payload=payload,
+        payload=kept.payload,
+        personal=kept.personal,
+        phone_hash=kept.phone_hash,
         status=PosEventStatus.RECEIVED,
     )
     if problems:
@@ -204,14 +208,15 @@ def _payments(order: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _closed_order(integration: PosIntegration, event: PosEvent) -> tuple[str, dict[str, Any]]:
-    """The iiko order id and the order, if this event is a closed order meant for us."""
+    """The iiko order id and the order (whole, as iiko sent it), if this event is a closed
+    order meant for us."""
     organization = event.payload.get("organizationId")
     if integration.external_id and not _same_id(integration.external_id, organization):
         raise Skip(f"the event is for another iiko organization ({str(organization)[:64]})")
     if event.event_type not in ORDER_EVENTS:
         log.info("iiko_event_ignored", event_type=event.event_type, event_id=str(event.id))
         raise Skip(f"{event.event_type} events are not handled")
-    info = _object(event.payload.get("eventInfo"))
+    info = _object(personal.merged(event.payload, event.personal).get("eventInfo"))
     order_id = info.get("id")
     if not isinstance(order_id, str) or not order_id:
         raise Malformed("the event carries no order id")
@@ -255,6 +260,7 @@ async def _accrue(session: AsyncSession, integration: PosIntegration, event: Pos
         session, service.principal_of(integration), integration.restaurant_id, now
     )
     card = await _member(ctx, order)
+    event.card_id = card.id  # so that erasing the member finds the event
     request = CashierRequest(
         type="SALE", restaurant_id=integration.restaurant_id, amount=amount, check_number=order_id
     )
