@@ -170,7 +170,8 @@ def auth(runtime: Runtime) -> TokenFactory:
                     )
                     .on_conflict_do_update(
                         index_elements=["tenant_id", "user_id", "role"],
-                        set_={"restaurant_ids": sorted(restaurant_ids), "is_active": True},
+                        # A blocked or erased member stays so: their token is refused.
+                        set_={"restaurant_ids": sorted(restaurant_ids)},
                     )
                 )
             session.add(

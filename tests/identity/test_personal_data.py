@@ -84,7 +84,7 @@ async def _join(client: httpx.AsyncClient, runtime: Runtime, auth: TokenFactory)
     return Network(
         tenant=tenant,
         restaurant=restaurant,
-        cashier=auth(Role.CASHIER, tenant.id, (restaurant.id,), subject=cashier.id),
+        cashier=await auth(Role.CASHIER, tenant.id, (restaurant.id,), subject=cashier.id),
         tokens=signed_in.json(),
         client=client,
     )

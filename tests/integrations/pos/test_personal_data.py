@@ -66,7 +66,7 @@ async def test_reencrypt_moves_pos_records_to_the_current_key(
 
 
 async def _erase(till: Till, auth: TokenFactory, person: uuid.UUID) -> None:
-    guest = auth(Role.GUEST, till.shop.tenant.id, subject=person)
+    guest = await auth(Role.GUEST, till.shop.tenant.id, subject=person)
     assert (await till.client.post("/api/me/erase", headers=guest)).status_code == 204
 
 
@@ -87,7 +87,7 @@ async def test_erasure_clears_the_persons_iiko_events(
             delivery_event(strangers, phone="+79990001122"),
         ],
     )
-    guest = auth(Role.GUEST, till.shop.tenant.id, subject=member.user_id)
+    guest = await auth(Role.GUEST, till.shop.tenant.id, subject=member.user_id)
     exported = (await till.client.get("/api/me/data", headers=guest)).json()
     (network,) = exported["networks"]
     assert sorted(o["order_id"] for o in network["pos_orders"]) == sorted(
