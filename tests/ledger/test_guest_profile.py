@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import select
+
+from maxloyalty.audit.models import ActivityLog
 from maxloyalty.runtime import Runtime
 from tests.factories import bearer, make_program, make_tenant
 from tests.identity.test_guest_auth import last_code, register, verify
@@ -45,3 +48,21 @@ async def test_sign_up_issues_card_and_profile_is_editable(client: Any, runtime:
     assert consent.status_code == 201
     exported = (await client.get("/api/me/data", headers=guest)).json()
     assert [c["granted"] for c in exported["consents"] if c["kind"] == "MARKETING"] == [True, False]
+
+
+async def test_the_activity_log_keeps_no_profile_values(client: Any, runtime: Runtime) -> None:
+    tenant = await make_tenant(runtime)
+    await make_program(runtime, tenant)
+    await register(client, tenant.id)
+    guest = bearer((await verify(client, tenant.id, last_code(runtime))).json())
+    body = {"first_name": "Вера", "city": "Тверь", "birth_date": "1991-07-04"}
+    assert (await client.patch("/api/me/profile", json=body, headers=guest)).status_code == 200
+    async with runtime.db.transaction(tenant.id) as session:
+        entries = list(
+            await session.scalars(
+                select(ActivityLog).where(ActivityLog.action == "guest.profile_updated")
+            )
+        )
+    assert [(e.before, e.after) for e in entries] == [
+        (None, {"fields": ["birth_date", "city", "first_name"]})
+    ]

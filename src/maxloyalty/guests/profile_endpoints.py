@@ -93,7 +93,6 @@ async def update_profile(
 ) -> dict[str, Any]:
     """Birthday is set once (it earns a bonus every year); staff can correct it."""
     profile = await _profile(session, principal)
-    before = snapshot(profile)
     changes = body.model_dump(exclude_unset=True)
     if (
         "birth_date" in changes
@@ -105,13 +104,14 @@ async def update_profile(
         setattr(profile, field, value)
     await session.flush()
     await session.refresh(profile)
+    # The names of what changed, not the values: the log is append-only, and an erasure
+    # must not leave the person's names and birthday behind in it.
     await record(
         session,
         "guest.profile_updated",
         "guest_profile",
         profile.id,
-        before=before,
-        after=snapshot(profile),
+        after={"fields": sorted(changes)},
     )
     await session.commit()
     return await _out(session, profile)
