@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import logging
 import stat
 from pathlib import Path
 
 import pytest
+import structlog
 from pydantic import ValidationError
 
 from maxloyalty.config import GENERATED_SECRETS, Settings
+from maxloyalty.kit.logging import configure_logging
 
 
 def test_secrets_are_generated_once_and_reused(tmp_path: Path) -> None:
@@ -50,3 +53,20 @@ def test_pool_timeout_must_be_positive(tmp_path: Path) -> None:
 def test_unknown_time_zone_is_rejected(tmp_path: Path) -> None:
     with pytest.raises(ValidationError, match="IANA"):
         Settings(data_dir=tmp_path, default_timezone="Moscow/Kremlin")
+
+
+@pytest.mark.parametrize("fmt", ["json", "console"])
+def test_logs_keep_russian_text_readable(fmt: str, capsys: pytest.CaptureFixture[str]) -> None:
+    saved, root = structlog.get_config(), logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    configure_logging(fmt, "INFO")
+    try:
+        structlog.get_logger("test").info("sms_sent", text="Гриль Хаус: код входа")
+        logging.getLogger("library").warning("Привет из библиотеки")
+    finally:  # the rest of the suite keeps its own logging
+        structlog.configure(**saved)
+        root.handlers[:], root.level = handlers, level
+    err = capsys.readouterr().err
+    assert "Гриль Хаус: код входа" in err
+    assert "Привет из библиотеки" in err
+    assert "\\u04" not in err

@@ -156,6 +156,7 @@ async def test_new_code_retires_the_previous_one(
     ("body", "status", "code"),
     [
         ({"phone": "12345"}, 422, "invalid_phone"),
+        ({"phone": "12"}, 422, "invalid_phone"),
         ({"consents": {"privacy_policy": True, "personal_data": False}}, 422, "consent_required"),
         ({"tenant_id": "0190d5a0-0000-7000-8000-000000000000"}, 404, "tenant_not_found"),
         ({"phone": None}, 422, "validation_error"),

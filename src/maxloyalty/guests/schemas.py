@@ -7,6 +7,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from maxloyalty.guests.models import Gender
+from maxloyalty.identity.schemas import Phone
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
 
@@ -31,7 +32,7 @@ class IdentifyRequest(BaseModel):
 class GuestCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    phone: Annotated[str, StringConstraints(strip_whitespace=True, min_length=5, max_length=32)]
+    phone: Phone
     restaurant_id: uuid.UUID
     first_name: Name | None = None
     last_name: Name | None = None

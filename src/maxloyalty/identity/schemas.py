@@ -14,7 +14,8 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-Phone = Annotated[str, StringConstraints(strip_whitespace=True, min_length=5, max_length=32)]
+# Only a bound here: `contacts.normalize_phone` judges the number (422 `invalid_phone`).
+Phone = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=32)]
 Password = Annotated[str, StringConstraints(min_length=10, max_length=256)]
 
 

@@ -20,7 +20,8 @@ def _add_request_id(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str
 
 def configure_logging(fmt: str = "json", level: str = "INFO") -> None:
     renderer: Any = (
-        structlog.processors.JSONRenderer()
+        # Russian text stays readable in the log, not \u-escaped.
+        structlog.processors.JSONRenderer(ensure_ascii=False)
         if fmt == "json"
         else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
     )
