@@ -3,7 +3,7 @@
 -- come from run.sh (-D): tenant, key_id, key_hash, system, active, ncards.
 \set n random(1, :ncards)
 
--- The API key is verified once per 30 s and remembered (Redis or process memory), so a
+-- The API key is verified once a second and remembered (process memory), so a
 -- request takes no session of its own for it.
 -- The request's tenant session: programme, card by code, levels, profile, points held
 -- by open orders (read only).

@@ -2,7 +2,7 @@
 -- payment, no points held or spent) as raw SQL: the statements the app sends per request,
 -- in the same transaction, captured from the server log (log_statement=all). Differences,
 -- on purpose, as in sale.sql: ids from gen_random_uuid(), times from now(), BRONZE (5 %),
--- no tier change, a fixed answer document (-D answer). The API key is remembered (30 s).
+-- no tier change, a fixed answer document (-D answer). The API key is remembered (1 s).
 \set n random(1, :ncards)
 \set price random(5000, 250000)
 \set amount :price + 20000

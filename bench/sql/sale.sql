@@ -7,7 +7,7 @@
 \set amount random(10000, 500000)
 \set points (:amount * 5) / 10000
 
--- The API key is verified once per 30 s and remembered (Redis or process memory), so a
+-- The API key is verified once a second and remembered (process memory), so a
 -- request takes no session of its own for it.
 -- The request's tenant session: context, idempotency claim, card lock, ledger rows,
 -- card update, stored answer, audit entry, outbox event and its delivery job.

@@ -103,3 +103,14 @@ async def test_other_sign_in_routes_follow_the_default_limit(
     assert all(400 <= a.status_code < 429 for a in answers[:3]), [a.text for a in answers]
     assert_problem(answers[3], 429, "rate_limited")
     assert int(answers[3].headers["Retry-After"]) >= 1
+
+
+async def test_register_counts_every_request_per_ip(
+    client: httpx.AsyncClient, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(runtime.settings, "rate_limit_otp_ip", "3/hour")
+    tenant = await make_tenant(runtime)
+    # Refused requests count too: a bad phone costs the caller as much as a good one.
+    answers = [await register(client, tenant.id, {"phone": "12"}) for _ in range(4)]
+    assert [a.status_code for a in answers[:3]] == [422] * 3
+    assert_problem(answers[3], 429, "rate_limited")

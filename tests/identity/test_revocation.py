@@ -4,12 +4,14 @@ The cross-process side is in test_revocation_processes.py."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
 import httpx
+import pytest
 from sqlalchemy import event
 
 from maxloyalty.identity import revocation
@@ -198,3 +200,34 @@ async def test_only_people_with_a_password_change_it(
         "/api/auth/password", json=body | {"new_password": "short"}, headers=cashier
     )
     assert_problem(short, 422, "validation_error")
+
+
+async def test_a_refresh_racing_a_password_change_leaves_no_live_session(
+    client: httpx.AsyncClient, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(runtime.settings, "rate_limit_login", "1000/minute")
+    net = await network(client, runtime)
+    email = await make_staff(runtime, net.tenant, Role.MANAGER, (net.first,))
+    password = PASSWORD
+    for n in range(8):
+        owner, thief = await login(client, email, password), await login(client, email, password)
+        new = f"{NEW_PASSWORD} {n}"
+        changed, stolen = await asyncio.gather(
+            client.post(
+                "/api/auth/password",
+                json={"current_password": password, "new_password": new},
+                headers=bearer(owner),
+            ),
+            client.post("/api/auth/refresh", json={"refresh_token": thief["refresh_token"]}),
+        )
+        assert changed.status_code == 200, changed.text
+        password = new
+        if stolen.status_code == 200:  # rotated first: the change must still end it
+            me = await client.get("/api/auth/me", headers=bearer(stolen.json()))
+            assert_problem(me, 401, "session_revoked")
+            again = {"refresh_token": stolen.json()["refresh_token"]}
+            assert_problem(
+                await client.post("/api/auth/refresh", json=again), 401, "invalid_refresh_token"
+            )
+        else:
+            assert_problem(stolen, 401, "invalid_refresh_token")

@@ -53,6 +53,10 @@ def _sign_in(settings: Settings) -> str:
     return settings.rate_limit_login
 
 
+def _codes_sent(settings: Settings) -> str:
+    return settings.rate_limit_otp_ip
+
+
 @router.post("/login", responses=problem_responses(401, 403, 409))
 async def login(body: LoginRequest, request: Request) -> TokenPair:
     """Staff (and platform owner) sign-in with email or phone and password."""
@@ -101,7 +105,10 @@ async def logout(body: RefreshRequest, request: Request) -> Response:
 
 
 @router.post(
-    "/register", status_code=status.HTTP_202_ACCEPTED, responses=problem_responses(404, 503)
+    "/register",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=problem_responses(404, 503),
+    dependencies=[per_ip("otp", _codes_sent)],
 )
 async def register(body: RegisterRequest, request: Request) -> CodeSentOut:
     """Send a guest a one-time code by SMS (registration and sign-in alike)."""

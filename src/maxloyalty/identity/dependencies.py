@@ -44,10 +44,11 @@ async def _from_api_key(request: Request, runtime: Runtime, key: str) -> Princip
     tenant_id = tenant_of_key(key)
     remembered = f"api_key:{key_hash(runtime.api_key_key, key)}"
     known = revocation.facts.get(remembered)
-    if isinstance(known, Unauthorized):
-        raise known
+    if isinstance(known, tuple):
+        raise Unauthorized(known[1], code=known[0])
     if isinstance(known, Principal):
         return known
+    stamp = revocation.facts.stamp()
     try:
         async with runtime.db.session(tenant_id) as session:
             principal, signs = await authenticate_key(
@@ -60,11 +61,11 @@ async def _from_api_key(request: Request, runtime: Runtime, key: str) -> Princip
             )
     except Unauthorized as refused:
         if refused.code in {"api_key_revoked", "api_key_suspended"}:
-            revocation.facts.put(remembered, refused)
+            revocation.facts.put(remembered, (refused.code, refused.detail), stamp)
         raise
     # Keys that sign their requests are checked in full every time.
     if not signs:
-        revocation.facts.put(remembered, principal)
+        revocation.facts.put(remembered, principal, stamp)
     return principal
 
 

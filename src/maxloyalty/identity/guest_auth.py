@@ -85,8 +85,6 @@ async def send_code(
         )
     tenant = await _tenant(session, tenant_id)
     index = phone_index(e164)
-    ip = context.client.get().ip or "unknown"
-    await limiter.hit(settings.rate_limit_otp_ip, "otp-ip", ip)
 
     now = utcnow()
     last = await session.scalar(

@@ -80,8 +80,13 @@ async def staff_login(
     await refuse_if_locked(
         session, limiter, failures, "login", index, entity_type="login", entity_id=index[:16]
     )
+    # Locked (see sessions.lock_person): a password change or block committing meanwhile
+    # is seen here, never outlived by the session this login opens.
     user = await session.scalar(
-        select(User).where((User.email_hash == index) | (User.phone_hash == index))
+        select(User)
+        .where((User.email_hash == index) | (User.phone_hash == index))
+        .with_for_update()
+        .execution_options(populate_existing=True)
     )
     if not verify_password(user.password_hash if user else None, password):
         await count_failure(limiter, failures, "login", index)

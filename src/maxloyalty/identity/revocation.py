@@ -27,7 +27,8 @@ from maxloyalty.kit.memo import Memo
 FACT_SECONDS = 1.0
 _CHANGED = "auth_changed"
 
-# Per process: session id → still good; API key digest → its principal or its refusal.
+# Per process: session id → still good; API key digest → its principal, or the code and
+# detail of its refusal.
 facts: Memo[Any] = Memo(FACT_SECONDS)
 
 
@@ -59,7 +60,13 @@ async def _session_is_good(db: Database, principal: Principal, session_id: uuid.
     async with db.session(principal.tenant_id, principal.subject) as session:
         row = (
             await session.execute(
-                select(UserSession.revoked_at, User, UserRole)
+                select(
+                    UserSession.revoked_at,
+                    User.role,
+                    User.is_active & ~User.is_blocked & User.erased_at.is_(None),
+                    UserRole.is_active,
+                    UserRole.restaurant_ids,
+                )
                 .join(User, User.id == UserSession.user_id)
                 .outerjoin(
                     UserRole,
@@ -77,23 +84,20 @@ async def _session_is_good(db: Database, principal: Principal, session_id: uuid.
         ).first()
     if row is None:
         return False
-    revoked_at, user, role = row
-    if revoked_at is not None or user.is_blocked or not user.is_active or user.erased_at:
+    revoked_at, user_role, user_may_sign_in, role_active, restaurant_ids = row
+    if revoked_at is not None or not user_may_sign_in:
         return False
     if principal.role is Role.OWNER:
-        return user.role is Role.OWNER
-    return (
-        role is not None
-        and role.is_active
-        and frozenset(role.restaurant_ids) == principal.restaurant_ids
-    )
+        return bool(user_role is Role.OWNER)
+    return bool(role_active) and frozenset(restaurant_ids) == principal.restaurant_ids
 
 
 async def ensure_session_good(db: Database, principal: Principal, session_id: uuid.UUID) -> None:
     key = f"session:{session_id}"
     good = facts.get(key)
     if good is None:
+        stamp = facts.stamp()
         good = await _session_is_good(db, principal, session_id)
-        facts.put(key, good)
+        facts.put(key, good, stamp)
     if not good:
         raise session_revoked()

@@ -124,8 +124,16 @@ async def membership(
     )
 
 
+async def lock_person(session: AsyncSession, user_id: uuid.UUID) -> None:
+    """Serialize what opens and what revokes a person's sessions: a rotation committing
+    while a revocation runs would otherwise insert a session row the revoking UPDATE never
+    sees (each locks the person first, then touches sessions)."""
+    await session.execute(select(User.id).where(User.id == user_id).with_for_update())
+
+
 async def refresh(session: AsyncSession, policy: SessionPolicy, token: str) -> TokenPair:
     """Rotate `token`. A token used before revokes its whole family (a `Rejection`)."""
+    await lock_person(session, user_of_refresh_token(token))
     row = await session.scalar(
         select(UserSession)
         .where(UserSession.refresh_token_hash == policy.token_hash(token))
@@ -137,7 +145,7 @@ async def refresh(session: AsyncSession, policy: SessionPolicy, token: str) -> T
     if row.tenant_id is not None:
         await bind(session, tenant_id=row.tenant_id)
     if row.replaced_at is not None:
-        await revoke_family(session, row.family_id, SessionEnd.REUSE_DETECTED)
+        await revoke_family(session, row.user_id, row.family_id, SessionEnd.REUSE_DETECTED)
         await record(session, "auth.refresh_reused", "user_session", row.family_id)
         raise Rejection(
             "This refresh token was already used; the session is revoked.",
@@ -159,7 +167,10 @@ async def refresh(session: AsyncSession, policy: SessionPolicy, token: str) -> T
     )
 
 
-async def revoke_family(session: AsyncSession, family_id: uuid.UUID, reason: SessionEnd) -> None:
+async def revoke_family(
+    session: AsyncSession, user_id: uuid.UUID, family_id: uuid.UUID, reason: SessionEnd
+) -> None:
+    await lock_person(session, user_id)
     revocation.changed(session)
     await session.execute(
         update(UserSession)
@@ -176,7 +187,7 @@ async def logout(session: AsyncSession, policy: SessionPolicy, token: str) -> No
         raise _invalid_refresh()
     if row.tenant_id is not None:
         await bind(session, tenant_id=row.tenant_id)
-    await revoke_family(session, row.family_id, SessionEnd.LOGOUT)
+    await revoke_family(session, row.user_id, row.family_id, SessionEnd.LOGOUT)
     await record(session, "auth.logout", "user_session", row.family_id)
 
 
@@ -189,6 +200,7 @@ async def revoke_user_sessions(
     )
     if tenant_id is not None:
         query = query.where(UserSession.tenant_id == tenant_id)
+    await lock_person(session, user_id)
     revocation.changed(session)
     result = await session.execute(
         query.values(revoked_at=utcnow(), revoked_reason=SessionEnd.REVOKED)

@@ -208,9 +208,14 @@ async def of_caller(
     integration = await session.scalar(
         select(PosIntegration).where(PosIntegration.api_key_id == principal.subject)
     )
+    # A process may still remember the caller's key for a moment after it was switched off
+    # or rotated out: refuse as its key check would, whichever process notices first.
     if integration is not None and not integration.is_active:
-        # Its key is suspended with it: the same refusal, whichever process notices first.
         raise Unauthorized("The API key is switched off.", code="api_key_suspended")
+    if integration is None:
+        key = await session.get(ApiKey, principal.subject)
+        if key is not None and key.revoked_at is not None:
+            raise Unauthorized("The API key was revoked.", code="api_key_revoked")
     integration = _usable(integration)
     if system is not None and integration.system is not system:
         raise Forbidden(
