@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import httpx
@@ -193,3 +194,20 @@ async def test_nul_characters_are_refused_not_failed(
         headers=admin,
     )
     assert_problem(answer, 422, "invalid_value")
+
+
+@pytest.mark.parametrize("page", ["/api/docs", "/api/redoc"])
+async def test_api_docs_need_nothing_from_the_internet(
+    client: httpx.AsyncClient, page: str
+) -> None:
+    html = await client.get(page)
+    assert html.status_code == 200
+    assert "//" not in re.sub(r"<!--.*?-->", "", html.text.replace("http://testserver", ""))
+    assets = re.findall(r'(?:src|href)="([^"]+)"', html.text)
+    assert assets, html.text
+    for asset in assets:
+        assert asset.startswith("/api/docs/static/"), asset
+        served = await client.get(asset)
+        assert served.status_code == 200, asset
+        assert len(served.content) > 1000
+    assert "/openapi.json" in html.text

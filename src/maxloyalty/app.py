@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 
 import structlog
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
 from maxloyalty import __version__
 from maxloyalty.config import Settings, get_settings
@@ -58,12 +59,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await worker
             await runtime.close()
 
-    app = FastAPI(
+    # Swagger UI and ReDoc from the assets fastapi-offline ships, not from a CDN: back
+    # offices of restaurants are often offline or filtered.
+    app = FastAPIOffline(
         title="MaxLoyalty",
         version=__version__,
         summary="Loyalty platform for restaurant networks",
         docs_url="/api/docs",
-        redoc_url=None,
+        redoc_url="/api/redoc",
+        static_url="/api/docs/static",
         openapi_url="/openapi.json",
         lifespan=lifespan,
     )
