@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import re
+import shlex
 import subprocess
 import sys
 import uuid
@@ -16,7 +19,8 @@ from typer.testing import CliRunner
 
 from maxloyalty import __version__
 from maxloyalty.cli import app, check_pool_sizing, pool_sizing_warning
-from maxloyalty.demo import NETWORK, _load
+from maxloyalty.config import get_settings
+from maxloyalty.demo import NETWORK, _load, start_block
 from maxloyalty.ledger.models import PointTransaction
 from maxloyalty.ledger.verify import verify_tenant
 from maxloyalty.network.models import PointOfSale, Restaurant, Tenant
@@ -123,6 +127,51 @@ async def test_demo_loads_once(runtime: Runtime, client: httpx.AsyncClient) -> N
         )
     ).json()
     assert balance["balance"] == guests[0]["balance"]
+
+
+def _pasted(line: str, order: str) -> tuple[str, dict[str, str], dict[str, object]]:
+    """A printed curl line as the shell would run it: path, headers, JSON body."""
+    words = shlex.split(line.split("; ", 1)[-1].replace("$ORDER", order))
+    headers = dict(words[i + 1].split(": ", 1) for i, word in enumerate(words) if word == "-H")
+    url = next(w for w in words if w.startswith("http://"))
+    return url.removeprefix("http://testserver"), headers, json.loads(words[-1])
+
+
+async def test_the_start_block_says_what_to_do_and_its_calls_work(
+    runtime: Runtime, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = (await _load(runtime, guests=6)).data
+    block = start_block(data, "http://testserver")
+    assert f"{data['owner']['email']} / {data['owner']['password']}" in block
+    for tenant in data["tenants"]:
+        assert tenant["id"] in block
+        assert all(r["id"] in block for r in tenant["restaurants"])
+        assert all(f"{s['email']} / {s['password']}" in block for s in tenant["staff"])
+        assert all(t["api_key"] in block for t in tenant["tills"])
+    shown = re.findall(r"guest code (\d{6})", block)
+    assert len(shown) == 3 * len(data["tenants"])
+    chain_levels = {g["level"] for g in data["tenants"][0]["guests"]}
+    assert len(set(re.findall(r"guest code \d{6}  (\w+)", block)[:3])) == min(3, len(chain_levels))
+
+    identify, commit = [line for line in block.splitlines() if "curl" in line]
+    path, headers, body = _pasted(identify, "")
+    found = await client.post(path, json=body, headers=headers)
+    assert found.status_code == 200, found.text
+    path, headers, body = _pasted(commit, "demo-1")
+    sold = await client.post(path, json=body, headers=headers)
+    assert sold.status_code == 201, sold.text
+    assert sold.json()["accrued"] > 0
+    again = await client.post(path, json=body, headers=headers)  # pasted twice in a second
+    assert again.json() == sold.json()
+
+    monkeypatch.setenv("MAXLOYALTY_DATA_DIR", str(runtime.settings.data_dir))
+    get_settings.cache_clear()
+    try:
+        shown_again = CliRunner().invoke(app, ["demo", "show", "--url", "http://testserver"])
+    finally:
+        get_settings.cache_clear()
+    assert shown_again.exit_code == 0, shown_again.output
+    assert shown_again.output.strip() == block
 
 
 async def test_ledger_verify_command_fails_on_a_mismatch(

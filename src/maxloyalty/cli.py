@@ -142,6 +142,12 @@ def serve(
     os.environ["MAXLOYALTY_RUN_WORKER_IN_PROCESS"] = "true" if worker else "false"
     get_settings.cache_clear()
     typer.echo(f"Serving on http://{host}:{port} (API docs at /api/docs)", err=True)
+    if demo_once:
+        from maxloyalty.demo import saved_demo, start_block
+
+        data = saved_demo(settings)
+        if data is not None:
+            typer.echo(start_block(data, f"http://{host}:{port}"), err=True)
     # uvicorn re-raises the stop signal once it has shut down; a SIGTERM then would end the
     # process before exit handlers run, leaving the embedded PostgreSQL running.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
@@ -190,13 +196,20 @@ def migrate(
         _step("Comparing models with migrations", lambda: asyncio.run(check_models(owner_url)))
 
 
-@app.command()
+demo_app = typer.Typer(help="The demo network: build it, or show how to try it.")
+app.add_typer(demo_app, name="demo")
+
+
+@demo_app.callback(invoke_without_command=True)
 def demo(
+    ctx: typer.Context,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print what was created as JSON.")
     ] = False,
 ) -> None:
     """Build the demo network on an empty database."""
+    if ctx.invoked_subcommand is not None:
+        return
     from maxloyalty.demo import load_demo
 
     settings = get_settings()
@@ -205,7 +218,25 @@ def demo(
     if as_json:
         typer.echo(json.dumps(summary.data, indent=2, ensure_ascii=False))
     else:
+        from maxloyalty.demo import start_block
+
         typer.echo(summary.message)
+        if summary.data:
+            typer.echo(start_block(summary.data, settings.public_url))
+
+
+@demo_app.command("show")
+def demo_show(
+    url: Annotated[str, typer.Option(help="Where the server answers.")] = "http://127.0.0.1:8000",
+) -> None:
+    """Print the demo's start block again: logins, ids, guest codes, a till key, curl lines."""
+    from maxloyalty.demo import saved_demo, start_block
+
+    data = saved_demo(get_settings())
+    if data is None:
+        typer.echo("No demo here yet: run `maxloyalty demo` (or `make run`).", err=True)
+        raise typer.Exit(1)
+    typer.echo(start_block(data, url))
 
 
 ledger_app = typer.Typer(help="Check the points ledger.", no_args_is_help=True)

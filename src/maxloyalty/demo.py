@@ -225,23 +225,85 @@ async def _load(runtime: Runtime, guests: int | None = None) -> DemoSummary:
     saved.parent.mkdir(parents=True, exist_ok=True)
     saved.touch(mode=0o600)
     saved.write_text(json.dumps(data, indent=2, ensure_ascii=False))
-    logins = [f"  owner          {owner['email']} / {owner['password']}"] + [
-        f"  {s['role']:<14} {s['email']} / {s['password']}" for t in tenants for s in t["staff"]
-    ]
-    logins += [
-        f"  till {till['system']:<9} {till['restaurant']}: {till['api_key']}"
-        for t in tenants
-        for till in t["tills"]
-    ]
     restaurants = sum(len(t["restaurants"]) for t in tenants)
     guest_total = sum(len(t["guests"]) for t in tenants)
     return DemoSummary(
         True,
         f"Demo network loaded: {len(tenants)} tenants, {restaurants} restaurants, "
-        f"{guest_total} guests with a year of visits. "
-        f"Sign in with (also saved in {saved}):\n" + "\n".join(logins),
+        f"{guest_total} guests with a year of visits (logins saved in {saved}).",
         data,
     )
+
+
+def _guests_to_try(guests: list[dict[str, Any]], count: int = 3) -> list[dict[str, Any]]:
+    """A guest of each level there is, highest first, topped up by the richest others."""
+    richest = sorted(guests, key=lambda g: -int(g.get("balance", 0)))
+    picked: list[dict[str, Any]] = []
+    for guest in richest:
+        if guest.get("level") not in {g.get("level") for g in picked}:
+            picked.append(guest)
+    picked += [g for g in richest if g not in picked]
+    return picked[:count]
+
+
+def _curl(base_url: str, path: str, key: str, body: dict[str, Any], extra: str = "") -> str:
+    return (
+        f"curl -s {base_url}{path} -H 'Authorization: Bearer {key}'{extra}"
+        f" -H 'Content-Type: application/json' -d '{json.dumps(body, ensure_ascii=False)}'"
+    )
+
+
+def start_block(data: dict[str, Any], base_url: str) -> str:
+    """What a person needs to try the demo: where, who, which ids, and two calls to paste."""
+    lines = [
+        "MaxLoyalty demo",
+        f"  API docs   {base_url}/api/docs   (ReDoc {base_url}/api/redoc)",
+        "Sign in (POST /api/auth/login):",
+        f"  OWNER            {data['owner']['email']} / {data['owner']['password']}",
+    ]
+    tries: list[str] = []
+    for tenant in data["tenants"]:
+        guests = _guests_to_try(tenant["guests"])
+        lines.append(f"{tenant['name']}  tenant {tenant['id']}")
+        lines += [f"  restaurant {r['id']}  {r['name']}" for r in tenant["restaurants"]]
+        lines += [f"  {s['role']:<16} {s['email']} / {s['password']}" for s in tenant["staff"]]
+        lines += [
+            f"  guest code {g['card_code']}  {g.get('level') or '-':<9} {g['balance']} points"
+            for g in guests
+        ]
+        for till in tenant["tills"]:
+            lines.append(f"  till {till['system']:<8} {till['restaurant']}: {till['api_key']}")
+            if not tries and till["system"] == "CUSTOM" and guests and "card_id" in guests[0]:
+                key, check = till["api_key"], 150000
+                tries = [
+                    f"Try the generic POS API as the till at {till['restaurant']}:",
+                    "  "
+                    + _curl(
+                        base_url,
+                        "/api/pos/v1/identify",
+                        key,
+                        {"code": guests[0]["card_code"], "check_amount": check},
+                    ),
+                    "  ORDER=demo-$(date +%s); "
+                    + _curl(
+                        base_url,
+                        "/api/pos/v1/orders/$ORDER/commit",
+                        key,
+                        {
+                            "card_id": guests[0]["card_id"],
+                            "amount": check,
+                            "payments": [{"type": "card", "amount": check}],
+                        },
+                        ' -H "Idempotency-Key: $ORDER"',
+                    ),
+                ]
+    return "\n".join(lines + tries)
+
+
+def saved_demo(settings: Settings) -> dict[str, Any] | None:
+    """The demo's logins and ids as the first start kept them, if it ran here."""
+    saved = settings.data_dir / "demo.json"
+    return json.loads(saved.read_text()) if saved.exists() else None
 
 
 def load_demo(settings: Settings) -> DemoSummary:

@@ -19,7 +19,7 @@ from maxloyalty.kit.errors import AppError
 from maxloyalty.ledger import operations
 from maxloyalty.ledger.operations import CashierRequest
 from maxloyalty.ledger.tasks import run_daily
-from maxloyalty.loyalty.models import LoyaltySystem, ProgramType
+from maxloyalty.loyalty.models import LoyaltyLevel, LoyaltySystem, ProgramType
 from maxloyalty.runtime import Runtime
 
 FIRST = {
@@ -135,9 +135,20 @@ async def populate(
     await asyncio.gather(*(one(g, s) for (g, _, _), s in zip(guests, seeds, strict=True)))
     await run_daily(runtime.db, now)  # what a year of the daily job would have expired
     async with runtime.db.transaction(system.tenant_id) as session:
-        rows = await session.execute(select(GuestCard.user_id, GuestCard.balance))
-        balances = {row.user_id: row.balance for row in rows}
+        rows = await session.execute(
+            select(GuestCard.user_id, GuestCard.id, GuestCard.balance, LoyaltyLevel.name).outerjoin(
+                LoyaltyLevel, LoyaltyLevel.id == GuestCard.level_id
+            )
+        )
+        cards = {row.user_id: row for row in rows}
     return [
-        {"id": str(g), "phone": phone, "card_code": code, "balance": balances.get(g, 0)}
+        {
+            "id": str(g),
+            "phone": phone,
+            "card_code": code,
+            "card_id": str(cards[g].id),
+            "level": cards[g].name,
+            "balance": cards[g].balance,
+        }
         for g, phone, code in guests
     ]
