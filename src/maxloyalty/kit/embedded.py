@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import warnings
 from pathlib import Path
 
 EMBEDDED_DATABASE = "maxloyalty"
@@ -15,7 +16,11 @@ def start_embedded_postgres(data_dir: Path, database: str = EMBEDDED_DATABASE) -
     The server stops when the process that started it exits; data stays on disk.
     """
     try:
-        from pgserver.postgres_server import get_server
+        with warnings.catch_warnings():
+            # platformdirs warns at pgserver's import when XDG_RUNTIME_DIR is unset (servers,
+            # containers); its fallback directory serves as well, so a clean start stays quiet.
+            warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
+            from pgserver.postgres_server import get_server
     except ImportError as exc:  # pragma: no cover - depends on the installed extras
         raise RuntimeError(
             "DATABASE_URL is not set and the embedded PostgreSQL is not installed: "
