@@ -52,6 +52,14 @@ def tenant_of_key(key: str) -> uuid.UUID:
     )
 
 
+def key_revoked() -> Unauthorized:
+    return Unauthorized("The API key was revoked.", code="api_key_revoked")
+
+
+def key_suspended() -> Unauthorized:
+    return Unauthorized("The API key is switched off.", code="api_key_suspended")
+
+
 @dataclass(frozen=True)
 class IssuedKey:
     api_key: ApiKey
@@ -142,9 +150,9 @@ async def authenticate_key(
     if row is None:
         raise Unauthorized("The API key is invalid.", code="invalid_api_key")
     if row.revoked_at is not None:
-        raise Unauthorized("The API key was revoked.", code="api_key_revoked")
+        raise key_revoked()
     if row.suspended_at is not None:
-        raise Unauthorized("The API key is switched off.", code="api_key_suspended")
+        raise key_suspended()
     if row.signing_secret is not None:
         _check_signature(row.signing_secret, timestamp, signature, signed)
     now = utcnow()

@@ -29,6 +29,8 @@ from maxloyalty.identity.api_keys import (
     IssuedKey,
     create_key,
     key_hash,
+    key_revoked,
+    key_suspended,
     revoke_key,
     tenant_named,
 )
@@ -211,11 +213,11 @@ async def of_caller(
     # A process may still remember the caller's key for a moment after it was switched off
     # or rotated out: refuse as its key check would, whichever process notices first.
     if integration is not None and not integration.is_active:
-        raise Unauthorized("The API key is switched off.", code="api_key_suspended")
+        raise key_suspended()
     if integration is None:
         key = await session.get(ApiKey, principal.subject)
         if key is not None and key.revoked_at is not None:
-            raise Unauthorized("The API key was revoked.", code="api_key_revoked")
+            raise key_revoked()
     integration = _usable(integration)
     if system is not None and integration.system is not system:
         raise Forbidden(
