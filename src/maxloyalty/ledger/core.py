@@ -30,6 +30,7 @@ from maxloyalty.ledger.models import (
     PointHold,
     PointLot,
     PointTransaction,
+    TxChannel,
     TxSource,
     TxStatus,
     TxType,
@@ -71,6 +72,7 @@ class Entry:
     operation_id: uuid.UUID
     type: TxType
     source: TxSource
+    channel: TxChannel
     now: datetime
     source_id: str | None = None
     restaurant_id: uuid.UUID | None = None
@@ -411,6 +413,7 @@ async def expire_lot(
         operation_id=operation_id,
         type=TxType.EXPIRATION,
         source=TxSource.SYSTEM,
+        channel=TxChannel.SYSTEM,  # the clock's doing, even when a caller's operation books it
         now=now,
         reason="points expired",
         reverses_id=lot.transaction_id,

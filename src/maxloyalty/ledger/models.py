@@ -64,6 +64,18 @@ class TxSource(enum.StrEnum):
     SYSTEM = "SYSTEM"
 
 
+class TxChannel(enum.StrEnum):
+    """Who posted a row, beside `source` (what kind of operation it is): a cashier's sale
+    and a till's are both POS, but reports tell them apart by this."""
+
+    STAFF = "STAFF"  # a signed-in staff member
+    POS_API = "POS_API"  # a CUSTOM till integration, and any other API-key client
+    RKEEPER = "RKEEPER"
+    IIKO = "IIKO"
+    GUEST_APP = "GUEST_APP"  # the guest themselves
+    SYSTEM = "SYSTEM"  # jobs (expiry, birthdays): no caller
+
+
 class PointTransaction(TenantOwned, Base):
     __tablename__ = "point_transactions"
     __table_args__ = (
@@ -83,6 +95,7 @@ class PointTransaction(TenantOwned, Base):
     status: Mapped[TxStatus] = mapped_column(str_enum(TxStatus, "tx_status"))
     amount: Mapped[int]  # signed points
     source: Mapped[TxSource] = mapped_column(str_enum(TxSource, "tx_source"))
+    channel: Mapped[TxChannel] = mapped_column(str_enum(TxChannel, "tx_channel"))
     source_id: Mapped[str | None] = mapped_column(String(128))
     restaurant_id: Mapped[uuid.UUID | None]
     check_number: Mapped[str | None] = mapped_column(String(64))

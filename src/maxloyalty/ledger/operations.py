@@ -32,6 +32,7 @@ from maxloyalty.ledger.idempotency import Replay, claim, request_hash
 from maxloyalty.ledger.models import (
     LedgerOperation,
     PointTransaction,
+    TxChannel,
     TxSource,
     TxStatus,
     TxType,
@@ -50,6 +51,16 @@ from maxloyalty.loyalty.service import (
 from maxloyalty.network.models import Restaurant, Tenant
 
 APPROVERS = frozenset({Role.MANAGER, Role.RESTAURANT_ADMIN})
+
+
+def channel_for(principal: Principal) -> TxChannel:
+    """The channel a caller's rows record. A till's integration names its own kind instead
+    (`open_context(channel=...)`): its principal is a SYSTEM one like any API key's."""
+    if principal.role is Role.GUEST:
+        return TxChannel.GUEST_APP
+    if principal.role is Role.SYSTEM:
+        return TxChannel.POS_API
+    return TxChannel.STAFF
 
 
 class CashierRequest(BaseModel):
@@ -103,9 +114,11 @@ class Context:
         system: LoyaltySystem,
         tenant: Tenant,
         restaurant: Restaurant,
+        channel: TxChannel,
     ) -> None:
         self.session, self.principal, self.now = session, principal, now
         self.system, self.tenant, self.restaurant = system, tenant, restaurant
+        self.channel = channel
         # The till's hold this operation settles: its points are the ones to spend.
         self.spending_hold: uuid.UUID | None = None
         # Set when `execute` answered with an earlier operation's answer.
@@ -128,6 +141,7 @@ class Context:
             operation_id=operation_id,
             type=type,
             source=fields.pop("source", source),
+            channel=self.channel,
             now=self.now,
             restaurant_id=self.restaurant.id,
             created_by_user_id=self.principal.subject
@@ -155,16 +169,22 @@ def _level_out(level: LoyaltyLevel | None) -> dict[str, Any] | None:
 
 
 async def open_context(
-    session: AsyncSession, principal: Principal, restaurant_id: uuid.UUID, now: datetime
+    session: AsyncSession,
+    principal: Principal,
+    restaurant_id: uuid.UUID,
+    now: datetime,
+    channel: TxChannel | None = None,
 ) -> Context:
+    """The context of `principal`'s operations; `channel` by default as `channel_for` says."""
     ensure_restaurant(principal, restaurant_id)
     restaurant = await session.get(Restaurant, restaurant_id)
     if restaurant is None:
         raise NotFound("No such restaurant.", code="restaurant_not_found")
     tenant = await session.get(Tenant, restaurant.tenant_id)
     assert tenant is not None
+    system = await program_for(session, restaurant_id)
     return Context(
-        session, principal, now, await program_for(session, restaurant_id), tenant, restaurant
+        session, principal, now, system, tenant, restaurant, channel or channel_for(principal)
     )
 
 

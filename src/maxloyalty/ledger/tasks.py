@@ -25,7 +25,7 @@ from maxloyalty.kit.db import Database
 from maxloyalty.kit.events import publish
 from maxloyalty.ledger import core
 from maxloyalty.ledger.idempotency import Replay, claim, request_hash
-from maxloyalty.ledger.models import LedgerOperation, PointLot, TxSource, TxType
+from maxloyalty.ledger.models import LedgerOperation, PointLot, TxChannel, TxSource, TxType
 from maxloyalty.loyalty.models import LevelMetric, LoyaltyLevel, LoyaltySystem, TierChangeReason
 from maxloyalty.loyalty.tasks import reevaluate_program
 from maxloyalty.network.models import Tenant
@@ -150,6 +150,7 @@ async def _credit_birthday(
         operation_id=claimed.id,
         type=TxType.BIRTHDAY,
         source=TxSource.SYSTEM,
+        channel=TxChannel.SYSTEM,
         now=now,
         level_id=card.level_id,
         reason=f"birthday {today.year}",

@@ -47,6 +47,7 @@ from maxloyalty.kit.clock import utcnow
 from maxloyalty.kit.errors import Forbidden, NotFound, Unauthorized
 from maxloyalty.kit.ids import uuid7
 from maxloyalty.ledger.idempotency import Replay, claim, request_hash
+from maxloyalty.ledger.models import TxChannel
 from maxloyalty.ledger.operations import Context, open_context
 from maxloyalty.network.models import Restaurant
 
@@ -249,8 +250,29 @@ async def till_context(
 ) -> tuple[PosIntegration, Context]:
     """The calling integration, and the ledger context its operations run in."""
     integration = await of_caller(session, principal, system)
-    ctx = await open_context(session, principal_of(integration), integration.restaurant_id, now)
-    return integration, ctx
+    return integration, await ledger_context(session, integration, now)
+
+
+# A till's rows name its integration's kind, whichever way it reached us: an iikoFront
+# plugin on the generic POS API is as much the iiko till as iiko's own webhooks.
+CHANNELS = {
+    PosSystem.CUSTOM: TxChannel.POS_API,
+    PosSystem.IIKO: TxChannel.IIKO,
+    PosSystem.RKEEPER: TxChannel.RKEEPER,
+}
+
+
+async def ledger_context(
+    session: AsyncSession, integration: PosIntegration, now: datetime
+) -> Context:
+    """The ledger context of the integration's operations, in its restaurant."""
+    return await open_context(
+        session,
+        principal_of(integration),
+        integration.restaurant_id,
+        now,
+        CHANNELS[integration.system],
+    )
 
 
 def principal_of(integration: PosIntegration) -> Principal:

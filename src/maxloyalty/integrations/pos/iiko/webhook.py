@@ -35,7 +35,7 @@ from maxloyalty.kit.db import Database
 from maxloyalty.kit.errors import AppError, NotFound
 from maxloyalty.ledger import holds
 from maxloyalty.ledger.models import HoldStatus, LedgerOperation
-from maxloyalty.ledger.operations import CashierRequest, Context, execute, open_context
+from maxloyalty.ledger.operations import CashierRequest, Context, execute
 
 log = structlog.get_logger(__name__)
 
@@ -256,9 +256,7 @@ async def _accrue(session: AsyncSession, integration: PosIntegration, event: Pos
     # long after the pre-check); only one the till cancelled leaves the order to us.
     if hold is not None and hold.status in {HoldStatus.ACTIVE, HoldStatus.EXPIRED}:
         raise Skip("the till holds points for this order: its commit posts the check")
-    ctx = await open_context(
-        session, service.principal_of(integration), integration.restaurant_id, now
-    )
+    ctx = await service.ledger_context(session, integration, now)
     card = await _member(ctx, order)
     event.card_id = card.id  # so that erasing the member finds the event
     request = CashierRequest(
