@@ -312,9 +312,11 @@ async def test_export_holds_everything_per_network(
         100,  # 5 % of 1500 + 500 rubles
         2,
     )
-    assert [(t["type"], t["amount"], t["check_number"]) for t in card["transactions"]] == [
-        ("ACCRUAL", 75, "A-1"),
-        ("ACCRUAL", 25, "A-2"),
+    assert [
+        (t["type"], t["amount"], t["check_number"], t["channel"]) for t in card["transactions"]
+    ] == [
+        ("ACCRUAL", 75, "A-1", "STAFF"),
+        ("ACCRUAL", 25, "A-2", "STAFF"),
     ]
     assert {t["restaurant"] for t in card["transactions"]} == {here.restaurant.name}
     assert network["pos_orders"] == []

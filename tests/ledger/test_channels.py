@@ -1,5 +1,6 @@
 """Who posted a ledger row (`channel`): a staff member, an API-key client, the guest, the
-jobs. The tills' channels are in tests/integrations/pos/test_channels.py."""
+jobs; shown in the history and filtered by it. The tills' channels are in
+tests/integrations/pos/test_channels.py."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from tests.factories import make_guest
 from tests.ledger.conftest import Shop
 from tests.ledger.test_cashier import grant
 from tests.ledger.test_jobs import post_at
+from tests.test_app import assert_problem
 
 
 async def channels(runtime: Runtime, shop: Shop) -> list[tuple[str, int, str]]:
@@ -28,6 +30,15 @@ async def channels(runtime: Runtime, shop: Shop) -> list[tuple[str, int, str]]:
             select(PointTransaction).order_by(PointTransaction.created_at, PointTransaction.id)
         )
         return [(t.type.value, t.amount, t.channel.value) for t in rows]
+
+
+async def history(shop: Shop, headers: dict[str, str], params: Any = None) -> list[Any]:
+    answer = await shop.client.get(
+        f"/api/guest/{shop.guest_id}/history", params=params, headers=headers
+    )
+    assert answer.status_code == 200, answer.text
+    items: list[Any] = answer.json()["items"]
+    return items
 
 
 async def api_key(shop: Shop, runtime: Runtime, auth: TokenFactory) -> dict[str, str]:
@@ -63,6 +74,14 @@ async def test_staff_and_api_key_operations_record_their_channels(
         ("REDEMPTION", -100, "STAFF"),
         ("ACCRUAL", 45, "STAFF"),
         ("ACCRUAL", 20, "POS_API"),
+    ]
+    # The history says so, next to the seed's `source` (POS for both sales).
+    shown = [(t["type"], t["source"], t["channel"]) for t in await history(shop, shop.cashier)]
+    assert shown == [
+        ("ACCRUAL", "POS", "POS_API"),
+        ("ACCRUAL", "POS", "STAFF"),
+        ("REDEMPTION", "POS", "STAFF"),
+        ("MANUAL", "MANUAL", "STAFF"),
     ]
 
 
@@ -117,6 +136,63 @@ async def test_expiry_is_the_systems_even_inside_a_cashiers_operation(
         ("EXPIRATION", -50, "SYSTEM"),
         ("ACCRUAL", 10, "STAFF"),
     ]
+
+
+async def test_history_filters_by_channel(
+    make_shop: Any, runtime: Runtime, auth: TokenFactory
+) -> None:
+    shop: Shop = await make_shop(allow_guest_transfers=True)
+    friend = await make_guest(runtime, shop.system, restaurant_id=shop.restaurant.id)
+    await grant(shop, 100)
+    assert (await shop.post({"type": "SALE", "amount": 20_000})).status_code == 201
+    kiosk = await shop.client.post(
+        f"/api/guest/{shop.guest_id}/transaction",
+        json={"type": "SALE", "restaurant_id": str(shop.restaurant.id), "amount": 60_000},
+        headers=await api_key(shop, runtime, auth) | {"Idempotency-Key": "k1"},
+    )
+    assert kiosk.status_code == 201, kiosk.text
+    guest = await auth(Role.GUEST, shop.tenant.id, subject=shop.guest_id)
+    moved = await shop.client.post(
+        f"/api/guest/{shop.guest_id}/transfer",
+        json={"restaurant_id": str(shop.restaurant.id), "to_card_id": str(friend.id), "points": 7},
+        headers=guest | {"Idempotency-Key": "t1"},
+    )
+    assert moved.status_code == 201, moved.text
+
+    def seen(items: list[Any]) -> list[tuple[str, int]]:
+        return [(t["channel"], t["amount"]) for t in items]
+
+    assert seen(await history(shop, shop.cashier, {"channel": "POS_API"})) == [("POS_API", 30)]
+    both = {"channel": ["STAFF", "GUEST_APP"]}  # repeated: any of them
+    assert seen(await history(shop, guest, both)) == [
+        ("GUEST_APP", -7),
+        ("STAFF", 10),
+        ("STAFF", 100),
+    ]
+    # With the other filters, and with one that nothing matches.
+    manual = {"channel": "STAFF", "type": "MANUAL"}
+    assert seen(await history(shop, shop.cashier, manual)) == [("STAFF", 100)]
+    assert await history(shop, shop.cashier, {"channel": "RKEEPER"}) == []
+    # Paging keeps the filter.
+    first = await shop.client.get(
+        f"/api/guest/{shop.guest_id}/history",
+        params={"channel": "STAFF", "limit": "1"},
+        headers=shop.cashier,
+    )
+    cursor = first.json()["next_cursor"]
+    rest = await history(shop, shop.cashier, {"channel": "STAFF", "cursor": cursor})
+    assert seen(first.json()["items"] + rest) == [("STAFF", 10), ("STAFF", 100)]
+
+    for unknown in ("TILL", "staff", "STAFF,GUEST_APP", ""):
+        answer = await shop.client.get(
+            f"/api/guest/{shop.guest_id}/history",
+            params={"channel": unknown},
+            headers=shop.cashier,
+        )
+        problem = assert_problem(answer, 422, "validation_error")
+        (error,) = problem["errors"]  # type: ignore[misc]
+        assert (error["field"], error["type"]) == ("query.channel.0", "enum")
+        assert "'STAFF', 'POS_API', 'RKEEPER', 'IIKO', 'GUEST_APP' or 'SYSTEM'" in error["message"]
 
 
 async def test_a_refund_is_the_channel_of_who_refunds(

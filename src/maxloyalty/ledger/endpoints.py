@@ -21,7 +21,7 @@ from maxloyalty.kit.errors import AppError, NotFound, problem_responses
 from maxloyalty.kit.pagination import Page, PageParams, make_page, page_params
 from maxloyalty.ledger import extras, operations, queries
 from maxloyalty.ledger.idempotency import require_key
-from maxloyalty.ledger.models import TxType
+from maxloyalty.ledger.models import TxChannel, TxType
 from maxloyalty.ledger.operations import CashierRequest
 from maxloyalty.ledger.schemas import TransactionOut, TransferRequest
 from maxloyalty.loyalty.service import program_for
@@ -142,10 +142,14 @@ async def get_history(
     type: Annotated[list[TxType] | None, Query()] = None,
     since: AwareDatetime | None = Query(default=None, alias="from"),
     until: AwareDatetime | None = Query(default=None, alias="to"),
+    channel: Annotated[
+        list[TxChannel] | None,
+        Query(description="Who posted the rows; repeat it for several (`?channel=A&channel=B`)"),
+    ] = None,
 ) -> Page[TransactionOut]:
     card = await _card(session, principal, guest_id, restaurant_id)
     rows, cursor = make_page(
-        await queries.history(session, card.id, paging, type, since, until), paging
+        await queries.history(session, card.id, paging, type, since, until, channel), paging
     )
     return Page(items=[TransactionOut.model_validate(r) for r in rows], next_cursor=cursor)
 

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from maxloyalty.guests.models import GuestCard
 from maxloyalty.kit.pagination import PageParams, paginate_newest
-from maxloyalty.ledger.models import PointLot, PointTransaction, TxType
+from maxloyalty.ledger.models import PointLot, PointTransaction, TxChannel, TxType
 from maxloyalty.loyalty.models import LoyaltySystem
 from maxloyalty.loyalty.service import levels_of, next_level, spend_for_level
 from maxloyalty.network.models import Restaurant
@@ -69,11 +69,14 @@ async def history(
     types: list[TxType] | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
+    channels: list[TxChannel] | None = None,
 ) -> list[PointTransaction]:
     """Newest first; the cursor is the last row's id (ids are time-ordered)."""
     query = select(PointTransaction).where(PointTransaction.card_id == card_id)
     if types:
         query = query.where(PointTransaction.type.in_(types))
+    if channels:
+        query = query.where(PointTransaction.channel.in_(channels))
     if since:
         query = query.where(PointTransaction.created_at >= since)
     if until:
@@ -105,6 +108,7 @@ async def every_transaction(
                 "amount": row.amount,
                 "created_at": row.created_at.isoformat(),
                 "source": row.source.value,
+                "channel": row.channel.value,
                 "restaurant_id": str(row.restaurant_id) if row.restaurant_id else None,
                 "restaurant": restaurant,
                 "check_number": row.check_number,

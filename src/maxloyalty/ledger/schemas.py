@@ -6,7 +6,7 @@ from decimal import Decimal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from maxloyalty.ledger.models import TxSource, TxStatus, TxType
+from maxloyalty.ledger.models import TxChannel, TxSource, TxStatus, TxType
 
 
 class TransactionOut(BaseModel):
@@ -19,6 +19,7 @@ class TransactionOut(BaseModel):
     status: TxStatus
     amount: int
     source: TxSource
+    channel: TxChannel
     restaurant_id: uuid.UUID | None
     check_number: str | None
     check_amount: int | None
