@@ -30,10 +30,21 @@ lint: install-dev
 types: install-dev
 	$(BIN)/mypy
 
+# Workers for the suite: each gets its own database cloned from one migrated template.
+PYTEST_WORKERS ?= auto
+# Branch coverage floors, package:percent; `make test` fails below any of them.
+COVERAGE_FLOORS := maxloyalty:85 maxloyalty/ledger:90 maxloyalty/identity:90
+
 pytest: install-dev
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --cov --cov-report=
+	@for floor in $(COVERAGE_FLOORS); do \
+	  package=$${floor%:*}; least=$${floor#*:}; \
+	  total=$$($(BIN)/coverage report --format=total --include="*/src/$$package/*"); \
+	  echo "coverage of $$package: $$total% (floor $$least%)"; \
+	  awk -v total=$$total -v least=$$least 'BEGIN { exit !(total >= least) }' || exit 1; \
+	done
 
 test: lint types pytest
 
 clean:
-	rm -rf $(VENV) .data .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .data .pytest_cache .mypy_cache .ruff_cache .coverage .coverage.*

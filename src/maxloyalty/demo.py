@@ -158,7 +158,7 @@ async def _load_tenant(
             if role is Role.CASHIER:
                 cashiers.append(
                     Principal(
-                        member.user_id,
+                        member.id,
                         role,
                         tenant.id,
                         frozenset(uuid.UUID(r) for r in restaurant_ids),

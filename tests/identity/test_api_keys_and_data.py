@@ -37,7 +37,7 @@ async def test_api_key_lifecycle(client: httpx.AsyncClient, runtime: Runtime) ->
     assert issued.status_code == 201, issued.text
     key = issued.json()["key"]
     assert key.startswith("mlk_")
-    listed = (await client.get("/api/api-keys", headers=admin)).json()
+    listed = (await client.get("/api/api-keys", headers=admin)).json()["items"]
     assert "key" not in listed[0]
     async with runtime.db.transaction(tenant.id) as session:
         stored = await session.scalar(select(ApiKey))
@@ -104,8 +104,8 @@ async def test_timed_permission_admits_beyond_role(
     manager = bearer(await login(client, manager_email))
     assert_problem(await client.get("/api/staff", headers=manager), 403, "role_forbidden")
 
-    staff = (await client.get("/api/staff", headers=admin)).json()
-    manager_id = next(s["user_id"] for s in staff if s["email"] == manager_email)
+    staff = (await client.get("/api/staff", headers=admin)).json()["items"]
+    manager_id = next(s["id"] for s in staff if s["email"] == manager_email)
     expires = (utcnow() + timedelta(hours=1)).isoformat()
     grant = await client.post(
         f"/api/staff/{manager_id}/permissions",
@@ -121,7 +121,9 @@ async def test_timed_permission_admits_beyond_role(
 
     await client.delete(f"/api/staff/{manager_id}/permissions/{grant.json()['id']}", headers=admin)
     assert_problem(await client.get("/api/staff", headers=manager), 403, "role_forbidden")
-    history = (await client.get(f"/api/staff/{manager_id}/permissions", headers=admin)).json()
+    history = (await client.get(f"/api/staff/{manager_id}/permissions", headers=admin)).json()[
+        "items"
+    ]
     assert history[0]["revoked_at"] is not None
 
 

@@ -76,8 +76,8 @@ async def test_a_blocked_cashier_is_refused_at_once_and_unblocking_restores_sign
     assert restored.status_code == 200, restored.text
     # The old token stays dead; signing in again works.
     assert await sees_first(client, net, headers) == 401
-    staff = (await client.get("/api/staff", headers=net.admin)).json()
-    email = next(s["email"] for s in staff if s["user_id"] == person)
+    staff = (await client.get("/api/staff", headers=net.admin)).json()["items"]
+    email = next(s["email"] for s in staff if s["id"] == person)
     assert await sees_first(client, net, bearer(await login(client, email))) == 200
 
 

@@ -154,8 +154,8 @@ async def test_revocations_reach_every_process(servers: Servers, runtime: Runtim
     ).is_success
     email = next(
         s["email"]
-        for s in (await a.get("/api/staff", headers=admin)).json()
-        if s["user_id"] == person
+        for s in (await a.get("/api/staff", headers=admin)).json()["items"]
+        if s["id"] == person
     )
     await accepted_by_both(servers, here, bearer(await login(a, email)))
 

@@ -264,7 +264,7 @@ async def world(runtime: Runtime, client: httpx.AsyncClient, auth: TokenFactory)
         other_tenant=other.id,
         mine=mine.id,
         unassigned=unassigned.id,
-        staff_user=uuid.UUID(staff.json()["user_id"]),
+        staff_user=uuid.UUID(staff.json()["id"]),
         api_key=uuid.UUID(key.json()["id"]),
         people=people,
         program=program.id,

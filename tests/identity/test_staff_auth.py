@@ -132,8 +132,8 @@ async def test_blocked_staff_cannot_sign_in_or_refresh(
     admin = await login(client, await make_staff(runtime, tenant, Role.RESTAURANT_ADMIN))
     cashier_email = await make_staff(runtime, tenant, Role.CASHIER, (restaurant,))
     cashier = await login(client, cashier_email)
-    staff_list = (await client.get("/api/staff", headers=bearer(admin))).json()
-    cashier_id = next(s["user_id"] for s in staff_list if s["email"] == cashier_email)
+    staff_list = (await client.get("/api/staff", headers=bearer(admin))).json()["items"]
+    cashier_id = next(s["id"] for s in staff_list if s["email"] == cashier_email)
 
     blocked = await client.post(
         f"/api/staff/{cashier_id}/block", json={"reason": "left"}, headers=bearer(admin)

@@ -65,12 +65,16 @@ async def test_event_types_are_known_ones(
     tenant = await make_tenant(runtime)
     admin = await auth(Role.RESTAURANT_ADMIN, tenant.id)
     listed = await client.get("/api/webhooks/event-types", headers=admin)
-    assert {t["type"] for t in listed.json()} >= {"transaction.created", "transaction.reversed"}
+    assert listed.json()["next_cursor"] is None  # the whole catalogue in one page
+    assert {t["type"] for t in listed.json()["items"]} >= {
+        "transaction.created",
+        "transaction.reversed",
+    }
 
     typo = {"url": "http://127.0.0.1:9/hook", "event_types": ["transaction.reversed", "tx.made"]}
     answer = await client.post("/api/webhooks/endpoints", json=typo, headers=admin)
     assert "tx.made" in str(assert_problem(answer, 422, "unknown_event_type")["detail"])
-    assert (await client.get("/api/webhooks/endpoints", headers=admin)).json() == []
+    assert (await client.get("/api/webhooks/endpoints", headers=admin)).json()["items"] == []
 
     hook = await register(client, admin, "http://127.0.0.1:9/hook", ["transaction.reversed"])
     patched = await client.patch(
@@ -80,7 +84,9 @@ async def test_event_types_are_known_ones(
     )
     assert_problem(patched, 422, "unknown_event_type")
     listed = await client.get("/api/webhooks/endpoints", headers=admin)
-    assert listed.json()[0]["event_types"] == ["transaction.reversed"]  # nothing half-applied
+    assert listed.json()["items"][0]["event_types"] == [
+        "transaction.reversed"
+    ]  # nothing half-applied
 
 
 async def test_patch_changes_what_was_given_and_is_audited(
@@ -173,7 +179,7 @@ async def test_enabling_after_410_resumes_the_queue_in_order(
         await ping(runtime, tenant.id, 1)
         await ping(runtime, tenant.id, 2)
         await drain(runtime)
-        listed = (await client.get("/api/webhooks/endpoints", headers=admin)).json()
+        listed = (await client.get("/api/webhooks/endpoints", headers=admin)).json()["items"]
         assert (listed[0]["is_active"], listed[0]["disabled_reason"]) == (
             False,
             "410 Gone from the receiver",

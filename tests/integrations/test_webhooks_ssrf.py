@@ -123,7 +123,7 @@ async def test_registration_refuses_private_targets(
     # Only the embedded address counts: a NAT64 address of a public one is fine.
     await register(client, admin, _url("64:ff9b::808:808"))
     listed = await client.get("/api/webhooks/endpoints", headers=admin)
-    assert [e["url"] for e in listed.json()] == [_url("64:ff9b::808:808")]
+    assert [e["url"] for e in listed.json()["items"]] == [_url("64:ff9b::808:808")]
 
 
 async def _count_connections(counter: list[int]) -> asyncio.Server:

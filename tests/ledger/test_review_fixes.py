@@ -76,8 +76,8 @@ async def test_a_staff_grant_does_not_escalate(
     admin = bearer(await login(client, await make_staff(runtime, tenant, Role.RESTAURANT_ADMIN)))
     email = await make_staff(runtime, tenant, Role.MANAGER, (restaurant,))
     manager = bearer(await login(client, email))
-    staff = (await client.get("/api/staff", headers=admin)).json()
-    me = next(s["user_id"] for s in staff if s["email"] == email)
+    staff = (await client.get("/api/staff", headers=admin)).json()["items"]
+    me = next(s["id"] for s in staff if s["email"] == email)
     await client.post(
         f"/api/staff/{me}/permissions", json={"permission": "write:staff"}, headers=admin
     )
@@ -103,7 +103,7 @@ async def test_a_staff_grant_does_not_escalate(
     assert_problem(await client.get("/api/staff", headers=guest), 403, "role_forbidden")
     # Blocking ends the grant too.
     await client.post(f"/api/staff/{me}/block", json={"reason": "left"}, headers=admin)
-    grants = (await client.get(f"/api/staff/{me}/permissions", headers=admin)).json()
+    grants = (await client.get(f"/api/staff/{me}/permissions", headers=admin)).json()["items"]
     assert all(g["revoked_at"] for g in grants)
 
 

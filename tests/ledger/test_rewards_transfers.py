@@ -44,7 +44,7 @@ async def test_reward_catalogue_and_redemption(
         url, json=body, headers=shop.cashier | {"Idempotency-Key": "r0"}
     )
     assert replay.status_code in {201, 409}
-    listed = (await shop.client.get("/api/rewards", headers=shop.cashier)).json()
+    listed = (await shop.client.get("/api/rewards", headers=shop.cashier)).json()["items"]
     assert listed[0]["stock"] == 1
     await grant(shop, 500)
     last = await shop.client.post(url, json=body, headers=shop.cashier | {"Idempotency-Key": "r9"})

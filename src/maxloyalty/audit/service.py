@@ -14,13 +14,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from maxloyalty.audit.models import ActivityLog
 from maxloyalty.kit import context, jobs
 from maxloyalty.kit.db import TENANT_KEY
+from maxloyalty.kit.timestamps import rfc3339
 
 PARTITION_JOB = "audit.ensure_partitions"
 MONTHS_AHEAD = 3
 
 
 def _json_safe(value: Any) -> Any:
-    if isinstance(value, uuid.UUID | datetime | date | Decimal):
+    if isinstance(value, datetime):
+        return rfc3339(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, uuid.UUID | Decimal):
         return str(value)
     if isinstance(value, enum.Enum):
         return value.value

@@ -30,7 +30,8 @@ from maxloyalty.identity.dependencies import Authorize, TenantSession
 from maxloyalty.identity.models import User
 from maxloyalty.identity.principal import Principal, Role
 from maxloyalty.kit.errors import AppError, NotFound, problem_responses
-from maxloyalty.kit.pagination import PageParams, make_page, page_params, paginate
+from maxloyalty.kit.pagination import Paging, make_page, paginate
+from maxloyalty.kit.timestamps import rfc3339_or_none
 from maxloyalty.ledger.core import lock_card
 from maxloyalty.loyalty.models import CardMode, LoyaltyLevel
 from maxloyalty.loyalty.service import program_for
@@ -100,7 +101,7 @@ async def list_guests(
     restaurant_id: uuid.UUID,
     principal: Staff,
     session: TenantSession,
-    paging: Annotated[PageParams, Depends(page_params)],
+    paging: Paging,
     q: Annotated[str | None, Query(max_length=100, description="Name, card code or phone")] = None,
     level: Annotated[str | None, Query(max_length=32)] = None,
     status: CardStatus | None = None,
@@ -161,7 +162,7 @@ def _row(
         "balance": card.balance,
         "lifetime_spent": card.lifetime_spent,
         "total_visits": card.total_visits,
-        "last_visit_at": card.last_visit_at.isoformat() if card.last_visit_at else None,
+        "last_visit_at": rfc3339_or_none(card.last_visit_at),
         "status": card.status.value,
     }
 

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from maxloyalty.audit.service import snapshot
 from maxloyalty.guests.models import CardStatus, GuestCard, GuestChild, GuestProfile
 from maxloyalty.guests.service import set_status
+from maxloyalty.kit.timestamps import rfc3339, rfc3339_or_none
 from maxloyalty.ledger.core import lock_card
 from maxloyalty.ledger.queries import every_transaction
 from maxloyalty.loyalty.models import LoyaltyLevel
@@ -56,9 +57,9 @@ def _card(card: GuestCard, level: str | None, history: list[dict[str, Any]]) -> 
         "pending_balance": card.pending_balance,
         "lifetime_spent": card.lifetime_spent,
         "total_visits": card.total_visits,
-        "last_visit_at": card.last_visit_at.isoformat() if card.last_visit_at else None,
+        "last_visit_at": rfc3339_or_none(card.last_visit_at),
         "registration_source": card.registration_source.value,
-        "created_at": card.created_at.isoformat(),
+        "created_at": rfc3339(card.created_at),
         "transactions": history,
     }
 

@@ -19,6 +19,7 @@ from maxloyalty.identity.models import Consent, ConsentKind
 from maxloyalty.identity.principal import Principal, Role
 from maxloyalty.kit import context
 from maxloyalty.kit.errors import AppError, NotFound, problem_responses
+from maxloyalty.kit.timestamps import rfc3339
 
 router = APIRouter(prefix="/api/me", tags=["me"], responses=problem_responses(401, 403, 404, 422))
 Guest = Annotated[Principal, Depends(Authorize(Role.GUEST))]
@@ -163,5 +164,5 @@ async def record_consent(
     return {
         "kind": body.kind.value,
         "granted": body.granted,
-        "recorded_at": consent.recorded_at.isoformat(),
+        "recorded_at": rfc3339(consent.recorded_at),
     }

@@ -72,4 +72,4 @@ async def create_tenant_staff(
     )
     async with runtime.db.transaction(tenant_id) as session:
         out, _ = await staff.create_staff(session, tenant_id, data)
-        return out.user_id
+        return out.id

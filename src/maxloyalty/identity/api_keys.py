@@ -27,6 +27,7 @@ from maxloyalty.identity.models import ApiKey
 from maxloyalty.identity.principal import Principal, Role
 from maxloyalty.kit.clock import utcnow
 from maxloyalty.kit.errors import NotFound, Unauthorized
+from maxloyalty.kit.pagination import PageParams, paginate
 
 KEY_PREFIX = "mlk_"
 SIGNATURE_WINDOW_SECONDS = 300
@@ -101,8 +102,8 @@ async def create_key(
     return IssuedKey(row, key, signing_secret)
 
 
-async def list_keys(session: AsyncSession) -> list[ApiKey]:
-    return list(await session.scalars(select(ApiKey).order_by(ApiKey.created_at)))
+async def list_keys(session: AsyncSession, paging: PageParams) -> list[ApiKey]:
+    return list(await session.scalars(paginate(select(ApiKey), ApiKey.id, paging)))
 
 
 async def revoke_key(session: AsyncSession, key_id: uuid.UUID) -> ApiKey:

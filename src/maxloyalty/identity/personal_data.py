@@ -35,6 +35,7 @@ from maxloyalty.kit import context
 from maxloyalty.kit.clock import utcnow
 from maxloyalty.kit.db import bind
 from maxloyalty.kit.errors import NotFound
+from maxloyalty.kit.timestamps import rfc3339, rfc3339_or_none
 from maxloyalty.network.models import Tenant
 
 
@@ -64,7 +65,7 @@ async def _networks(
 
 
 def _at(moment: datetime | None) -> str | None:
-    return moment.isoformat() if moment else None
+    return rfc3339_or_none(moment)
 
 
 async def _identity(session: AsyncSession, tenant_id: uuid.UUID, user: User) -> dict[str, Any]:
@@ -89,7 +90,7 @@ async def _identity(session: AsyncSession, tenant_id: uuid.UUID, user: User) -> 
                 "role": r.role.value,
                 "restaurant_ids": [str(i) for i in r.restaurant_ids],
                 "active": r.is_active,
-                "since": r.assigned_at.isoformat(),
+                "since": rfc3339(r.assigned_at),
             }
             for r in roles
         ],
@@ -98,7 +99,7 @@ async def _identity(session: AsyncSession, tenant_id: uuid.UUID, user: User) -> 
                 "tenant_id": str(c.tenant_id),
                 "kind": c.kind.value,
                 "granted": c.granted,
-                "at": c.recorded_at.isoformat(),
+                "at": rfc3339(c.recorded_at),
                 "source": c.source,
                 "ip": str(c.ip_address) if c.ip_address else None,
             }
@@ -107,8 +108,8 @@ async def _identity(session: AsyncSession, tenant_id: uuid.UUID, user: User) -> 
         "sessions": [
             {
                 "tenant_id": str(s.tenant_id),
-                "created_at": s.created_at.isoformat(),
-                "last_activity_at": s.last_activity_at.isoformat(),
+                "created_at": rfc3339(s.created_at),
+                "last_activity_at": rfc3339(s.last_activity_at),
                 "ip": str(s.ip_address) if s.ip_address else None,
                 "user_agent": s.user_agent,
                 "active": s.is_active,
@@ -148,7 +149,7 @@ async def export(
             "phone": user.phone,
             "email": user.email,
             "telegram_id": user.telegram_id,
-            "created_at": user.created_at.isoformat(),
+            "created_at": rfc3339(user.created_at),
             "last_login_at": _at(user.last_login_at),
         },
         "memberships": [m for n in networks for m in n["memberships"]],

@@ -1,13 +1,13 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Annotated
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, EmailStr, Field, StringConstraints
 
 from maxloyalty.identity.guest_auth import Consents
 from maxloyalty.identity.principal import Role
+from maxloyalty.kit.timestamps import Timestamp
 
 
 class _Strict(BaseModel):
@@ -87,15 +87,15 @@ class BlockRequest(_Strict):
 
 
 class StaffOut(BaseModel):
-    user_id: uuid.UUID
+    id: uuid.UUID
     email: str | None
     phone: str | None
     role: Role
     restaurant_ids: list[uuid.UUID]
     is_active: bool
     blocked_reason: str | None
-    assigned_at: datetime
-    last_login_at: datetime | None
+    assigned_at: Timestamp
+    last_login_at: Timestamp | None
 
 
 class PermissionCreate(_Strict):
@@ -113,10 +113,10 @@ class PermissionOut(BaseModel):
     permission: str
     resource_type: str | None
     resource_ids: list[uuid.UUID]
-    granted_at: datetime
+    granted_at: Timestamp
     granted_by_user_id: uuid.UUID | None
-    revoked_at: datetime | None
-    expires_at: datetime | None
+    revoked_at: Timestamp | None
+    expires_at: Timestamp | None
 
 
 class ApiKeyCreate(_Strict):
@@ -132,9 +132,9 @@ class ApiKeyOut(BaseModel):
     name: str
     prefix: str
     restaurant_ids: list[uuid.UUID]
-    created_at: datetime
-    last_used_at: datetime | None
-    revoked_at: datetime | None
+    created_at: Timestamp
+    last_used_at: Timestamp | None
+    revoked_at: Timestamp | None
 
 
 class ApiKeyIssued(ApiKeyOut):

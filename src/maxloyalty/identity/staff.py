@@ -16,6 +16,7 @@ from maxloyalty.identity.schemas import PermissionCreate, StaffCreate, StaffOut,
 from maxloyalty.identity.sessions import revoke_user_sessions
 from maxloyalty.kit.clock import utcnow
 from maxloyalty.kit.errors import AppError, Conflict, Forbidden, NotFound
+from maxloyalty.kit.pagination import PageParams, paginate
 from maxloyalty.network.models import Restaurant
 
 
@@ -31,7 +32,7 @@ def ensure_may_manage(actor: Principal, target: uuid.UUID | None, role: Role | N
 
 def staff_out(user: User, role: UserRole) -> StaffOut:
     return StaffOut(
-        user_id=user.id,
+        id=user.id,
         email=user.email,
         phone=user.phone,
         role=role.role,
@@ -71,13 +72,15 @@ async def check_restaurants(session: AsyncSession, role: Role, ids: list[uuid.UU
             )
 
 
-async def list_staff(session: AsyncSession, tenant_id: uuid.UUID) -> list[StaffOut]:
-    rows = await session.execute(
+async def list_staff(
+    session: AsyncSession, tenant_id: uuid.UUID, paging: PageParams
+) -> list[StaffOut]:
+    query = (
         select(User, UserRole)
         .join(UserRole, UserRole.user_id == User.id)
         .where(UserRole.role.in_(STAFF_ROLES), UserRole.tenant_id == tenant_id)
-        .order_by(UserRole.assigned_at)
     )
+    rows = await session.execute(paginate(query, User.id, paging))
     return [staff_out(user, role) for user, role in rows]
 
 
@@ -251,16 +254,11 @@ async def grant_permission(
 
 
 async def list_permissions(
-    session: AsyncSession, tenant_id: uuid.UUID, user_id: uuid.UUID
+    session: AsyncSession, tenant_id: uuid.UUID, user_id: uuid.UUID, paging: PageParams
 ) -> list[UserPermission]:
     await staff_member(session, tenant_id, user_id)
-    return list(
-        await session.scalars(
-            select(UserPermission)
-            .where(UserPermission.user_id == user_id)
-            .order_by(UserPermission.granted_at)
-        )
-    )
+    query = select(UserPermission).where(UserPermission.user_id == user_id)
+    return list(await session.scalars(paginate(query, UserPermission.id, paging)))
 
 
 async def revoke_permission(

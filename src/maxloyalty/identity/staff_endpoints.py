@@ -22,6 +22,7 @@ from maxloyalty.identity.schemas import (
     StaffUpdate,
 )
 from maxloyalty.kit.errors import problem_responses
+from maxloyalty.kit.pagination import Page, Paging, make_page
 from maxloyalty.runtime import runtime_of
 
 router = APIRouter(tags=["staff"], responses=problem_responses(401, 403, 404, 422))
@@ -36,8 +37,9 @@ def _tenant(principal: Principal) -> uuid.UUID:
 
 
 @router.get("/api/staff")
-async def list_staff(_admin: Admin, session: TenantSession) -> list[StaffOut]:
-    return await staff.list_staff(session, _tenant(_admin))
+async def list_staff(_admin: Admin, session: TenantSession, paging: Paging) -> Page[StaffOut]:
+    rows, cursor = make_page(await staff.list_staff(session, _tenant(_admin), paging), paging)
+    return Page(items=rows, next_cursor=cursor)
 
 
 @router.post("/api/staff", status_code=status.HTTP_201_CREATED, responses=problem_responses(409))
@@ -80,12 +82,11 @@ async def revoke_sessions(user_id: uuid.UUID, admin: Admin, session: TenantSessi
 
 @router.get("/api/staff/{user_id}/permissions")
 async def list_permissions(
-    user_id: uuid.UUID, _admin: Admin, session: TenantSession
-) -> list[PermissionOut]:
-    return [
-        PermissionOut.model_validate(p)
-        for p in await staff.list_permissions(session, _tenant(_admin), user_id)
-    ]
+    user_id: uuid.UUID, _admin: Admin, session: TenantSession, paging: Paging
+) -> Page[PermissionOut]:
+    found = await staff.list_permissions(session, _tenant(_admin), user_id, paging)
+    rows, cursor = make_page(found, paging)
+    return Page(items=[PermissionOut.model_validate(p) for p in rows], next_cursor=cursor)
 
 
 @router.post("/api/staff/{user_id}/permissions", status_code=status.HTTP_201_CREATED)
@@ -107,8 +108,11 @@ async def revoke_permission(
 
 
 @router.get("/api/api-keys", tags=["api keys"])
-async def list_api_keys(_admin: KeyAdmin, session: TenantSession) -> list[ApiKeyOut]:
-    return [ApiKeyOut.model_validate(k) for k in await api_keys.list_keys(session)]
+async def list_api_keys(
+    _admin: KeyAdmin, session: TenantSession, paging: Paging
+) -> Page[ApiKeyOut]:
+    rows, cursor = make_page(await api_keys.list_keys(session, paging), paging)
+    return Page(items=[ApiKeyOut.model_validate(k) for k in rows], next_cursor=cursor)
 
 
 @router.post("/api/api-keys", tags=["api keys"], status_code=status.HTTP_201_CREATED)

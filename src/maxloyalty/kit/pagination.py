@@ -7,7 +7,7 @@ import binascii
 import uuid
 from typing import Annotated, Any, Generic, TypeVar
 
-from fastapi import Query
+from fastapi import Depends, Query
 from pydantic import BaseModel
 from sqlalchemy import Select
 from sqlalchemy.orm import InstrumentedAttribute
@@ -45,6 +45,14 @@ def page_params(
     cursor: Annotated[str | None, Query(max_length=64)] = None,
 ) -> PageParams:
     return PageParams(limit=limit, cursor=_decode_cursor(cursor) if cursor else None)
+
+
+Paging = Annotated[PageParams, Depends(page_params)]
+
+
+def whole_page(items: list[T]) -> Page[T]:
+    """A list too small to need a cursor (a fixed catalogue), in the same page shape."""
+    return Page(items=items, next_cursor=None)
 
 
 def paginate(query: Q, key: InstrumentedAttribute[uuid.UUID], params: PageParams) -> Q:

@@ -18,7 +18,7 @@ from maxloyalty.identity.dependencies import Authorize, TenantSession
 from maxloyalty.identity.principal import Principal, Role
 from maxloyalty.kit.clock import utcnow
 from maxloyalty.kit.errors import AppError, NotFound, problem_responses
-from maxloyalty.kit.pagination import Page, PageParams, make_page, page_params
+from maxloyalty.kit.pagination import Page, Paging, make_page
 from maxloyalty.ledger import extras, operations, queries
 from maxloyalty.ledger.idempotency import require_key
 from maxloyalty.ledger.models import TxChannel, TxType
@@ -137,7 +137,7 @@ async def get_history(
     guest_id: uuid.UUID,
     principal: Reader,
     session: TenantSession,
-    paging: Annotated[PageParams, Depends(page_params)],
+    paging: Paging,
     restaurant_id: uuid.UUID | None = None,
     type: Annotated[list[TxType] | None, Query()] = None,
     since: AwareDatetime | None = Query(default=None, alias="from"),

@@ -27,6 +27,7 @@ from maxloyalty.guests.service import card_for_guest, ensure_restaurant, ensure_
 from maxloyalty.identity.principal import Principal, Role
 from maxloyalty.kit.errors import AppError, NotFound
 from maxloyalty.kit.events import publish
+from maxloyalty.kit.timestamps import rfc3339
 from maxloyalty.ledger import core
 from maxloyalty.ledger.idempotency import Replay, claim, request_hash
 from maxloyalty.ledger.models import (
@@ -158,7 +159,7 @@ def tx_out(tx: PointTransaction) -> dict[str, Any]:
         "type": tx.type.value,
         "status": tx.status.value,
         "amount": tx.amount,
-        "created_at": tx.created_at.isoformat(),
+        "created_at": rfc3339(tx.created_at),
     }
 
 

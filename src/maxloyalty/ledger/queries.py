@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from maxloyalty.guests.models import GuestCard
 from maxloyalty.kit.pagination import PageParams, paginate_newest
+from maxloyalty.kit.timestamps import rfc3339
 from maxloyalty.ledger.models import PointLot, PointTransaction, TxChannel, TxType
 from maxloyalty.loyalty.models import LoyaltySystem
 from maxloyalty.loyalty.service import levels_of, next_level, spend_for_level
@@ -56,7 +57,7 @@ async def balance(session: AsyncSession, card: GuestCard, now: datetime) -> dict
         }
         if upcoming
         else None,
-        "nearest_expiry": {"at": nearest[0].isoformat(), "points": int(nearest[1])}
+        "nearest_expiry": {"at": rfc3339(nearest[0]), "points": int(nearest[1])}
         if nearest
         else None,
     }
@@ -106,7 +107,7 @@ async def every_transaction(
                 "type": row.type.value,
                 "status": row.status.value,
                 "amount": row.amount,
-                "created_at": row.created_at.isoformat(),
+                "created_at": rfc3339(row.created_at),
                 "source": row.source.value,
                 "channel": row.channel.value,
                 "restaurant_id": str(row.restaurant_id) if row.restaurant_id else None,

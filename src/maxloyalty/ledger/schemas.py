@@ -1,11 +1,11 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from decimal import Decimal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from maxloyalty.kit.timestamps import Timestamp
 from maxloyalty.ledger.models import TxChannel, TxSource, TxStatus, TxType
 
 
@@ -13,7 +13,7 @@ class TransactionOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
     id: uuid.UUID
-    created_at: datetime
+    created_at: Timestamp
     operation_id: uuid.UUID
     type: TxType
     status: TxStatus

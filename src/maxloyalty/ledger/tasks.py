@@ -23,6 +23,7 @@ from maxloyalty.kit import jobs
 from maxloyalty.kit.clock import utcnow
 from maxloyalty.kit.db import Database
 from maxloyalty.kit.events import publish
+from maxloyalty.kit.timestamps import rfc3339
 from maxloyalty.ledger import core
 from maxloyalty.ledger.idempotency import Replay, claim, request_hash
 from maxloyalty.ledger.models import LedgerOperation, PointLot, TxChannel, TxSource, TxType
@@ -214,7 +215,7 @@ async def expiry_reminders(db: Database, tenant: Tenant, now: datetime) -> int:
                     "card_id": str(lot.card_id),
                     "guest_id": str(guest_id),
                     "points": lot.remaining,
-                    "expires_at": lot.expires_at.isoformat(),
+                    "expires_at": rfc3339(lot.expires_at),
                 },
             )
             sent += 1

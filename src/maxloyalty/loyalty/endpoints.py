@@ -14,6 +14,7 @@ from maxloyalty.identity.dependencies import Authorize, TenantSession
 from maxloyalty.identity.principal import Principal, Role
 from maxloyalty.kit import jobs
 from maxloyalty.kit.errors import NotFound, problem_responses
+from maxloyalty.kit.pagination import Page, Paging, make_page, paginate
 from maxloyalty.loyalty import service
 from maxloyalty.loyalty.models import LoyaltySystem
 from maxloyalty.loyalty.schemas import (
@@ -48,9 +49,10 @@ def _specs(levels: list[LevelIn]) -> list[service.LevelSpec]:
 
 
 @router.get("/api/loyalty/programs")
-async def list_programs(_staff: Staff, session: TenantSession) -> list[ProgramOut]:
-    systems = await session.scalars(select(LoyaltySystem).order_by(LoyaltySystem.created_at))
-    return [await _out(session, s) for s in systems]
+async def list_programs(_staff: Staff, session: TenantSession, paging: Paging) -> Page[ProgramOut]:
+    found = await session.scalars(paginate(select(LoyaltySystem), LoyaltySystem.id, paging))
+    rows, cursor = make_page(list(found), paging)
+    return Page(items=[await _out(session, s) for s in rows], next_cursor=cursor)
 
 
 @router.post("/api/loyalty/programs", status_code=201, responses=problem_responses(409))

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, status
 from maxloyalty.identity.dependencies import Authorize, PlatformSession, TenantSession
 from maxloyalty.identity.principal import Principal, Role
 from maxloyalty.kit.errors import problem_responses
-from maxloyalty.kit.pagination import Page, PageParams, make_page, page_params
+from maxloyalty.kit.pagination import Page, Paging, make_page
 from maxloyalty.network import service
 from maxloyalty.network.schemas import (
     PointOfSaleCreate,
@@ -27,7 +27,6 @@ platform_router = APIRouter(tags=["platform"], responses=problem_responses(401, 
 
 Staff = Annotated[Principal, Depends(Authorize(Role.RESTAURANT_ADMIN, Role.MANAGER, Role.CASHIER))]
 Admin = Annotated[Principal, Depends(Authorize(Role.RESTAURANT_ADMIN))]
-Paging = Annotated[PageParams, Depends(page_params)]
 
 
 @router.get("/api/restaurants", response_model=Page[RestaurantOut])

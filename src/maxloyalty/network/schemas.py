@@ -1,12 +1,12 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
+from maxloyalty.kit.timestamps import Timestamp
 from maxloyalty.network.models import PointOfSaleStatus, RestaurantStatus, SubscriptionStatus
 
 
@@ -53,7 +53,7 @@ class TenantOut(BaseModel):
     logo_url: str | None
     primary_color: str | None
     secondary_color: str | None
-    created_at: datetime
+    created_at: Timestamp
 
 
 class RestaurantCreate(_Strict):
@@ -84,8 +84,8 @@ class RestaurantOut(BaseModel):
     city: str | None
     phone: str | None
     status: RestaurantStatus
-    created_at: datetime
-    updated_at: datetime
+    created_at: Timestamp
+    updated_at: Timestamp
 
 
 class PointOfSaleCreate(_Strict):
@@ -101,4 +101,4 @@ class PointOfSaleOut(BaseModel):
     name: str
     external_id: str | None
     status: PointOfSaleStatus
-    created_at: datetime
+    created_at: Timestamp

@@ -15,6 +15,7 @@ from maxloyalty.identity.dependencies import Authorize, TenantSession
 from maxloyalty.identity.principal import Principal, Role
 from maxloyalty.kit.clock import utcnow
 from maxloyalty.kit.errors import AppError, NotFound, problem_responses
+from maxloyalty.kit.pagination import Page, Paging, make_page, paginate
 from maxloyalty.ledger import extras, operations
 from maxloyalty.ledger.endpoints import IdempotencyKey
 from maxloyalty.ledger.idempotency import require_key
@@ -31,9 +32,12 @@ Redeemer = Viewer
 
 
 @router.get("/api/rewards")
-async def list_rewards(principal: Viewer, session: TenantSession) -> list[RewardOut]:
-    """Staff see the whole catalogue; guests see what is on offer now."""
-    query = select(RedemptionItem).order_by(RedemptionItem.points_price, RedemptionItem.name)
+async def list_rewards(
+    principal: Viewer, session: TenantSession, paging: Paging
+) -> Page[RewardOut]:
+    """Staff see the whole catalogue; guests see what is on offer now. In the order the
+    rewards were added (the cursor's order)."""
+    query = select(RedemptionItem)
     if principal.role is Role.GUEST:
         now = utcnow()
         query = query.where(
@@ -42,7 +46,9 @@ async def list_rewards(principal: Viewer, session: TenantSession) -> list[Reward
             or_(RedemptionItem.active_to.is_(None), RedemptionItem.active_to > now),
             or_(RedemptionItem.stock.is_(None), RedemptionItem.stock > 0),
         )
-    return [RewardOut.model_validate(item) for item in await session.scalars(query)]
+    found = list(await session.scalars(paginate(query, RedemptionItem.id, paging)))
+    rows, cursor = make_page(found, paging)
+    return Page(items=[RewardOut.model_validate(item) for item in rows], next_cursor=cursor)
 
 
 @router.post("/api/rewards", status_code=201)

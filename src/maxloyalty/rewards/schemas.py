@@ -1,10 +1,11 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Annotated
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+
+from maxloyalty.kit.timestamps import Timestamp
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 
@@ -41,7 +42,9 @@ class RewardOut(RewardIn):
     model_config = ConfigDict(from_attributes=True)
 
     id: uuid.UUID
-    created_at: datetime
+    active_from: Timestamp | None = None
+    active_to: Timestamp | None = None
+    created_at: Timestamp
 
 
 class RedeemRequest(BaseModel):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -29,11 +28,12 @@ from maxloyalty.kit.errors import problem_responses
 from maxloyalty.kit.pagination import (
     Page,
     PageParams,
+    Paging,
     make_page,
-    page_params,
     paginate,
     paginate_newest,
 )
+from maxloyalty.kit.timestamps import Timestamp
 from maxloyalty.runtime import runtime_of
 
 router = APIRouter(
@@ -43,7 +43,6 @@ router = APIRouter(
 )
 Admin = Annotated[Principal, Depends(Authorize(Role.RESTAURANT_ADMIN))]
 Reader = Annotated[Principal, Depends(Authorize(Role.RESTAURANT_ADMIN, Role.MANAGER))]
-Paging = Annotated[PageParams, Depends(page_params)]
 Logged = TypeVar("Logged", PosTransaction, PosEvent, PosSync)
 Out = TypeVar("Out", bound=BaseModel)
 
@@ -128,8 +127,8 @@ class IntegrationOut(BaseModel):
     settings: dict[str, Any]
     hold_ttl_seconds: int
     is_active: bool
-    last_sync_at: datetime | None
-    created_at: datetime
+    last_sync_at: Timestamp | None
+    created_at: Timestamp
 
     @classmethod
     def of(cls, row: PosIntegration) -> IntegrationOut:
@@ -165,7 +164,7 @@ class PosTransactionOut(BaseModel):
     discount_applied: int
     status: str
     error: str | None
-    created_at: datetime
+    created_at: Timestamp
 
 
 class PosEventOut(BaseModel):
@@ -177,8 +176,8 @@ class PosEventOut(BaseModel):
     payload: dict[str, Any]
     status: str
     detail: str | None
-    received_at: datetime
-    processed_at: datetime | None
+    received_at: Timestamp
+    processed_at: Timestamp | None
 
 
 class PosSyncOut(BaseModel):
@@ -191,9 +190,9 @@ class PosSyncOut(BaseModel):
     attempt: int
     error: str | None
     result: dict[str, Any]
-    next_retry_at: datetime | None
-    created_at: datetime
-    finished_at: datetime | None
+    next_retry_at: Timestamp | None
+    created_at: Timestamp
+    finished_at: Timestamp | None
 
 
 def _secrets(issued: service.IssuedIntegration) -> IntegrationSecrets:

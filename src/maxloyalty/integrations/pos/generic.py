@@ -23,6 +23,7 @@ from maxloyalty.integrations.pos import service
 from maxloyalty.integrations.pos.checks import CheckLine, Payment, Quote, calculate
 from maxloyalty.integrations.pos.models import PosIntegration
 from maxloyalty.kit.errors import AppError, Conflict, NotFound
+from maxloyalty.kit.timestamps import rfc3339
 from maxloyalty.ledger import core, holds
 from maxloyalty.ledger.idempotency import Replay, claim, request_hash
 from maxloyalty.ledger.models import HoldStatus, LedgerOperation, PointHold
@@ -90,7 +91,7 @@ def hold_out(hold: PointHold, now: datetime) -> dict[str, Any]:
         "card_id": str(hold.card_id),
         "points": hold.points,
         "status": status.value,
-        "expires_at": hold.expires_at.isoformat(),
+        "expires_at": rfc3339(hold.expires_at),
     }
 
 

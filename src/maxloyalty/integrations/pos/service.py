@@ -46,6 +46,7 @@ from maxloyalty.integrations.pos.models import (
 from maxloyalty.kit.clock import utcnow
 from maxloyalty.kit.errors import Forbidden, NotFound, Unauthorized
 from maxloyalty.kit.ids import uuid7
+from maxloyalty.kit.timestamps import rfc3339
 from maxloyalty.ledger.idempotency import Replay, claim, request_hash
 from maxloyalty.ledger.models import TxChannel
 from maxloyalty.ledger.operations import Context, open_context
@@ -424,7 +425,7 @@ async def personal_orders(
         {
             "event_id": str(event_id),
             "order_id": order_id,
-            "received_at": received_at.isoformat(),
+            "received_at": rfc3339(received_at),
             "personal": json.loads(personal),
         }
         for event_id, order_id, received_at, personal in events

@@ -25,7 +25,14 @@ from maxloyalty.integrations.webhooks.schemas import (
     RotateIn,
 )
 from maxloyalty.kit.errors import problem_responses
-from maxloyalty.kit.pagination import Page, PageParams, make_page, page_params, paginate_newest
+from maxloyalty.kit.pagination import (
+    Page,
+    Paging,
+    make_page,
+    paginate,
+    paginate_newest,
+    whole_page,
+)
 from maxloyalty.runtime import runtime_of
 
 router = APIRouter(tags=["webhooks"], responses=problem_responses(401, 403, 404, 422))
@@ -39,8 +46,8 @@ def _with_secret(endpoint: WebhookEndpoint) -> EndpointCreated:
 
 
 @router.get("/api/webhooks/event-types")
-async def event_types(_admin: Admin) -> list[EventTypeOut]:
-    return [EventTypeOut(type=name, description=text) for name, text in EVENT_TYPES.items()]
+async def event_types(_admin: Admin) -> Page[EventTypeOut]:
+    return whole_page([EventTypeOut(type=n, description=text) for n, text in EVENT_TYPES.items()])
 
 
 @router.post("/api/webhooks/endpoints", status_code=201)
@@ -56,9 +63,12 @@ async def create_endpoint(
 
 
 @router.get("/api/webhooks/endpoints")
-async def list_endpoints(_admin: Admin, session: TenantSession) -> list[EndpointOut]:
-    rows = await session.scalars(select(WebhookEndpoint).order_by(WebhookEndpoint.created_at))
-    return [EndpointOut.model_validate(r) for r in rows]
+async def list_endpoints(
+    _admin: Admin, session: TenantSession, paging: Paging
+) -> Page[EndpointOut]:
+    query = paginate(select(WebhookEndpoint), WebhookEndpoint.id, paging)
+    rows, cursor = make_page(list(await session.scalars(query)), paging)
+    return Page(items=[EndpointOut.model_validate(r) for r in rows], next_cursor=cursor)
 
 
 @router.patch("/api/webhooks/endpoints/{endpoint_id}")
@@ -102,7 +112,7 @@ async def list_deliveries(
     endpoint_id: uuid.UUID,
     _admin: Admin,
     session: TenantSession,
-    paging: Annotated[PageParams, Depends(page_params)],
+    paging: Paging,
     succeeded: bool | None = None,
 ) -> Page[DeliveryOut]:
     """Every HTTP attempt, newest first."""

@@ -1,12 +1,12 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from maxloyalty.integrations.webhooks.models import DeliveryStatus
+from maxloyalty.kit.timestamps import Timestamp
 
 EVENT_TYPES_HELP = "Empty: every event; else names from GET /api/webhooks/event-types"
 
@@ -54,8 +54,8 @@ class EndpointOut(BaseModel):
     description: str | None
     is_active: bool
     disabled_reason: str | None
-    previous_secret_expires_at: datetime | None
-    created_at: datetime
+    previous_secret_expires_at: Timestamp | None
+    created_at: Timestamp
 
 
 class EndpointCreated(EndpointOut):
@@ -81,8 +81,8 @@ class DeliveryOut(BaseModel):
     error: str | None
     duration_ms: int | None
     succeeded: bool
-    next_attempt_at: datetime | None
-    created_at: datetime
+    next_attempt_at: Timestamp | None
+    created_at: Timestamp
 
 
 class RedeliveryOut(BaseModel):

@@ -48,6 +48,7 @@ from maxloyalty.kit.clock import utcnow
 from maxloyalty.kit.errors import AppError, NotFound
 from maxloyalty.kit.events import EventStatus, IntegrationEvent
 from maxloyalty.kit.ids import uuid7
+from maxloyalty.kit.timestamps import rfc3339, rfc3339_or_none
 
 log = structlog.get_logger(__name__)
 
@@ -222,7 +223,7 @@ async def rotate_secret(
         "webhook.secret_rotated",
         "webhook_endpoint",
         target.id,
-        after={"previous_secret_expires_at": expires.isoformat() if expires else None},
+        after={"previous_secret_expires_at": rfc3339_or_none(expires)},
     )
     return target
 
@@ -292,7 +293,7 @@ def _body(event: IntegrationEvent) -> bytes:
     return json.dumps(
         {
             "type": event.event_type,
-            "timestamp": event.created_at.isoformat(),
+            "timestamp": rfc3339(event.created_at),
             "data": event.payload,
         },
         ensure_ascii=False,
