@@ -2,9 +2,10 @@
 
 A platform owner; two tenants — a chain of three restaurants in three time zones on a
 POINTS programme with one card per guest, and a café on DISCOUNT — with points of sale,
-staff of every role, the five default levels, and about a thousand guests with a year of
-visits. Passwords are generated for each installation (never committed), printed once and
-kept in `<data dir>/demo.json`.
+staff of every role, the five levels (each with guests), connected tills (R-Keeper, iiko,
+custom), the chain's reward catalogue, a manual credit awaiting a manager's approval, and
+about a thousand guests with a year of visits. Passwords are generated for each
+installation (never committed), printed once and kept in `<data dir>/demo.json`.
 """
 
 from __future__ import annotations
@@ -13,41 +14,80 @@ import asyncio
 import json
 import secrets
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, text
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from maxloyalty.config import Settings
-from maxloyalty.demo_history import populate
+from maxloyalty.demo_history import Hands, populate
 from maxloyalty.identity import staff
 from maxloyalty.identity.admin import create_owner
 from maxloyalty.identity.principal import Principal, Role
 from maxloyalty.identity.schemas import StaffCreate
 from maxloyalty.integrations.pos import service as pos
 from maxloyalty.integrations.pos.models import PosSystem
-from maxloyalty.loyalty.models import CardMode, ProgramType
-from maxloyalty.loyalty.service import create_program
+from maxloyalty.kit import context
+from maxloyalty.kit.clock import utcnow
+from maxloyalty.ledger import operations
+from maxloyalty.ledger.models import TxChannel
+from maxloyalty.ledger.operations import CashierRequest
+from maxloyalty.ledger.tasks import run_daily
+from maxloyalty.loyalty.models import CardMode, LoyaltySystem, ProgramType
+from maxloyalty.loyalty.service import LevelSpec, create_program, default_levels
 from maxloyalty.network import service
-from maxloyalty.network.models import Tenant
+from maxloyalty.network.models import Restaurant, Tenant
 from maxloyalty.network.schemas import PointOfSaleCreate, RestaurantCreate, TenantCreate
+from maxloyalty.rewards.models import RedemptionItem
+from maxloyalty.rewards.schemas import RewardIn
 from maxloyalty.runtime import Runtime
 
-# Programme and number of guests per tenant.
-PROGRAMS = {"grill-house": (ProgramType.POINTS, 700), "zerno-coffee": (ProgramType.DISCOUNT, 300)}
+# Programme, number of guests and levels per tenant: the café's levels are the default
+# ones at a tenth of the spend, as coffee checks are small.
+PROGRAMS: dict[str, tuple[ProgramType, int, list[LevelSpec]]] = {
+    "grill-house": (ProgramType.POINTS, 700, default_levels()),
+    "zerno-coffee": (
+        ProgramType.DISCOUNT,
+        300,
+        [replace(level, min_spent=level.min_spent // 10) for level in default_levels()],
+    ),
+}
 
-# Tills connected per tenant: (restaurant index, system, name, external id).
-TILLS: dict[str, list[tuple[int, PosSystem, str, str | None]]] = {
+# A placeholder, so the iiko integration is configured but nothing calls iikoCloud with it.
+IIKO_DEMO_LOGIN = "demo-replace-with-your-apiLogin"
+# Tills connected per tenant: (restaurant index, system, name, external id, credentials).
+TILLS: dict[str, list[tuple[int, PosSystem, str, str | None, dict[str, str] | None]]] = {
     "grill-house": [
-        (0, PosSystem.RKEEPER, "R-Keeper 7", "1"),
-        (1, PosSystem.CUSTOM, "Касса на планшете", None),
-        (2, PosSystem.IIKO, "iiko", None),
+        (0, PosSystem.RKEEPER, "R-Keeper 7", "1", None),
+        (1, PosSystem.CUSTOM, "Касса на планшете", None, None),
+        (2, PosSystem.IIKO, "iiko", None, {"api_login": IIKO_DEMO_LOGIN}),
     ],
-    "zerno-coffee": [(0, PosSystem.CUSTOM, "Касса", None)],
+    "zerno-coffee": [(0, PosSystem.CUSTOM, "Касса", None, None)],
 }
 RKEEPER_LEVELS = {
     name: {"bonus": n, "discount": n} for n, name in enumerate(["BRONZE", "SILVER", "GOLD"], 1)
 }
+
+# The rewards per tenant: (name, points, stock, offered from / until in days from now,
+# on offer, restaurant index or None for all). The café's programme gives discounts, so
+# it has none.
+REWARDS: dict[str, list[tuple[str, int, int | None, int | None, int | None, bool, int | None]]] = {
+    "grill-house": [
+        ("Капучино или чай", 150, None, None, None, True, None),
+        ("Десерт дня", 300, None, None, None, True, None),
+        ("Бургер «Гриль Хаус»", 650, None, None, None, True, None),
+        ("Фирменная футболка", 1500, 200, None, None, True, None),
+        ("Ужин от шефа на двоих", 5000, 8, None, None, True, 0),
+        ("Напиток сезона", 250, None, -20, 30, True, None),
+        ("Бизнес-ланч по акции", 400, None, -200, -110, True, None),
+        ("Стейк рибай", 1800, None, None, None, False, None),
+    ],
+    "zerno-coffee": [],
+}
+# Why the cashier asked for the manual credit that awaits a manager's approval.
+PENDING_REASON = "Компенсация: испорченный банкет"
 
 # (tenant, [(restaurant, [points of sale])])
 NETWORK: list[tuple[TenantCreate, list[tuple[RestaurantCreate, list[str]]]]] = [
@@ -123,88 +163,194 @@ def _staff_plan(slug: str, restaurants: list[dict[str, Any]]) -> list[tuple[str,
     return plan
 
 
+def _rewards(
+    slug: str, tenant_id: uuid.UUID, restaurants: list[Restaurant], now: datetime
+) -> list[RedemptionItem]:
+    def day(offset: int | None) -> datetime | None:
+        return None if offset is None else now + timedelta(days=offset)
+
+    items = []
+    for name, price, stock, since, until, active, where in REWARDS[slug]:
+        body = RewardIn(
+            name=name,
+            points_price=price,
+            stock=stock,
+            active_from=day(since),
+            active_to=day(until),
+            is_active=active,
+            restaurant_ids=[] if where is None else [restaurants[where].id],
+        )
+        # In the catalogue since before the history starts.
+        items.append(
+            RedemptionItem(
+                tenant_id=tenant_id, created_at=now - timedelta(days=366), **body.model_dump()
+            )
+        )
+    return items
+
+
+async def _pending_approval(
+    session: AsyncSession, system: LoyaltySystem, cashier: Principal, guest: dict[str, Any]
+) -> dict[str, Any]:
+    """A cashier's manual credit over the programme's threshold, through the same service
+    as the API: it stays PENDING until a manager approves or rejects it."""
+    points = system.manual_approval_threshold * 3 // 2
+    restaurant_id = next(iter(cashier.restaurant_ids))
+    request = CashierRequest(
+        type="MANUAL", restaurant_id=restaurant_id, points=points, reason=PENDING_REASON
+    )
+    who = context.actor.set(cashier.actor)  # the audit log names the cashier
+    try:
+        ctx = await operations.open_context(session, cashier, restaurant_id, utcnow())
+        _, answer = await operations.execute(ctx, uuid.UUID(guest["id"]), request, uuid.uuid4().hex)
+    finally:
+        context.actor.reset(who)
+    assert answer["status"] == "PENDING_APPROVAL"
+    return {
+        "transaction_id": answer["transactions"][0]["id"],
+        "guest_id": guest["id"],
+        "card_code": guest["card_code"],
+        "points": points,
+        "restaurant_id": str(restaurant_id),
+        "reason": PENDING_REASON,
+    }
+
+
+async def _hire(
+    session: AsyncSession, tenant: Tenant, restaurants: list[dict[str, Any]]
+) -> tuple[list[dict[str, Any]], dict[uuid.UUID, Principal], Principal]:
+    """The staff with their logins; each restaurant's cashier and the manager, to post the
+    history as."""
+    out: list[dict[str, Any]] = []
+    cashiers: dict[uuid.UUID, Principal] = {}
+    manager = None
+    for email, role, restaurant_ids in _staff_plan(tenant.slug, restaurants):
+        password = _password()
+        data = StaffCreate.model_validate(
+            {"email": email, "password": password, "role": role, "restaurant_ids": restaurant_ids}
+        )
+        member, _ = await staff.create_staff(session, tenant.id, data)
+        scope = frozenset(uuid.UUID(r) for r in restaurant_ids)
+        principal = Principal(member.id, role, tenant.id, scope)
+        if role is Role.CASHIER:
+            cashiers[next(iter(scope))] = principal
+        elif role is Role.MANAGER:
+            manager = principal
+        out.append(
+            {
+                "email": email,
+                "password": password,
+                "role": role.value,
+                "restaurant_ids": restaurant_ids,
+            }
+        )
+    assert manager is not None
+    return out, cashiers, manager
+
+
+async def _connect_tills(
+    session: AsyncSession, runtime: Runtime, tenant: Tenant, restaurants: list[Restaurant]
+) -> tuple[list[dict[str, Any]], dict[uuid.UUID, Principal], dict[uuid.UUID, TxChannel]]:
+    """The tills with their keys; who each one posts as, by restaurant; the channel of each."""
+    out: list[dict[str, Any]] = []
+    principals: dict[uuid.UUID, Principal] = {}
+    channels: dict[uuid.UUID, TxChannel] = {}
+    for index, system, name, external_id, credentials in TILLS[tenant.slug]:
+        issued = await pos.create(
+            session,
+            runtime.api_key_key,
+            tenant_id=tenant.id,
+            restaurant_id=restaurants[index].id,
+            system=system,
+            name=name,
+            credentials=credentials,
+            external_id=external_id,
+            settings={"levels": RKEEPER_LEVELS} if system is PosSystem.RKEEPER else {},
+            hold_ttl_seconds=900,
+            require_signature=False,
+            created_by=None,
+        )
+        principals[restaurants[index].id] = pos.principal_of(issued.integration)
+        channels[issued.integration.id] = pos.CHANNELS[system]
+        out.append(
+            {
+                "id": str(issued.integration.id),
+                "system": system.value,
+                "restaurant": restaurants[index].name,
+                "api_key": issued.key.key,
+                "webhook_token": issued.webhook_token,
+            }
+        )
+    return out, principals, channels
+
+
 async def _load_tenant(
-    runtime: Runtime, tenant_data: Any, restaurants: Any, guests: int | None
+    runtime: Runtime, tenant_data: Any, restaurant_plan: Any, guests: int | None
 ) -> dict[str, Any]:
     async with runtime.db.platform_session() as platform:
         tenant = await service.create_tenant(platform, tenant_data)
         await platform.commit()
-    restaurants_out: list[dict[str, Any]] = []
-    staff_out: list[dict[str, Any]] = []
-    cashiers: list[Principal] = []
-    program_type, guest_count = PROGRAMS[tenant.slug]
+    program_type, guest_count, levels = PROGRAMS[tenant.slug]
+    now = utcnow()
+    # The whole network in one transaction of the tenant's, so a failure leaves none of it.
     async with runtime.db.transaction(tenant.id) as session:
         system = await create_program(
-            session, tenant.id, type=program_type, mode=CardMode.UNIFIED, pending_days=0
+            session,
+            tenant.id,
+            type=program_type,
+            mode=CardMode.UNIFIED,
+            levels=levels,
+            pending_days=0,
         )
-        for restaurant_data, pos_names in restaurants:
+        restaurants: list[Restaurant] = []
+        for restaurant_data, pos_names in restaurant_plan:
             restaurant = await service.create_restaurant(session, tenant.id, restaurant_data)
-            restaurants_out.append({"id": str(restaurant.id), "name": restaurant.name})
+            restaurants.append(restaurant)
             for name in pos_names:
                 await service.create_point_of_sale(
                     session, restaurant, PointOfSaleCreate(name=name)
                 )
-        for email, role, restaurant_ids in _staff_plan(tenant.slug, restaurants_out):
-            password = _password()
-            data = StaffCreate.model_validate(
-                {
-                    "email": email,
-                    "password": password,
-                    "role": role,
-                    "restaurant_ids": restaurant_ids,
-                }
-            )
-            member, _ = await staff.create_staff(session, tenant.id, data)
-            if role is Role.CASHIER:
-                cashiers.append(
-                    Principal(
-                        member.id,
-                        role,
-                        tenant.id,
-                        frozenset(uuid.UUID(r) for r in restaurant_ids),
-                    )
-                )
-            staff_out.append(
-                {
-                    "email": email,
-                    "password": password,
-                    "role": role.value,
-                    "restaurant_ids": restaurant_ids,
-                }
-            )
-        tills: list[dict[str, Any]] = []
-        for index, system_name, name, external_id in TILLS[tenant.slug]:
-            issued = await pos.create(
-                session,
-                runtime.api_key_key,
-                tenant_id=tenant.id,
-                restaurant_id=uuid.UUID(restaurants_out[index]["id"]),
-                system=system_name,
-                name=name,
-                credentials=None,
-                external_id=external_id,
-                settings={"levels": RKEEPER_LEVELS} if system_name is PosSystem.RKEEPER else {},
-                hold_ttl_seconds=900,
-                require_signature=False,
-                created_by=None,
-            )
-            tills.append(
-                {
-                    "system": system_name.value,
-                    "restaurant": restaurants_out[index]["name"],
-                    "api_key": issued.key.key,
-                    "webhook_token": issued.webhook_token,
-                }
-            )
+        restaurants_out = [{"id": str(r.id), "name": r.name} for r in restaurants]
+        staff_out, cashiers, manager = await _hire(session, tenant, restaurants_out)
+        tills, till_principals, channels = await _connect_tills(
+            session, runtime, tenant, restaurants
+        )
+        rewards = _rewards(tenant.slug, tenant.id, restaurants, now)
+        session.add_all(rewards)
+        await session.flush()
+        guests_out = await populate(
+            session,
+            tenant,
+            system,
+            restaurants,
+            Hands(cashiers, till_principals, manager, channels),
+            rewards,
+            guest_count if guests is None else guests,
+            tenant.slug,
+            now,
+        )
+        pending = []
+        if program_type is ProgramType.POINTS and guests_out:
+            cashier = cashiers[restaurants[0].id]  # at a restaurant the manager looks after
+            pending.append(await _pending_approval(session, system, cashier, guests_out[-1]))
     return {
         "id": str(tenant.id),
         "name": tenant.name,
         "restaurants": restaurants_out,
         "staff": staff_out,
         "tills": tills,
-        "guests": await populate(
-            runtime, system, cashiers, guest_count if guests is None else guests, tenant.slug
-        ),
+        "rewards": [
+            {
+                "id": str(item.id),
+                "name": item.name,
+                "points_price": item.points_price,
+                "stock": item.stock,
+                "is_active": item.is_active,
+            }
+            for item in rewards
+        ],
+        "pending_approvals": pending,
+        "guests": guests_out,
     }
 
 
@@ -220,7 +366,11 @@ async def _load(runtime: Runtime, guests: int | None = None) -> DemoSummary:
 
     owner = {"email": "owner@maxloyalty.demo", "password": _password()}
     await create_owner(runtime, email=owner["email"], password=owner["password"], phone=None)
+    async with runtime.db.transaction() as session:
+        # Months of the year back that a database migrated a while ago may lack.
+        await session.execute(text("SELECT maxloyalty_ensure_partitions(0, 13)"))
     tenants = [await _load_tenant(runtime, t, r, guests) for t, r in NETWORK]
+    await run_daily(runtime.db)  # what the hourly job finds now: points expiring soon
     data = {"owner": owner, "tenants": tenants}
     saved.parent.mkdir(parents=True, exist_ok=True)
     saved.touch(mode=0o600)
@@ -270,6 +420,16 @@ def start_block(data: dict[str, Any], base_url: str) -> str:
         lines += [
             f"  guest code {g['card_code']}  {g.get('level') or '-':<9} {g['balance']} points"
             for g in guests
+        ]
+        # .get: a demo.json saved before these existed has neither.
+        if tenant.get("rewards"):
+            lines.append(
+                f"  rewards    {len(tenant['rewards'])} in the catalogue (GET /api/rewards)"
+            )
+        lines += [
+            f"  awaiting approval  {p['points']:+} points on card {p['card_code']}:"
+            f" POST /api/transactions/{p['transaction_id']}/approve (as the manager)"
+            for p in tenant.get("pending_approvals", [])
         ]
         for till in tenant["tills"]:
             lines.append(f"  till {till['system']:<8} {till['restaurant']}: {till['api_key']}")
