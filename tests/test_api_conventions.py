@@ -12,6 +12,7 @@ import pytest
 from fastapi import FastAPI
 
 from maxloyalty.kit import timestamps
+from tests import error_catalogue
 from tests.conftest import moments_out_of_format
 
 Schema = dict[str, Any]
@@ -101,3 +102,20 @@ def test_the_rendering_and_its_check() -> None:
     ]
     # What a till sent is shown as it sent it.
     assert moments_out_of_format({"payload": {"eventTime": "2026-11-22 13:05:00.123"}}) == []
+
+
+def test_readme_lists_every_error_code() -> None:
+    codes = error_catalogue.collect()
+    # The walk finds the codes raised in every way: class defaults, `code=` at the raise,
+    # the handlers' own, and the HTTP statuses' names.
+    assert {
+        "insufficient_points": 409,
+        "card_not_found": 404,
+        "validation_error": 422,
+        "database_busy": 503,
+        "method_not_allowed": 405,
+        "invalid_phone": 422,
+    }.items() <= {code: min(entry.statuses) for code, entry in codes.items()}.items()
+    assert len(codes) > 100
+    readme = error_catalogue.readme_table(error_catalogue.README.read_text())
+    assert readme == error_catalogue.render(codes), "run: python -m tests.error_catalogue"

@@ -3,14 +3,10 @@ process (as a tenant admin): whatever it sends, the answer is never a 5xx."""
 
 from __future__ import annotations
 
-import os
-import socket
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -21,16 +17,10 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.generation import GenerationMode
 
 from maxloyalty.config import Settings
-from tests.conftest import TELEGRAM_BOT_TOKEN, TEST_SECRET
+from tests.live import served, server_env
 
 PASSWORD = "fuzz-password-1234"
 TILLS: dict[str, dict[str, str]] = {}  # a POS integration's headers per system
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _cli(env: dict[str, str], *args: str) -> None:
@@ -41,38 +31,12 @@ def _cli(env: dict[str, str], *args: str) -> None:
 
 @pytest.fixture(scope="session")
 def live_api(migrated: str, settings: Settings) -> Iterator[tuple[str, dict[str, str]]]:
-    env = {
-        **os.environ,
-        "DATABASE_URL": migrated,
-        "MAXLOYALTY_DATA_DIR": str(Path(settings.data_dir)),
-        "MAXLOYALTY_SECRET_KEY": TEST_SECRET,
-        "MAXLOYALTY_TELEGRAM_BOT_TOKEN": TELEGRAM_BOT_TOKEN,
-        "MAXLOYALTY_LOG_LEVEL": "ERROR",
-        "MAXLOYALTY_RATE_LIMIT_DEFAULT": "100000/minute",
-        "MAXLOYALTY_RATE_LIMIT_LOGIN": "100000/minute",
-        "MAXLOYALTY_RATE_LIMIT_IDENTIFY": "100000/minute",
-        "MAXLOYALTY_RATE_LIMIT_IDENTIFY_TENANT": "100000/minute",
-        "MAXLOYALTY_RATE_LIMIT_OTP_IP": "100000/minute",
+    limits = {
+        f"MAXLOYALTY_RATE_LIMIT_{name}": "100000/minute"
+        for name in ("DEFAULT", "LOGIN", "IDENTIFY", "IDENTIFY_TENANT", "OTP_IP")
     }
-    env.pop("REDIS_URL", None)
-    port = _free_port()
-    base = f"http://127.0.0.1:{port}"
-    server = subprocess.Popen(  # noqa: S603 - our own CLI
-        [sys.executable, "-m", "maxloyalty", "serve", "--port", str(port), "--no-worker"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        for _ in range(150):
-            try:
-                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.2)
-        else:
-            pytest.fail("the server did not become ready")
+    env = server_env(settings, migrated, **limits)
+    with served(env) as base:
         owner = f"owner-{uuid.uuid4().hex[:6]}@example.com"
         _cli(env, "user", "create", "--email", owner, "--password", PASSWORD, "--role", "OWNER")
         login = {"login": owner, "password": PASSWORD}
@@ -108,9 +72,6 @@ def live_api(migrated: str, settings: Settings) -> Iterator[tuple[str, dict[str,
             created.raise_for_status()
             TILLS[system] = {"Authorization": f"Bearer {created.json()['api_key']}"}
         yield base, headers
-    finally:
-        server.terminate()
-        server.wait(timeout=20)
 
 
 @pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE])

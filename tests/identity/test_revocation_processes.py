@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -20,18 +19,13 @@ from maxloyalty.identity.principal import Role
 from maxloyalty.runtime import Runtime
 from tests.conftest import TEST_SECRET
 from tests.factories import PASSWORD, bearer, login, make_restaurant, make_staff, make_tenant
+from tests.live import free_port
 
 # The processes forget what they know after identity.revocation.FACT_SECONDS (1 s); the
 # rest is room for a loaded machine between a refusal and our noticing it.
 WITHIN = 1.5
 
 Servers = tuple[httpx.AsyncClient, httpx.AsyncClient]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _start(
@@ -81,7 +75,7 @@ async def servers(
     redis = request.param == "redis"
     if redis and not settings.redis_url:
         pytest.skip("REDIS_URL is not set")
-    ports = [_free_port(), _free_port()]
+    ports = [free_port(), free_port()]
     processes = [
         _start(settings, migrated, port, redis, tmp_path / f"server-{n}.log")
         for n, port in enumerate(ports)

@@ -1,0 +1,141 @@
+"""Every problem code the API can answer, read from the source, and the README's table of them.
+
+`python -m tests.error_catalogue` rewrites the table; `test_readme_lists_every_error_code`
+fails when the two differ, so the documented codes cannot drift from the raised ones."""
+
+from __future__ import annotations
+
+import ast
+import re
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SOURCE = ROOT / "src" / "maxloyalty"
+README = ROOT / "README.md"
+START, END = "<!-- error-codes:start -->", "<!-- error-codes:end -->"
+
+
+@dataclass
+class Code:
+    statuses: set[int] = field(default_factory=set)
+    messages: set[str] = field(default_factory=set)
+
+
+def _text(node: ast.expr | None) -> str | None:
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return node.value
+    if isinstance(node, ast.JoinedStr):  # f"No {thing}." -> "No {…}."
+        return "".join(v.value if isinstance(v, ast.Constant) else "{…}" for v in node.values)
+    return None
+
+
+def _int(node: ast.expr | None) -> int | None:
+    if isinstance(node, ast.Constant) and isinstance(node.value, int):
+        return node.value
+    return None
+
+
+def _name(node: ast.expr) -> str | None:
+    if isinstance(node, ast.Name):
+        return node.id
+    return node.attr if isinstance(node, ast.Attribute) else None
+
+
+def _classes(trees: list[ast.Module]) -> dict[str, tuple[str, int]]:
+    """Every error class (AppError and its subclasses) with its default (code, status)."""
+    defs = {
+        node.name: node
+        for tree in trees
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ClassDef)
+    }
+    known: dict[str, tuple[str, int]] = {}
+
+    def resolve(name: str) -> tuple[str, int] | None:
+        if name in known:
+            return known[name]
+        node = defs.get(name)
+        if node is None:
+            return None
+        inherited = next((r for b in node.bases if (n := _name(b)) and (r := resolve(n))), None)
+        if name != "AppError" and inherited is None:
+            return None
+        code, status = inherited or ("", 400)
+        for statement in node.body:
+            target = statement.target if isinstance(statement, ast.AnnAssign) else None
+            if isinstance(statement, ast.Assign) and len(statement.targets) == 1:
+                target = statement.targets[0]
+            value = getattr(statement, "value", None)
+            if isinstance(target, ast.Name) and target.id == "code" and _text(value):
+                code = _text(value) or code
+            if isinstance(target, ast.Name) and target.id == "status" and _int(value):
+                status = _int(value) or status
+        known[name] = (code, status)
+        return known[name]
+
+    for name in defs:
+        resolve(name)
+    return known
+
+
+def collect() -> dict[str, Code]:
+    trees = [ast.parse(path.read_text()) for path in sorted(SOURCE.rglob("*.py"))]
+    classes = _classes(trees)
+    codes: dict[str, Code] = defaultdict(Code)
+    for code, status in classes.values():
+        codes[code].statuses.add(status)
+    for tree in trees:
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.Call) or (called := _name(node.func)) is None:
+                continue
+            kwargs = {k.arg: k.value for k in node.keywords if k.arg}
+            if called in classes:
+                default_code, default_status = classes[called]
+                code = _text(kwargs.get("code")) or default_code
+                codes[code].statuses.add(_int(kwargs.get("status")) or default_status)
+                message = _text(node.args[0]) if node.args else _text(kwargs.get("detail"))
+                if message:
+                    codes[code].messages.add(message)
+            elif called == "problem_response" and len(node.args) >= 3:
+                code = _text(node.args[2])
+                if code:
+                    status = _int(node.args[1])
+                    codes[code].statuses.update({status} if status else set())
+                    message = _text(node.args[3]) if len(node.args) > 3 else None
+                    codes[code].messages.update({message} if message else set())
+        for node in ast.walk(tree):  # the codes given to bare HTTP statuses (404, 405, …)
+            if isinstance(node, ast.AnnAssign | ast.Assign) and isinstance(node.value, ast.Dict):
+                targets = [node.target] if isinstance(node, ast.AnnAssign) else node.targets
+                if any(_name(t) == "_HTTP_CODES" for t in targets):
+                    for key, value in zip(node.value.keys, node.value.values, strict=True):
+                        if (code := _text(value)) and key is not None:
+                            codes[code].statuses.add(_int(key) or 0)
+    codes.pop("", None)
+    return dict(codes)
+
+
+def render(codes: dict[str, Code]) -> str:
+    rows = ["| code | status | what it says |", "| --- | --- | --- |"]
+    for code in sorted(codes):
+        entry = codes[code]
+        statuses = ", ".join(str(s) for s in sorted(entry.statuses))
+        said = " / ".join(sorted(entry.messages)).replace("|", "\\|")
+        rows.append(f"| `{code}` | {statuses} | {said} |")
+    return "\n".join(rows)
+
+
+def readme_table(text: str) -> str:
+    found = re.search(re.escape(START) + r"\n(.*?)\n" + re.escape(END), text, re.S)
+    assert found, f"README has no {START} … {END} section"
+    return found.group(1)
+
+
+def write() -> None:
+    text = README.read_text()
+    README.write_text(text.replace(readme_table(text), render(collect())))
+
+
+if __name__ == "__main__":
+    write()
