@@ -36,7 +36,7 @@ PYTEST_WORKERS ?= auto
 COVERAGE_FLOORS := maxloyalty:85 maxloyalty/ledger:90 maxloyalty/identity:90
 
 pytest: install-dev
-	$(BIN)/pytest -n $(PYTEST_WORKERS) --cov --cov-report=
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadgroup --cov --cov-report=
 	@for floor in $(COVERAGE_FLOORS); do \
 	  package=$${floor%:*}; least=$${floor#*:}; \
 	  total=$$($(BIN)/coverage report --format=total --include="*/src/$$package/*"); \

@@ -21,6 +21,8 @@ from tests.live import served, server_env
 
 PASSWORD = "fuzz-password-1234"
 TILLS: dict[str, dict[str, str]] = {}  # a POS integration's headers per system
+# On one xdist worker: the server and its tenant are set up once, not once per worker.
+pytestmark = pytest.mark.xdist_group("fuzz")
 
 
 def _cli(env: dict[str, str], *args: str) -> None:

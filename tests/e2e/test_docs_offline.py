@@ -16,9 +16,12 @@ from tests.live import served, server_env
 
 CHROMIUM = Path("/usr/bin/chromium")
 # Skipped on a developer's machine without it; CI (.ci/run installs it) never skips.
-pytestmark = pytest.mark.skipif(
-    not CHROMIUM.exists() and not os.environ.get("CI"), reason="apt-get install -y chromium"
-)
+pytestmark = [
+    pytest.mark.skipif(
+        not CHROMIUM.exists() and not os.environ.get("CI"), reason="apt-get install -y chromium"
+    ),
+    pytest.mark.xdist_group("docs"),  # one server for the module, on one worker
+]
 
 
 @pytest.fixture(scope="module")

@@ -410,7 +410,9 @@ def _with_guest_details(event: dict[str, Any]) -> dict[str, Any]:
 
 
 GUEST_DETAILS = (
-    "925",
+    # The phone as sent and as normalized; not a bare "925", which ids and times can hold.
+    "8 925 123-45-67",
+    "9251234567",
     "123-45-67",
     "Вера",
     "Сидорова",
