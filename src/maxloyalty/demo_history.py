@@ -44,7 +44,6 @@ from maxloyalty.identity.principal import Principal, Role
 from maxloyalty.integrations.pos.models import PosTransaction, PosTransactionStatus
 from maxloyalty.kit.ids import uuid7
 from maxloyalty.kit.models import Base
-from maxloyalty.kit.timestamps import rfc3339
 from maxloyalty.ledger.core import end_of_day
 from maxloyalty.ledger.idempotency import request_hash
 from maxloyalty.ledger.models import (
@@ -57,7 +56,13 @@ from maxloyalty.ledger.models import (
     TxStatus,
     TxType,
 )
-from maxloyalty.ledger.operations import CashierRequest, business_key_of, channel_for
+from maxloyalty.ledger.operations import (
+    CashierRequest,
+    business_key_of,
+    channel_for,
+    level_out,
+    tx_out,
+)
 from maxloyalty.loyalty.models import (
     LoyaltyLevel,
     LoyaltySystem,
@@ -147,23 +152,6 @@ class _Check:
     lot: dict[str, Any] | None
     redemption: dict[str, Any] | None
     drawn: list[tuple[dict[str, Any], int]]
-
-
-def _tx_out(tx: dict[str, Any]) -> dict[str, Any]:
-    """A transaction as the operation's answer shows it (`operations.tx_out`)."""
-    return {
-        "id": str(tx["id"]),
-        "type": tx["type"].value,
-        "status": tx["status"].value,
-        "amount": tx["amount"],
-        "created_at": rfc3339(tx["created_at"]),
-    }
-
-
-def _level_out(level: LoyaltyLevel | None) -> dict[str, Any] | None:
-    if level is None:
-        return None
-    return {"id": str(level.id), "name": level.name, "percentage": str(level.percentage)}
 
 
 class _Book:
@@ -372,8 +360,8 @@ class _Book:
             "type": operation["kind"],
             "balance": card.row["balance"],
             "pending_balance": 0,
-            "level": _level_out(card.level),
-            "level_changed": _level_out(new_level),
+            "level": level_out(card.level),
+            "level_changed": level_out(new_level),
         }
 
     def _till_record(
@@ -483,7 +471,7 @@ class _Book:
             operation,
             {
                 "status": "COMPLETED",
-                "transactions": [_tx_out(tx) for tx in rows],
+                "transactions": [tx_out(PointTransaction(**tx)) for tx in rows],
                 "check_amount": amount,
                 "paid_amount": paid,
                 "accrued": accrual["amount"],
@@ -580,7 +568,7 @@ class _Book:
             operation,
             {
                 "status": "COMPLETED",
-                "transactions": [_tx_out(tx) for tx in rows],
+                "transactions": [tx_out(PointTransaction(**tx)) for tx in rows],
                 "refunded_amount": check.amount,
                 "accrued": 0,
                 "redeemed": 0,
@@ -638,7 +626,7 @@ class _Book:
             "operation_id": str(operation["id"]),
             "card_id": str(card.row["id"]),
             "reward": {"id": str(item.id), "name": item.name, "points_price": item.points_price},
-            "transactions": [_tx_out(tx)],
+            "transactions": [tx_out(PointTransaction(**tx))],
             "balance": card.row["balance"],
         }
 
@@ -658,7 +646,7 @@ class _Book:
             operation,
             {
                 "status": "COMPLETED",
-                "transactions": [_tx_out(tx)],
+                "transactions": [tx_out(PointTransaction(**tx))],
                 "accrued": points,
                 "redeemed": 0,
                 "discount": 0,

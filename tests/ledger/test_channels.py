@@ -56,6 +56,24 @@ async def api_key(shop: Shop, runtime: Runtime, auth: TokenFactory) -> dict[str,
     return {"Authorization": f"Bearer {issued.json()['key']}"}
 
 
+async def transfer_as_guest(
+    shop: Shop, auth: TokenFactory, to_card: uuid.UUID, points: int
+) -> dict[str, str]:
+    """The shop's guest gives `points` to another card themselves; their headers."""
+    guest = await auth(Role.GUEST, shop.tenant.id, subject=shop.guest_id)
+    moved = await shop.client.post(
+        f"/api/guest/{shop.guest_id}/transfer",
+        json={
+            "restaurant_id": str(shop.restaurant.id),
+            "to_card_id": str(to_card),
+            "points": points,
+        },
+        headers=guest | {"Idempotency-Key": uuid.uuid4().hex},
+    )
+    assert moved.status_code == 201, moved.text
+    return guest
+
+
 async def test_staff_and_api_key_operations_record_their_channels(
     make_shop: Any, runtime: Runtime, auth: TokenFactory
 ) -> None:
@@ -91,13 +109,7 @@ async def test_the_guests_own_transfer_and_reward_are_guest_app(
     shop: Shop = await make_shop(allow_guest_transfers=True)
     friend = await make_guest(runtime, shop.system, restaurant_id=shop.restaurant.id)
     await grant(shop, 300)
-    guest = await auth(Role.GUEST, shop.tenant.id, subject=shop.guest_id)
-    moved = await shop.client.post(
-        f"/api/guest/{shop.guest_id}/transfer",
-        json={"restaurant_id": str(shop.restaurant.id), "to_card_id": str(friend.id), "points": 50},
-        headers=guest | {"Idempotency-Key": "t1"},
-    )
-    assert moved.status_code == 201, moved.text
+    guest = await transfer_as_guest(shop, auth, friend.id, 50)
     admin = await auth(Role.RESTAURANT_ADMIN, shop.tenant.id)
     coffee = await shop.client.post(
         "/api/rewards", json={"name": "Капучино", "points_price": 150}, headers=admin
@@ -151,13 +163,7 @@ async def test_history_filters_by_channel(
         headers=await api_key(shop, runtime, auth) | {"Idempotency-Key": "k1"},
     )
     assert kiosk.status_code == 201, kiosk.text
-    guest = await auth(Role.GUEST, shop.tenant.id, subject=shop.guest_id)
-    moved = await shop.client.post(
-        f"/api/guest/{shop.guest_id}/transfer",
-        json={"restaurant_id": str(shop.restaurant.id), "to_card_id": str(friend.id), "points": 7},
-        headers=guest | {"Idempotency-Key": "t1"},
-    )
-    assert moved.status_code == 201, moved.text
+    guest = await transfer_as_guest(shop, auth, friend.id, 7)
 
     def seen(items: list[Any]) -> list[tuple[str, int]]:
         return [(t["channel"], t["amount"]) for t in items]

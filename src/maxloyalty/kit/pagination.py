@@ -50,11 +50,6 @@ def page_params(
 Paging = Annotated[PageParams, Depends(page_params)]
 
 
-def whole_page(items: list[T]) -> Page[T]:
-    """A list too small to need a cursor (a fixed catalogue), in the same page shape."""
-    return Page(items=items, next_cursor=None)
-
-
 def paginate(query: Q, key: InstrumentedAttribute[uuid.UUID], params: PageParams) -> Q:
     if params.cursor is not None:
         query = query.where(key > params.cursor)

@@ -163,7 +163,7 @@ def tx_out(tx: PointTransaction) -> dict[str, Any]:
     }
 
 
-def _level_out(level: LoyaltyLevel | None) -> dict[str, Any] | None:
+def level_out(level: LoyaltyLevel | None) -> dict[str, Any] | None:
     if level is None:
         return None
     return {"id": str(level.id), "name": level.name, "percentage": str(level.percentage)}
@@ -281,8 +281,8 @@ async def execute(
         "type": request.type,
         "balance": card.balance,
         "pending_balance": card.pending_balance,
-        "level": _level_out(current),
-        "level_changed": _level_out(new_level) if new_level else None,
+        "level": level_out(current),
+        "level_changed": level_out(new_level) if new_level else None,
     }
     claimed.card_id, claimed.response, claimed.status_code = card.id, answer, 201
     card.last_activity_at = ctx.now
@@ -299,7 +299,7 @@ async def execute(
             ctx.session,
             ctx.tenant.id,
             "card.level_changed",
-            {"card_id": str(card.id), "guest_id": str(guest_id), "level": _level_out(new_level)},
+            {"card_id": str(card.id), "guest_id": str(guest_id), "level": level_out(new_level)},
         )
     return 201, answer
 

@@ -31,7 +31,6 @@ from maxloyalty.kit.pagination import (
     make_page,
     paginate,
     paginate_newest,
-    whole_page,
 )
 from maxloyalty.runtime import runtime_of
 
@@ -47,7 +46,8 @@ def _with_secret(endpoint: WebhookEndpoint) -> EndpointCreated:
 
 @router.get("/api/webhooks/event-types")
 async def event_types(_admin: Admin) -> Page[EventTypeOut]:
-    return whole_page([EventTypeOut(type=n, description=text) for n, text in EVENT_TYPES.items()])
+    """The whole catalogue in one page (it is small and fixed)."""
+    return Page(items=[EventTypeOut(type=n, description=text) for n, text in EVENT_TYPES.items()])
 
 
 @router.post("/api/webhooks/endpoints", status_code=201)

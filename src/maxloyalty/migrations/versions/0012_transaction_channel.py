@@ -46,8 +46,8 @@ def upgrade() -> None:
                     ELSE 'POS_API' END
                FROM ledger_operations o JOIN pos_integrations i
                  ON i.id = o.created_by
-                 OR i.id = (SELECT p.integration_id FROM pos_transactions p
-                             WHERE p.ledger_operation_id = o.id)
+                 OR i.id IN (SELECT p.integration_id FROM pos_transactions p
+                              WHERE p.ledger_operation_id = o.id)
               WHERE o.id = t.operation_id
               LIMIT 1),
             (SELECT 'POS_API' FROM ledger_operations o JOIN api_keys k ON k.id = o.created_by
