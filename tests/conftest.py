@@ -23,12 +23,13 @@ from maxloyalty.app import create_app
 from maxloyalty.config import Settings
 from maxloyalty.identity.models import User, UserRole, UserSession
 from maxloyalty.identity.principal import Principal, Role
-from maxloyalty.identity.tokens import TokenKeys, issue_access_token
+from maxloyalty.identity.tokens import issue_access_token
 from maxloyalty.kit import timestamps
 from maxloyalty.kit.clock import utcnow
 from maxloyalty.kit.db import async_url
 from maxloyalty.kit.embedded import start_embedded_postgres
 from maxloyalty.kit.migrate import MIGRATIONS, migrate
+from maxloyalty.kit.signing import TokenKeys
 from maxloyalty.models import metadata
 from maxloyalty.runtime import Runtime
 

@@ -8,14 +8,12 @@ import httpx
 
 from maxloyalty.guests.models import GuestCard, RegistrationSource
 from maxloyalty.guests.service import find_or_create_user_by_phone, join_network
-from maxloyalty.identity import staff
 from maxloyalty.identity.principal import Role
-from maxloyalty.identity.schemas import StaffCreate
 from maxloyalty.loyalty.models import CardMode, LoyaltySystem, ProgramType
 from maxloyalty.loyalty.service import create_program
-from maxloyalty.network import service
+from maxloyalty.network import service, staff
 from maxloyalty.network.models import Restaurant, Tenant
-from maxloyalty.network.schemas import RestaurantCreate, TenantCreate
+from maxloyalty.network.schemas import RestaurantCreate, StaffCreate, TenantCreate
 from maxloyalty.runtime import Runtime
 
 

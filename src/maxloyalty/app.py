@@ -14,10 +14,9 @@ from maxloyalty import __version__
 from maxloyalty.config import Settings, get_settings
 from maxloyalty.guests.endpoints import router as guests_router
 from maxloyalty.guests.profile_endpoints import router as profile_router
+from maxloyalty.guests.sign_in_endpoints import router as guest_sign_in_router
 from maxloyalty.health import router as health_router
-from maxloyalty.identity.auth_endpoints import router as auth_router
-from maxloyalty.identity.me_endpoints import router as me_router
-from maxloyalty.identity.staff_endpoints import router as staff_router
+from maxloyalty.identity.endpoints import router as auth_router
 from maxloyalty.integrations.pos.admin_endpoints import router as pos_admin_router
 from maxloyalty.integrations.pos.iiko.endpoints import router as iiko_router
 from maxloyalty.integrations.pos.rkeeper_endpoints import router as rkeeper_router
@@ -30,6 +29,8 @@ from maxloyalty.ledger.endpoints import router as ledger_router
 from maxloyalty.loyalty.endpoints import router as loyalty_router
 from maxloyalty.network.endpoints import platform_router
 from maxloyalty.network.endpoints import router as network_router
+from maxloyalty.network.staff_endpoints import router as staff_router
+from maxloyalty.privacy.endpoints import router as me_router
 from maxloyalty.rewards.endpoints import router as rewards_router
 from maxloyalty.runtime import Runtime
 from maxloyalty.worker import run_worker
@@ -76,6 +77,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in (
         health_router,
         auth_router,
+        guest_sign_in_router,
         me_router,
         profile_router,
         staff_router,

@@ -279,7 +279,7 @@ app.add_typer(pii_app, name="pii")
 @pii_app.command("reencrypt")
 def pii_reencrypt() -> None:
     """Rewrite every encrypted value under the current PII key (after a key change)."""
-    from maxloyalty.identity.pii_rotation import reencrypt
+    from maxloyalty.privacy.key_rotation import reencrypt
     from maxloyalty.runtime import Runtime
 
     settings = get_settings()
@@ -319,9 +319,9 @@ def user_create(
 
     from pydantic import ValidationError
 
-    from maxloyalty.identity import admin
     from maxloyalty.identity.principal import Role
     from maxloyalty.kit.errors import AppError
+    from maxloyalty.network import accounts
     from maxloyalty.runtime import Runtime
 
     try:
@@ -341,11 +341,11 @@ def user_create(
         try:
             if chosen is Role.OWNER:
                 assert email is not None
-                return await admin.create_owner(
+                return await accounts.create_owner(
                     runtime, email=email, password=password, phone=phone
                 )
             assert tenant is not None
-            return await admin.create_tenant_staff(
+            return await accounts.create_tenant_staff(
                 runtime,
                 tenant_slug=tenant,
                 email=email,

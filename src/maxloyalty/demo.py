@@ -23,10 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from maxloyalty.config import Settings
 from maxloyalty.demo_history import Hands, populate
-from maxloyalty.identity import staff
-from maxloyalty.identity.admin import create_owner
 from maxloyalty.identity.principal import Principal, Role
-from maxloyalty.identity.schemas import StaffCreate
 from maxloyalty.integrations.pos import service as pos
 from maxloyalty.integrations.pos.models import PosSystem
 from maxloyalty.kit import context
@@ -37,9 +34,15 @@ from maxloyalty.ledger.operations import CashierRequest
 from maxloyalty.ledger.tasks import run_daily
 from maxloyalty.loyalty.models import CardMode, LoyaltySystem, ProgramType
 from maxloyalty.loyalty.service import LevelSpec, create_program, default_levels
-from maxloyalty.network import service
+from maxloyalty.network import service, staff
+from maxloyalty.network.accounts import create_owner
 from maxloyalty.network.models import Restaurant, Tenant
-from maxloyalty.network.schemas import PointOfSaleCreate, RestaurantCreate, TenantCreate
+from maxloyalty.network.schemas import (
+    PointOfSaleCreate,
+    RestaurantCreate,
+    StaffCreate,
+    TenantCreate,
+)
 from maxloyalty.rewards.models import RedemptionItem
 from maxloyalty.rewards.schemas import RewardIn
 from maxloyalty.runtime import Runtime

@@ -325,7 +325,7 @@ class _Book:
     def _reevaluate(
         self, card: _Card, when: datetime, reason: TierChangeReason, operation_id: uuid.UUID
     ) -> LoyaltyLevel | None:
-        """`loyalty.service.reevaluate` on lifetime spend."""
+        """`ledger.levels.reevaluate` on lifetime spend."""
         target = level_for(self.levels, card.row["lifetime_spent"])
         if target is card.level:
             return None
@@ -583,7 +583,7 @@ class _Book:
             self._till_record(card, operation, check, check.amount, paid)
 
     def _offered(self, item: RedemptionItem, when: datetime, where: uuid.UUID) -> bool:
-        """`extras.redeem_reward`'s test, with the stock as it stood then."""
+        """`rewards.service.redeem`'s test, with the stock as it stood then."""
         return (
             item.is_active
             and (item.active_from is None or item.active_from <= when)

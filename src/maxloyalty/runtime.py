@@ -11,9 +11,6 @@ from pydantic import SecretStr
 from starlette.requests import Request
 
 from maxloyalty.config import Settings
-from maxloyalty.guests.service import QrSigner
-from maxloyalty.identity.sessions import SessionPolicy
-from maxloyalty.identity.tokens import TokenKeys
 from maxloyalty.integrations.sms import SmsConfig, SmsSender, sms_sender
 from maxloyalty.kit import crypto
 from maxloyalty.kit.cache import Cache, cache_from_url
@@ -21,6 +18,7 @@ from maxloyalty.kit.db import Database, runtime_urls
 from maxloyalty.kit.embedded import resolve_owner_url
 from maxloyalty.kit.jobs import JobContext
 from maxloyalty.kit.ratelimit import RateLimiter
+from maxloyalty.kit.signing import QrSigner, SessionPolicy, TokenKeys
 
 
 def _secret(value: SecretStr | None) -> str | None:

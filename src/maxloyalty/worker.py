@@ -19,7 +19,6 @@ from maxloyalty.kit import events as _event_jobs  # noqa: F401
 from maxloyalty.kit.jobs import build_worker
 from maxloyalty.ledger import holds as _hold_jobs  # noqa: F401
 from maxloyalty.ledger import tasks as _ledger_jobs  # noqa: F401
-from maxloyalty.loyalty import tasks as _loyalty_jobs  # noqa: F401
 from maxloyalty.runtime import Runtime
 
 log = structlog.get_logger(__name__)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from sqlalchemy import select, text
 
 from maxloyalty.identity.models import User
-from maxloyalty.identity.pii_rotation import reencrypt
 from maxloyalty.kit import crypto
+from maxloyalty.privacy.key_rotation import reencrypt
 from maxloyalty.runtime import Runtime
 from tests.factories import make_guest, make_program, make_tenant
 

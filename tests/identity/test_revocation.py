@@ -16,7 +16,8 @@ from sqlalchemy import event
 
 from maxloyalty.identity import revocation
 from maxloyalty.identity.principal import Principal, Role
-from maxloyalty.identity.tokens import TokenKeys, issue_access_token
+from maxloyalty.identity.tokens import issue_access_token
+from maxloyalty.kit.signing import TokenKeys
 from maxloyalty.network.models import Restaurant, Tenant
 from maxloyalty.runtime import Runtime
 from tests.conftest import TEST_SECRET, TokenFactory

@@ -23,8 +23,8 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from sqlalchemy import select
 
 from maxloyalty.identity.principal import Role
-from maxloyalty.integrations.webhooks import ssrf
 from maxloyalty.integrations.webhooks.models import DeliveryStatus, WebhookDelivery
+from maxloyalty.kit import ssrf
 from maxloyalty.runtime import Runtime
 from tests.conftest import TokenFactory
 from tests.factories import make_tenant

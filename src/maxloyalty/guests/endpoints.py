@@ -1,4 +1,4 @@
-"""Identify a guest at the till, register one, list a restaurant's guests, render a QR."""
+"""Register a guest, list a restaurant's guests, render a card's QR, block or unblock a card."""
 
 from __future__ import annotations
 
@@ -16,13 +16,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import or_, select
 
 from maxloyalty.audit.service import record
-from maxloyalty.guests.identify import identify
 from maxloyalty.guests.models import CardStatus, GuestCard, GuestProfile, RegistrationSource
-from maxloyalty.guests.schemas import GuestCreate, IdentifyRequest
+from maxloyalty.guests.schemas import GuestCreate
 from maxloyalty.guests.service import (
     ensure_restaurant,
     find_or_create_user_by_phone,
     join_network,
+    lock_card,
     set_status,
 )
 from maxloyalty.identity.contacts import normalize_phone, phone_index
@@ -32,7 +32,6 @@ from maxloyalty.identity.principal import Principal, Role
 from maxloyalty.kit.errors import AppError, NotFound, problem_responses
 from maxloyalty.kit.pagination import Paging, make_page, paginate
 from maxloyalty.kit.timestamps import rfc3339_or_none
-from maxloyalty.ledger.core import lock_card
 from maxloyalty.loyalty.models import CardMode, LoyaltyLevel
 from maxloyalty.loyalty.service import program_for
 from maxloyalty.network.service import get_restaurant
@@ -48,16 +47,6 @@ CardReader = Annotated[
     Principal,
     Depends(Authorize(Role.CASHIER, Role.MANAGER, Role.RESTAURANT_ADMIN, Role.GUEST)),
 ]
-
-
-@router.post("/api/cards/identify", responses=problem_responses(429))
-async def identify_card(
-    body: IdentifyRequest, principal: Till, session: TenantSession, request: Request
-) -> dict[str, Any]:
-    """Find the card by QR payload, 6-digit code or phone: guest, level, balance, discount
-    and how many points this check may use."""
-    runtime = runtime_of(request)
-    return await identify(session, principal, runtime.limiter, runtime.settings, runtime.qr, body)
 
 
 @router.post("/api/guests", status_code=201)

@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_vali
 
 from maxloyalty.guests.models import Gender
 from maxloyalty.identity.schemas import Phone
+from maxloyalty.kit.schemas import Strict
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
 
@@ -38,3 +39,32 @@ class GuestCreate(BaseModel):
     last_name: Name | None = None
     birth_date: date | None = None
     gender: Gender | None = None
+
+
+class Consents(BaseModel):
+    privacy_policy: bool
+    personal_data: bool
+    marketing: bool = False
+
+
+class RegisterRequest(Strict):
+    phone: Phone
+    tenant_id: uuid.UUID
+    referral_code: str | None = Field(default=None, max_length=32)
+    consents: Consents
+
+
+class CodeSentOut(BaseModel):
+    expires_in: int
+    resend_after: int
+
+
+class VerifyRequest(Strict):
+    phone: Phone
+    tenant_id: uuid.UUID
+    code: Annotated[str, StringConstraints(pattern=r"^\d{6}$")]
+
+
+class TelegramLoginRequest(Strict):
+    init_data: Annotated[str, StringConstraints(min_length=10, max_length=4096)]
+    tenant_id: uuid.UUID

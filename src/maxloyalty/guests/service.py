@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import secrets
 import uuid
-from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -18,50 +14,13 @@ from maxloyalty.guests.models import CardStatus, GuestCard, GuestProfile, Regist
 from maxloyalty.identity.contacts import normalize_phone, phone_index
 from maxloyalty.identity.models import User, UserRole
 from maxloyalty.identity.principal import Principal, Role
-from maxloyalty.kit.db import violated_constraint
+from maxloyalty.kit.db import for_update, violated_constraint
 from maxloyalty.kit.errors import AppError, Forbidden, NotFound
 from maxloyalty.kit.events import publish
 from maxloyalty.loyalty.models import CardMode, LoyaltySystem
 from maxloyalty.loyalty.service import level_for, levels_of
 
-QR_PREFIX = "ML1"
 _CODE_ATTEMPTS = 20
-
-
-def _b64(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
-@dataclass(frozen=True)
-class QrSigner:
-    """QR payloads `ML1.<card id>.<tag>`: the tag is an HMAC-SHA256 with a key of the card's
-    own tenant, so a payload cannot be forged, altered, or replayed in another network."""
-
-    master_key: bytes
-
-    def _key(self, tenant_id: uuid.UUID) -> bytes:
-        return hmac.new(self.master_key, b"qr:" + tenant_id.bytes, hashlib.sha256).digest()
-
-    def payload(self, tenant_id: uuid.UUID, card_id: uuid.UUID) -> str:
-        tag = hmac.new(self._key(tenant_id), card_id.bytes, hashlib.sha256).digest()[:16]
-        return f"{QR_PREFIX}.{_b64(card_id.bytes)}.{_b64(tag)}"
-
-    def card_id(self, tenant_id: uuid.UUID, payload: str) -> uuid.UUID:
-        invalid = AppError("The QR code is not a valid card.", code="invalid_qr", status=422)
-        try:
-            prefix, raw_id, raw_tag = payload.strip().split(".")
-            card_id = uuid.UUID(bytes=_unb64(raw_id))
-            tag = _unb64(raw_tag)
-        except ValueError as exc:
-            raise invalid from exc
-        expected = hmac.new(self._key(tenant_id), card_id.bytes, hashlib.sha256).digest()[:16]
-        if prefix != QR_PREFIX or not hmac.compare_digest(expected, tag):
-            raise invalid
-        return card_id
 
 
 async def _profile(session: AsyncSession, tenant_id: uuid.UUID, user_id: uuid.UUID) -> GuestProfile:
@@ -163,6 +122,14 @@ async def find_or_create_user_by_phone(session: AsyncSession, phone: str) -> Use
         session.add(user)
         await session.flush()
     return user
+
+
+async def lock_card(session: AsyncSession, card_id: uuid.UUID) -> GuestCard:
+    """Lock the card row: balances change only under this lock."""
+    card = await session.scalar(for_update(select(GuestCard).where(GuestCard.id == card_id)))
+    if card is None:
+        raise NotFound("No such card.", code="card_not_found")
+    return card
 
 
 async def card_for_guest(

@@ -8,8 +8,8 @@ names restaurants).
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
-from typing import Annotated
+from collections.abc import AsyncIterator, Callable
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -17,10 +17,12 @@ from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from maxloyalty.audit.service import record
+from maxloyalty.config import Settings
 from maxloyalty.identity import revocation
 from maxloyalty.identity.api_keys import KEY_PREFIX, authenticate_key, key_hash, tenant_of_key
 from maxloyalty.identity.models import UserPermission
 from maxloyalty.identity.principal import STAFF_ROLES, Principal, Role
+from maxloyalty.identity.throttle import client_ip
 from maxloyalty.identity.tokens import decode_access_token
 from maxloyalty.kit import context
 from maxloyalty.kit.clock import utcnow
@@ -164,3 +166,26 @@ async def platform_session(
 
 
 PlatformSession = Annotated[AsyncSession, Depends(platform_session)]
+
+
+def per_ip(scope: str, rule: Callable[[Settings], str]) -> Any:
+    """A route dependency: one hit per request from the caller's IP against `rule`, counted
+    per route (`scope`); over it, 429 `rate_limited` with `Retry-After`."""
+
+    async def limit(request: Request) -> None:
+        runtime = runtime_of(request)
+        await runtime.limiter.hit(rule(runtime.settings), f"{scope}-ip", client_ip())
+
+    return Depends(limit)
+
+
+def default_rule(settings: Settings) -> str:
+    return settings.rate_limit_default
+
+
+def sign_in_rule(settings: Settings) -> str:
+    return settings.rate_limit_login
+
+
+def codes_sent_rule(settings: Settings) -> str:
+    return settings.rate_limit_otp_ip

@@ -14,7 +14,6 @@ from maxloyalty.identity.models import User, UserRole
 from maxloyalty.identity.passwords import hash_password, verify_password
 from maxloyalty.identity.principal import STAFF_ROLES, Principal, Role
 from maxloyalty.identity.sessions import (
-    SessionPolicy,
     TokenPair,
     ensure_can_sign_in,
     open_session,
@@ -24,9 +23,10 @@ from maxloyalty.identity.sessions import (
 from maxloyalty.identity.throttle import client_ip, count_failure, refuse_if_locked
 from maxloyalty.kit import context
 from maxloyalty.kit.clock import utcnow
-from maxloyalty.kit.db import bind
+from maxloyalty.kit.db import bind, for_update
 from maxloyalty.kit.errors import AppError, Forbidden, Rejection
 from maxloyalty.kit.ratelimit import RateLimiter
+from maxloyalty.kit.signing import SessionPolicy
 
 
 def login_index(login: str) -> str:
@@ -83,10 +83,7 @@ async def staff_login(
     # Locked (see sessions.lock_person): a password change or block committing meanwhile
     # is seen here, never outlived by the session this login opens.
     user = await session.scalar(
-        select(User)
-        .where((User.email_hash == index) | (User.phone_hash == index))
-        .with_for_update()
-        .execution_options(populate_existing=True)
+        for_update(select(User).where((User.email_hash == index) | (User.phone_hash == index)))
     )
     if not verify_password(user.password_hash if user else None, password):
         await count_failure(limiter, failures, "login", index)

@@ -7,12 +7,8 @@ else; a forged user id simply finds no matching hash.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import secrets
 import uuid
-from dataclasses import dataclass
-from datetime import timedelta
 
 from pydantic import BaseModel
 from sqlalchemy import select, update
@@ -22,11 +18,12 @@ from maxloyalty.audit.service import record
 from maxloyalty.identity import revocation
 from maxloyalty.identity.models import SessionEnd, User, UserRole, UserSession
 from maxloyalty.identity.principal import Principal, Role
-from maxloyalty.identity.tokens import TokenKeys, issue_access_token
+from maxloyalty.identity.tokens import issue_access_token
 from maxloyalty.kit import context
 from maxloyalty.kit.clock import utcnow
-from maxloyalty.kit.db import bind
+from maxloyalty.kit.db import bind, for_update
 from maxloyalty.kit.errors import Forbidden, Rejection, Unauthorized
+from maxloyalty.kit.signing import SessionPolicy
 
 
 class TokenPair(BaseModel):
@@ -34,17 +31,6 @@ class TokenPair(BaseModel):
     refresh_token: str
     token_type: str = "bearer"  # noqa: S105 - the OAuth token type, not a secret
     expires_in: int
-
-
-@dataclass(frozen=True)
-class SessionPolicy:
-    keys: TokenKeys
-    hmac_key: bytes
-    access_ttl: timedelta
-    refresh_ttl: timedelta
-
-    def token_hash(self, token: str) -> str:
-        return hmac.new(self.hmac_key, token.encode(), hashlib.sha256).hexdigest()
 
 
 def _invalid_refresh() -> Unauthorized:
@@ -135,10 +121,9 @@ async def refresh(session: AsyncSession, policy: SessionPolicy, token: str) -> T
     """Rotate `token`. A token used before revokes its whole family (a `Rejection`)."""
     await lock_person(session, user_of_refresh_token(token))
     row = await session.scalar(
-        select(UserSession)
-        .where(UserSession.refresh_token_hash == policy.token_hash(token))
-        .with_for_update()
-        .execution_options(populate_existing=True)
+        for_update(
+            select(UserSession).where(UserSession.refresh_token_hash == policy.token_hash(token))
+        )
     )
     if row is None or row.revoked_at is not None or row.expires_at <= utcnow():
         raise _invalid_refresh()

@@ -3,9 +3,7 @@ and previous ones, so keys rotate without logging everybody out."""
 
 from __future__ import annotations
 
-import hashlib
 import uuid
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -14,28 +12,10 @@ import jwt
 from maxloyalty.identity.principal import Principal, Role
 from maxloyalty.kit.clock import utcnow
 from maxloyalty.kit.errors import Unauthorized
+from maxloyalty.kit.signing import TokenKeys
 
 ALGORITHM = "HS256"
 AUDIENCE = "maxloyalty"
-
-
-def _kid(secret: str) -> str:
-    return hashlib.sha256(b"jwt:" + secret.encode()).hexdigest()[:12]
-
-
-@dataclass(frozen=True)
-class TokenKeys:
-    current: str
-    previous: tuple[str, ...] = ()
-
-    def signing(self) -> tuple[str, str]:
-        return _kid(self.current), self.current
-
-    def verifying(self, kid: str) -> str | None:
-        for secret in (self.current, *self.previous):
-            if _kid(secret) == kid:
-                return secret
-        return None
 
 
 def issue_access_token(

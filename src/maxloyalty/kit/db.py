@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
 from sqlalchemy import event, text
@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.orm import Session, SessionTransaction
 from sqlalchemy.pool import ConnectionPoolEntry
+from sqlalchemy.sql.selectable import Select
 
 from maxloyalty.config import Settings
 from maxloyalty.kit.errors import DatabaseUnreachable, Rejection
@@ -107,6 +108,16 @@ def connections_per_process(pool_size: int, *, worker: bool) -> int:
     in overflow), the platform pool likewise, and with an in-process job worker the one
     connection PgQueuer listens and dequeues on (its jobs take the app pool's)."""
     return 2 * pool_size + 2 * _PLATFORM_POOL_SIZE + (1 if worker else 0)
+
+
+_Query = TypeVar("_Query", bound="Select[*tuple[Any, ...]]")
+
+
+def for_update(statement: _Query) -> _Query:
+    """Lock the selected rows and refresh objects the session already holds with the locked
+    values: an object may sit in the session from an earlier unlocked read, and the locked
+    row must win, or a concurrent change would be lost."""
+    return statement.with_for_update().execution_options(populate_existing=True)
 
 
 class Database:

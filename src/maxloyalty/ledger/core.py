@@ -1,5 +1,5 @@
 """Ledger primitives: every change of a card's points goes through here, with the card row
-locked by the caller (`lock_card`), so concurrent operations serialize per card.
+locked by the caller (`guests.service.lock_card`), so concurrent operations serialize per card.
 
 Invariants kept by these functions (and checked by `verify`):
 - card.balance == sum of COMPLETED (and later REVERSED) transaction amounts
@@ -23,7 +23,8 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from maxloyalty.guests.models import GuestCard
-from maxloyalty.kit.errors import AppError, NotFound
+from maxloyalty.kit.db import for_update
+from maxloyalty.kit.errors import AppError
 from maxloyalty.ledger.models import (
     HoldStatus,
     LotAllocation,
@@ -48,21 +49,6 @@ def end_of_day(moment: datetime, zone: str) -> datetime:
     local = moment.astimezone(ZoneInfo(zone))
     next_midnight = datetime.combine(local.date() + timedelta(days=1), time(), local.tzinfo)
     return next_midnight - timedelta(microseconds=1)
-
-
-async def lock_card(session: AsyncSession, card_id: uuid.UUID) -> GuestCard:
-    """Lock the card row. Every locking read here also refreshes the object
-    (populate_existing): it may sit in the session from an earlier unlocked read, and the
-    locked row's values must win, or a concurrent change would be lost."""
-    card = await session.scalar(
-        select(GuestCard)
-        .where(GuestCard.id == card_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
-    if card is None:
-        raise NotFound("No such card.", code="card_not_found")
-    return card
 
 
 @dataclass(frozen=True)
@@ -302,10 +288,7 @@ async def take_back(
     from the card's other lots, never below zero. Returns the row (None if nothing could
     be taken) and the shortfall (points of the credit already spent and not recoverable)."""
     own = await session.scalar(
-        select(PointLot)
-        .where(PointLot.transaction_id == first_lot_of)
-        .with_for_update()
-        .execution_options(populate_existing=True)
+        for_update(select(PointLot).where(PointLot.transaction_id == first_lot_of))
     )
     if own is not None and not own.activated:
         # Still pending: the points were never spendable, so they simply go. The row stays
@@ -367,11 +350,11 @@ async def give_back(
     still_out = {lot_id: int(total) for lot_id, total in allocations if total > 0}
     lots = list(
         await session.scalars(
-            select(PointLot)
-            .where(PointLot.id.in_(still_out), PointLot.expires_at > entry.now)
-            .order_by(PointLot.expires_at.desc())
-            .with_for_update()
-            .execution_options(populate_existing=True)
+            for_update(
+                select(PointLot)
+                .where(PointLot.id.in_(still_out), PointLot.expires_at > entry.now)
+                .order_by(PointLot.expires_at.desc())
+            )
         )
     )
     returned = 0
@@ -454,15 +437,15 @@ async def settle_due(session: AsyncSession, card: GuestCard, now: datetime) -> N
     nobody touches; doing it here means an operation never sees stale points."""
     lots = list(
         await session.scalars(
-            select(PointLot)
-            .where(
-                PointLot.card_id == card.id,
-                ((PointLot.activated.is_(False)) & (PointLot.activates_at <= now))
-                | ((PointLot.remaining > 0) & (PointLot.expires_at <= now)),
+            for_update(
+                select(PointLot)
+                .where(
+                    PointLot.card_id == card.id,
+                    ((PointLot.activated.is_(False)) & (PointLot.activates_at <= now))
+                    | ((PointLot.remaining > 0) & (PointLot.expires_at <= now)),
+                )
+                .order_by(PointLot.activates_at)
             )
-            .order_by(PointLot.activates_at)
-            .with_for_update()
-            .execution_options(populate_existing=True)
         )
     )
     operation = uuid.uuid4()

@@ -1,30 +1,33 @@
-"""The seed's cashier routes: post an operation on a guest's card, read balance and history,
-approve manual operations."""
+"""The seed's cashier routes: identify a card, post an operation on it, read balance and
+history, approve manual operations."""
 
 from __future__ import annotations
 
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Query
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from maxloyalty.guests.models import CardStatus, GuestCard
+from maxloyalty.guests.schemas import IdentifyRequest
 from maxloyalty.guests.service import card_for_guest, ensure_restaurant
 from maxloyalty.identity.dependencies import Authorize, TenantSession
 from maxloyalty.identity.principal import Principal, Role
 from maxloyalty.kit.clock import utcnow
 from maxloyalty.kit.errors import AppError, NotFound, problem_responses
 from maxloyalty.kit.pagination import Page, Paging, make_page
-from maxloyalty.ledger import extras, operations, queries
+from maxloyalty.ledger import operations, queries, transfers
 from maxloyalty.ledger.idempotency import require_key
+from maxloyalty.ledger.identify import identify
 from maxloyalty.ledger.models import TxChannel, TxType
 from maxloyalty.ledger.operations import CashierRequest
-from maxloyalty.ledger.schemas import TransactionOut, TransferRequest
+from maxloyalty.ledger.schemas import IdempotencyKey, TransactionOut, TransferRequest
 from maxloyalty.loyalty.service import program_for
+from maxloyalty.runtime import runtime_of
 
 router = APIRouter(tags=["ledger"], responses=problem_responses(401, 403, 404, 422))
 
@@ -37,14 +40,16 @@ Reader = Annotated[
     Depends(Authorize(Role.CASHIER, Role.MANAGER, Role.RESTAURANT_ADMIN, Role.SYSTEM, Role.GUEST)),
 ]
 Approver = Annotated[Principal, Depends(Authorize(Role.MANAGER, Role.RESTAURANT_ADMIN))]
-IdempotencyKey = Annotated[
-    str | None,
-    Header(
-        alias="Idempotency-Key",
-        max_length=200,
-        description="Required. The same key with the same body replays the first answer.",
-    ),
-]
+
+
+@router.post("/api/cards/identify", responses=problem_responses(429))
+async def identify_card(
+    body: IdentifyRequest, principal: Till, session: TenantSession, request: Request
+) -> dict[str, Any]:
+    """Find the card by QR payload, 6-digit code or phone: guest, level, balance, discount
+    and how many points this check may use."""
+    runtime = runtime_of(request)
+    return await identify(session, principal, runtime.limiter, runtime.settings, runtime.qr, body)
 
 
 @router.post(
@@ -116,7 +121,7 @@ async def post_transfer(
     if principal.role is Role.GUEST and principal.subject != guest_id:
         raise NotFound("No such guest.", code="guest_not_found")
     ctx = await operations.open_context(session, principal, body.restaurant_id, utcnow())
-    status, answer = await extras.transfer(ctx, guest_id, body.to_card_id, body.points, key)
+    status, answer = await transfers.transfer(ctx, guest_id, body.to_card_id, body.points, key)
     await session.commit()
     return JSONResponse(answer, status_code=status)
 

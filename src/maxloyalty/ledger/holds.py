@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from maxloyalty.guests.models import GuestCard
 from maxloyalty.kit import jobs
 from maxloyalty.kit.clock import utcnow
-from maxloyalty.kit.db import Database
+from maxloyalty.kit.db import Database, for_update
 from maxloyalty.kit.errors import AppError, Conflict, NotFound
 from maxloyalty.ledger import core
 from maxloyalty.ledger.models import HoldStatus, PointHold
@@ -52,7 +52,7 @@ async def latest_hold(
         .limit(1)
     )
     if lock:
-        query = query.with_for_update().execution_options(populate_existing=True)
+        query = for_update(query)
     return await session.scalar(query)
 
 

@@ -23,13 +23,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from maxloyalty.audit.service import record
 from maxloyalty.guests.models import GuestCard
-from maxloyalty.guests.service import card_for_guest, ensure_restaurant, ensure_usable
+from maxloyalty.guests.service import card_for_guest, ensure_restaurant, ensure_usable, lock_card
 from maxloyalty.identity.principal import Principal, Role
 from maxloyalty.kit.errors import AppError, NotFound
 from maxloyalty.kit.events import publish
 from maxloyalty.kit.timestamps import rfc3339
 from maxloyalty.ledger import core
 from maxloyalty.ledger.idempotency import Replay, claim, request_hash
+from maxloyalty.ledger.levels import reevaluate
 from maxloyalty.ledger.models import (
     LedgerOperation,
     PointTransaction,
@@ -47,7 +48,6 @@ from maxloyalty.loyalty.service import (
     max_redeemable,
     percent_of,
     program_for,
-    reevaluate,
 )
 from maxloyalty.network.models import Restaurant, Tenant
 
@@ -211,7 +211,7 @@ async def claim_with_card(
     if isinstance(claimed, Replay):
         return claimed
     found = await card_for_guest(ctx.session, ctx.system, guest_id, ctx.restaurant.id)
-    card = await core.lock_card(ctx.session, found.id)
+    card = await lock_card(ctx.session, found.id)
     ensure_usable(card)
     await core.settle_due(ctx.session, card, ctx.now)
     return claimed, card
@@ -571,7 +571,7 @@ async def decide(
     )
     if tx is None or (tx.restaurant_id and not principal.can_see_restaurant(tx.restaurant_id)):
         raise NotFound("No such manual operation.", code="transaction_not_found")
-    card = await core.lock_card(session, tx.card_id)
+    card = await lock_card(session, tx.card_id)
     if approve:
         ensure_usable(card)
     await core.settle_due(session, card, now)

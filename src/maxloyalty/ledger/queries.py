@@ -12,9 +12,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from maxloyalty.guests.models import GuestCard
 from maxloyalty.kit.pagination import PageParams, paginate_newest
 from maxloyalty.kit.timestamps import rfc3339
+from maxloyalty.ledger.levels import spend_for_level
 from maxloyalty.ledger.models import PointLot, PointTransaction, TxChannel, TxType
 from maxloyalty.loyalty.models import LoyaltySystem
-from maxloyalty.loyalty.service import levels_of, next_level, spend_for_level
+from maxloyalty.loyalty.service import levels_of, next_level
 from maxloyalty.network.models import Restaurant
 
 

@@ -2,7 +2,9 @@ from __future__ import annotations
 
 import uuid
 from decimal import Decimal
+from typing import Annotated
 
+from fastapi import Header
 from pydantic import BaseModel, ConfigDict, Field
 
 from maxloyalty.kit.timestamps import Timestamp
@@ -37,3 +39,14 @@ class TransferRequest(BaseModel):
     restaurant_id: uuid.UUID
     to_card_id: uuid.UUID
     points: int = Field(gt=0, le=10_000_000)
+
+
+# The header every posting route takes; `idempotency.require_key` insists on it.
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        max_length=200,
+        description="Required. The same key with the same body replays the first answer.",
+    ),
+]

@@ -19,6 +19,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from maxloyalty.guests.models import CardStatus, GuestCard, GuestProfile
+from maxloyalty.guests.service import lock_card
 from maxloyalty.kit import jobs
 from maxloyalty.kit.clock import utcnow
 from maxloyalty.kit.db import Database
@@ -26,9 +27,10 @@ from maxloyalty.kit.events import publish
 from maxloyalty.kit.timestamps import rfc3339
 from maxloyalty.ledger import core
 from maxloyalty.ledger.idempotency import Replay, claim, request_hash
+from maxloyalty.ledger.levels import reevaluate_program
 from maxloyalty.ledger.models import LedgerOperation, PointLot, TxChannel, TxSource, TxType
 from maxloyalty.loyalty.models import LevelMetric, LoyaltyLevel, LoyaltySystem, TierChangeReason
-from maxloyalty.loyalty.tasks import reevaluate_program
+from maxloyalty.loyalty.service import REEVALUATE_JOB
 from maxloyalty.network.models import Tenant
 
 DAILY_JOB = "ledger.daily"
@@ -59,7 +61,7 @@ async def activate_and_expire(db: Database, tenant_id: uuid.UUID, now: datetime)
         )
     for card_id in card_ids:
         async with db.transaction(tenant_id) as session:
-            card = await core.lock_card(session, card_id)
+            card = await lock_card(session, card_id)
             lots = await session.scalars(
                 select(PointLot)
                 .where(PointLot.card_id == card_id)
@@ -144,7 +146,7 @@ async def _credit_birthday(
     )
     if isinstance(claimed, Replay):
         return False
-    card = await core.lock_card(session, card_id)
+    card = await lock_card(session, card_id)
     system = await session.get(LoyaltySystem, card.loyalty_system_id)
     assert system is not None
     entry = core.Entry(
@@ -265,3 +267,9 @@ async def run_daily(db: Database, now: datetime | None = None) -> dict[str, int]
 async def daily(ctx: jobs.JobContext, payload: jobs.Payload) -> None:
     """Hourly, so each tenant's local midnight is handled within the hour."""
     await run_daily(ctx.db)
+
+
+@jobs.registry.job(REEVALUATE_JOB)
+async def reevaluate_levels(ctx: jobs.JobContext, payload: jobs.Payload) -> None:
+    tenant_id, program_id = uuid.UUID(payload["tenant_id"]), uuid.UUID(payload["program_id"])
+    await reevaluate_program(ctx.db, tenant_id, program_id, TierChangeReason.LEVELS_EDITED)

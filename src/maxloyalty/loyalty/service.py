@@ -4,28 +4,29 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal
+from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from maxloyalty.audit.service import record, snapshot
-from maxloyalty.guests.models import GuestCard
+from maxloyalty.kit import jobs
 from maxloyalty.kit.errors import AppError, Conflict, NotFound
-from maxloyalty.ledger.models import PointTransaction, TxStatus, TxType
+from maxloyalty.kit.pagination import PageParams, paginate
 from maxloyalty.loyalty.models import (
     CardMode,
-    LevelMetric,
     LoyaltyLevel,
     LoyaltySystem,
     ProgramType,
     Rounding,
-    TierChange,
-    TierChangeReason,
 )
 from maxloyalty.network.models import Restaurant
 
+# Handled by `ledger.tasks`: cards move to the level their spend earns under the new rules.
+REEVALUATE_JOB = "loyalty.reevaluate_levels"
+# Settings a PATCH may clear with null; any other null means "leave as it is".
+_NULLABLE_SETTINGS = frozenset({"discount_cap_percent", "rolling_days"})
 KOPECKS_PER_POINT = 100  # 1 point = 1 ruble of value
 
 # name, min spend in rubles, percentage, birthday bonus, colour
@@ -125,9 +126,65 @@ async def _write_levels(
     return rows
 
 
+async def get_program(session: AsyncSession, program_id: uuid.UUID) -> LoyaltySystem:
+    system = await session.get(LoyaltySystem, program_id)
+    if system is None:
+        raise NotFound("No such programme.", code="program_not_found")
+    return system
+
+
+async def list_programs(
+    session: AsyncSession, paging: PageParams
+) -> list[tuple[LoyaltySystem, list[LoyaltyLevel]]]:
+    """A page of programmes, each with its active levels (two queries, whatever the page)."""
+    systems = list(await session.scalars(paginate(select(LoyaltySystem), LoyaltySystem.id, paging)))
+    levels: dict[uuid.UUID, list[LoyaltyLevel]] = {s.id: [] for s in systems}
+    for level in await session.scalars(
+        select(LoyaltyLevel)
+        .where(LoyaltyLevel.loyalty_system_id.in_(levels), LoyaltyLevel.is_active.is_(True))
+        .order_by(LoyaltyLevel.position)
+    ):
+        levels[level.loyalty_system_id].append(level)
+    return [(s, levels[s.id]) for s in systems]
+
+
+async def _reevaluate_later(session: AsyncSession, system: LoyaltySystem) -> None:
+    await jobs.enqueue(
+        session, REEVALUATE_JOB, {"tenant_id": str(system.tenant_id), "program_id": str(system.id)}
+    )
+
+
+async def update_program(
+    session: AsyncSession, system: LoyaltySystem, changes: dict[str, Any]
+) -> LoyaltySystem:
+    """Apply the settings given; when what decides a level changes, every card is
+    re-evaluated in the background."""
+    before = snapshot(system)
+    for field, value in changes.items():
+        if value is not None or field in _NULLABLE_SETTINGS:
+            setattr(system, field, value)
+    await session.flush()
+    await session.refresh(system)
+    await record(
+        session,
+        "program.updated",
+        "loyalty_system",
+        system.id,
+        before=before,
+        after=snapshot(system),
+    )
+    if (
+        before["level_metric"] != system.level_metric.value
+        or before["rolling_days"] != system.rolling_days
+    ):
+        await _reevaluate_later(session, system)
+    return system
+
+
 async def replace_levels(
     session: AsyncSession, system: LoyaltySystem, levels: list[LevelSpec]
 ) -> list[LoyaltyLevel]:
+    """Replace the levels; every card is then re-evaluated in the background."""
     before = [
         (lv.name, lv.min_spent, str(lv.percentage)) for lv in await levels_of(session, system.id)
     ]
@@ -141,6 +198,7 @@ async def replace_levels(
         before={"levels": before},
         after={"levels": after},
     )
+    await _reevaluate_later(session, system)
     return rows
 
 
@@ -218,60 +276,3 @@ def max_redeemable(system: LoyaltySystem, free_points: int, check_kopecks: int) 
     spend (the balance less what other orders hold)."""
     by_share = percent_of(check_kopecks, system.max_redeem_percent) // KOPECKS_PER_POINT
     return max(0, min(free_points, by_share))
-
-
-async def spend_for_level(
-    session: AsyncSession, system: LoyaltySystem, card: GuestCard, now: datetime
-) -> int:
-    """The spend that decides the level: lifetime, or the rolling window's."""
-    if system.level_metric is LevelMetric.LIFETIME or not system.rolling_days:
-        return card.lifetime_spent
-    since = now - timedelta(days=system.rolling_days)
-    paid = await session.scalar(
-        select(func.coalesce(func.sum(PointTransaction.paid_amount), 0)).where(
-            PointTransaction.card_id == card.id,
-            PointTransaction.created_at >= since,
-            PointTransaction.type == TxType.ACCRUAL,
-            PointTransaction.status != TxStatus.CANCELLED,
-        )
-    )
-    refunded = await session.scalar(
-        select(func.coalesce(func.sum(PointTransaction.paid_amount), 0)).where(
-            PointTransaction.card_id == card.id,
-            PointTransaction.created_at >= since,
-            PointTransaction.type == TxType.REVERSAL,
-        )
-    )
-    return max(0, int(paid or 0) - int(refunded or 0))
-
-
-async def reevaluate(
-    session: AsyncSession,
-    system: LoyaltySystem,
-    levels: list[LoyaltyLevel],
-    card: GuestCard,
-    now: datetime,
-    reason: TierChangeReason,
-    operation_id: uuid.UUID | None = None,
-) -> LoyaltyLevel | None:
-    """Move the card to the level its spend earns; record and return the new level if it
-    changed. Callers hold the card lock."""
-    target = level_for(levels, await spend_for_level(session, system, card, now))
-    if target is not None and target.id == card.level_id:
-        return None
-    if target is None and card.level_id is None:
-        return None
-    session.add(
-        TierChange(
-            tenant_id=card.tenant_id,
-            card_id=card.id,
-            from_level_id=card.level_id,
-            to_level_id=target.id if target else None,
-            reason=reason,
-            operation_id=operation_id,
-            created_at=now,
-        )
-    )
-    card.level_id = target.id if target else None
-    await session.flush()
-    return target

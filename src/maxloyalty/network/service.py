@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from maxloyalty.audit.service import record, snapshot
 from maxloyalty.identity.principal import Principal
-from maxloyalty.kit.db import violated_constraint
+from maxloyalty.kit.db import for_update, violated_constraint
 from maxloyalty.kit.errors import Conflict, Forbidden, NotFound
 from maxloyalty.kit.events import publish
 from maxloyalty.kit.pagination import PageParams, paginate
@@ -93,12 +93,7 @@ async def create_restaurant(
     session: AsyncSession, tenant_id: uuid.UUID, data: RestaurantCreate
 ) -> Restaurant:
     # The tenant row lock serializes creations, so the plan limit holds under concurrency.
-    tenant = await session.scalar(
-        select(Tenant)
-        .where(Tenant.id == tenant_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
+    tenant = await session.scalar(for_update(select(Tenant).where(Tenant.id == tenant_id)))
     if tenant is None:
         raise NotFound("No such tenant.", code="tenant_not_found")
     if tenant.max_restaurants is not None:

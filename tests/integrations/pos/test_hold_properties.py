@@ -12,6 +12,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from maxloyalty.guests.service import lock_card
 from maxloyalty.identity.principal import Principal, Role
 from maxloyalty.integrations.pos import generic, service
 from maxloyalty.kit.errors import AppError
@@ -99,7 +100,7 @@ async def test_held_points_are_never_spent_twice(
         except AppError as refused:  # refusals (no points, posted order) change nothing
             refusals.append(refused.status)
         async with runtime.db.transaction(till.shop.tenant.id) as session:
-            card = await core.lock_card(session, till.shop.card.id)
+            card = await lock_card(session, till.shop.card.id)
             held = await core.held_points(session, card.id, now)
             free = await core.available(session, card, now)
         assert held <= card.balance  # nothing let a spend into held points

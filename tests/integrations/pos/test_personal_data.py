@@ -9,10 +9,10 @@ import uuid
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from maxloyalty.identity.pii_rotation import reencrypt
 from maxloyalty.identity.principal import Role
 from maxloyalty.kit import crypto
 from maxloyalty.ledger.verify import verify_tenant
+from maxloyalty.privacy.key_rotation import reencrypt
 from maxloyalty.runtime import Runtime
 from tests.conftest import TokenFactory
 from tests.integrations.pos.conftest import Till, TillFactory

@@ -18,7 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from maxloyalty.guests.models import GuestCard
-from maxloyalty.guests.service import card_for_guest, ensure_usable
+from maxloyalty.guests.service import card_for_guest, ensure_usable, lock_card
 from maxloyalty.integrations.pos import service
 from maxloyalty.integrations.pos.checks import CheckLine, Payment, Quote, calculate
 from maxloyalty.integrations.pos.models import PosIntegration
@@ -134,7 +134,7 @@ async def _program_card(ctx: Context, card_id: uuid.UUID) -> GuestCard:
 
 async def _locked_card(ctx: Context, card_id: uuid.UUID) -> GuestCard:
     card = await _program_card(ctx, card_id)
-    locked = await core.lock_card(ctx.session, card.id)
+    locked = await lock_card(ctx.session, card.id)
     ensure_usable(locked)
     await core.settle_due(ctx.session, locked, ctx.now)
     return locked

@@ -43,10 +43,10 @@ from sqlalchemy.orm import aliased
 from sqlalchemy.sql.elements import ColumnElement
 
 from maxloyalty.guests.models import CardStatus, GuestCard, GuestProfile
-from maxloyalty.guests.service import QrSigner
 from maxloyalty.integrations.pos import service
 from maxloyalty.integrations.pos.models import PosIntegration
 from maxloyalty.kit.errors import AppError
+from maxloyalty.kit.signing import QrSigner
 from maxloyalty.ledger import core
 from maxloyalty.ledger.models import LedgerOperation, PointTransaction, TxType
 from maxloyalty.ledger.operations import CashierRequest, Context, check_key, execute

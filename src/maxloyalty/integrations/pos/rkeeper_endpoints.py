@@ -10,7 +10,6 @@ import structlog
 from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import Response
 
-from maxloyalty.guests.identify import limit_lookups
 from maxloyalty.identity.dependencies import Authorize, TenantSession
 from maxloyalty.identity.principal import Principal, Role
 from maxloyalty.integrations.pos import rkeeper, service
@@ -18,6 +17,7 @@ from maxloyalty.integrations.pos.models import PosSystem
 from maxloyalty.kit.clock import utcnow
 from maxloyalty.kit.errors import NotFound, problem_responses
 from maxloyalty.kit.http import read_limited
+from maxloyalty.ledger.identify import limit_lookups
 from maxloyalty.runtime import runtime_of
 
 log = structlog.get_logger(__name__)

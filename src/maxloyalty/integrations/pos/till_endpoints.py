@@ -10,7 +10,6 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from maxloyalty.guests.identify import identify
 from maxloyalty.guests.schemas import IdentifyRequest
 from maxloyalty.identity.dependencies import Authorize, TenantSession
 from maxloyalty.identity.principal import Principal, Role
@@ -25,9 +24,10 @@ from maxloyalty.integrations.pos.generic import (
 from maxloyalty.integrations.pos.models import PosIntegration
 from maxloyalty.kit.clock import utcnow
 from maxloyalty.kit.errors import problem_responses
-from maxloyalty.ledger.endpoints import IdempotencyKey
 from maxloyalty.ledger.idempotency import require_key
+from maxloyalty.ledger.identify import identify
 from maxloyalty.ledger.operations import Context
+from maxloyalty.ledger.schemas import IdempotencyKey
 from maxloyalty.runtime import runtime_of
 
 router = APIRouter(

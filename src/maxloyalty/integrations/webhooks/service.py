@@ -42,12 +42,12 @@ from maxloyalty.integrations.webhooks.models import (
 )
 from maxloyalty.integrations.webhooks.schemas import EndpointIn, EndpointPatch
 from maxloyalty.integrations.webhooks.signing import new_secret, signature_header
-from maxloyalty.integrations.webhooks.ssrf import check_target, resolve
 from maxloyalty.kit import events, jobs
 from maxloyalty.kit.clock import utcnow
 from maxloyalty.kit.errors import AppError, NotFound
 from maxloyalty.kit.events import EventStatus, IntegrationEvent
 from maxloyalty.kit.ids import uuid7
+from maxloyalty.kit.ssrf import check_target, resolve
 from maxloyalty.kit.timestamps import rfc3339, rfc3339_or_none
 
 log = structlog.get_logger(__name__)

@@ -27,12 +27,12 @@ from maxloyalty.integrations.pos.models import (
     SyncDirection,
     SyncStatus,
 )
-from maxloyalty.integrations.webhooks.ssrf import check_target
 from maxloyalty.kit import jobs
 from maxloyalty.kit.cache import Cache
 from maxloyalty.kit.clock import utcnow
 from maxloyalty.kit.errors import AppError
 from maxloyalty.kit.ids import uuid7
+from maxloyalty.kit.ssrf import check_target
 
 REGISTER_JOB = "pos.iiko_register_webhook"
 # Minutes to wait after failed attempt n (1-based); then we give up and the admin retries.

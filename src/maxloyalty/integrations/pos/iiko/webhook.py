@@ -31,7 +31,7 @@ from maxloyalty.integrations.pos.iiko import personal
 from maxloyalty.integrations.pos.models import PosEvent, PosEventStatus, PosIntegration
 from maxloyalty.kit import jobs
 from maxloyalty.kit.clock import utcnow
-from maxloyalty.kit.db import Database
+from maxloyalty.kit.db import Database, for_update
 from maxloyalty.kit.errors import AppError, NotFound
 from maxloyalty.ledger import holds
 from maxloyalty.ledger.models import HoldStatus, LedgerOperation
@@ -311,12 +311,7 @@ def mark_failed(event: PosEvent, error: Exception) -> None:
 
 async def _locked(session: AsyncSession, event_id: uuid.UUID) -> PosEvent:
     # Locked, so that the worker and a replay never handle one event at once.
-    event = await session.scalar(
-        select(PosEvent)
-        .where(PosEvent.id == event_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
+    event = await session.scalar(for_update(select(PosEvent).where(PosEvent.id == event_id)))
     assert event is not None  # events are never deleted
     return event
 

@@ -12,12 +12,12 @@ from maxloyalty.identity.contacts import email_index, normalize_email, normalize
 from maxloyalty.identity.models import User, UserPermission, UserRole
 from maxloyalty.identity.passwords import hash_password
 from maxloyalty.identity.principal import RESTAURANT_SCOPED, STAFF_ROLES, Principal, Role
-from maxloyalty.identity.schemas import PermissionCreate, StaffCreate, StaffOut, StaffUpdate
 from maxloyalty.identity.sessions import revoke_user_sessions
 from maxloyalty.kit.clock import utcnow
 from maxloyalty.kit.errors import AppError, Conflict, Forbidden, NotFound
 from maxloyalty.kit.pagination import PageParams, paginate
 from maxloyalty.network.models import Restaurant
+from maxloyalty.network.schemas import PermissionCreate, StaffCreate, StaffOut, StaffUpdate
 
 
 def ensure_may_manage(actor: Principal, target: uuid.UUID | None, role: Role | None) -> None:

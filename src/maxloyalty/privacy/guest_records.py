@@ -14,9 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from maxloyalty.audit.service import snapshot
 from maxloyalty.guests.models import CardStatus, GuestCard, GuestChild, GuestProfile
-from maxloyalty.guests.service import set_status
+from maxloyalty.guests.service import lock_card, set_status
 from maxloyalty.kit.timestamps import rfc3339, rfc3339_or_none
-from maxloyalty.ledger.core import lock_card
 from maxloyalty.ledger.queries import every_transaction
 from maxloyalty.loyalty.models import LoyaltyLevel
 

@@ -15,35 +15,30 @@ import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 
-from pydantic import BaseModel
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from maxloyalty.audit.service import record
 from maxloyalty.config import Settings
 from maxloyalty.guests.models import RegistrationSource
+from maxloyalty.guests.schemas import Consents
 from maxloyalty.guests.service import ensure_card
 from maxloyalty.identity.contacts import normalize_phone, phone_index
 from maxloyalty.identity.models import Consent, ConsentKind, OtpCode, User, UserRole
 from maxloyalty.identity.principal import Principal, Role
-from maxloyalty.identity.sessions import SessionPolicy, TokenPair, ensure_can_sign_in, open_session
+from maxloyalty.identity.sessions import TokenPair, ensure_can_sign_in, open_session
 from maxloyalty.identity.telegram import TelegramUser
 from maxloyalty.identity.throttle import count_failure, refuse_if_locked
 from maxloyalty.integrations.sms import SmsError, SmsSender
 from maxloyalty.integrations.sms.base import mask_phone
 from maxloyalty.kit import context
 from maxloyalty.kit.clock import utcnow
-from maxloyalty.kit.db import bind
+from maxloyalty.kit.db import bind, for_update
 from maxloyalty.kit.errors import AppError, NotFound, Rejection, TooManyRequests
 from maxloyalty.kit.ratelimit import RateLimiter
+from maxloyalty.kit.signing import SessionPolicy
 from maxloyalty.loyalty.models import CardMode, LoyaltySystem
 from maxloyalty.network.models import Tenant
-
-
-class Consents(BaseModel):
-    privacy_policy: bool
-    personal_data: bool
-    marketing: bool = False
 
 
 @dataclass(frozen=True)
@@ -210,12 +205,12 @@ async def verify_code(
     )
     now = utcnow()
     otp = await session.scalar(
-        select(OtpCode)
-        .where(OtpCode.phone_hash == index, OtpCode.consumed_at.is_(None))
-        .order_by(OtpCode.created_at.desc())
-        .limit(1)
-        .with_for_update()
-        .execution_options(populate_existing=True)
+        for_update(
+            select(OtpCode)
+            .where(OtpCode.phone_hash == index, OtpCode.consumed_at.is_(None))
+            .order_by(OtpCode.created_at.desc())
+            .limit(1)
+        )
     )
     if otp is None or otp.expires_at <= now or otp.attempts >= settings.otp_max_attempts:
         await _failed_verify(session, limiter, failures, index, e164)

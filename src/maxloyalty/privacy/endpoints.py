@@ -7,11 +7,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Response, status
 from pydantic import BaseModel, ConfigDict
 
-from maxloyalty.identity import personal_data
 from maxloyalty.identity.dependencies import Authorize, TenantSession
-from maxloyalty.identity.personal_data import Scope
 from maxloyalty.identity.principal import Principal, Role
 from maxloyalty.kit.errors import problem_responses
+from maxloyalty.privacy import service as personal_data
+from maxloyalty.privacy.service import Scope
 
 router = APIRouter(prefix="/api/me", tags=["me"], responses=problem_responses(401, 403, 404, 422))
 Person = Annotated[

@@ -1,5 +1,5 @@
-"""Operations beyond the till's check: buying a reward with points, moving points between
-cards. Both go through the same idempotency and card locks as cashier operations."""
+"""Moving points between cards, through the same idempotency and card locks as cashier
+operations."""
 
 from __future__ import annotations
 
@@ -7,74 +7,15 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select, update
-
 from maxloyalty.audit.service import record
 from maxloyalty.guests.models import GuestCard
-from maxloyalty.guests.service import card_for_guest, ensure_usable
+from maxloyalty.guests.service import card_for_guest, ensure_usable, lock_card
 from maxloyalty.kit.errors import AppError, Forbidden, NotFound
-from maxloyalty.kit.events import publish
 from maxloyalty.ledger import core
 from maxloyalty.ledger.idempotency import Replay, claim, request_hash
 from maxloyalty.ledger.models import TxSource, TxType
-from maxloyalty.ledger.operations import Context, claim_with_card, tx_out
+from maxloyalty.ledger.operations import Context, tx_out
 from maxloyalty.loyalty.models import LoyaltySystem
-from maxloyalty.rewards.models import RedemptionItem
-
-
-async def redeem_reward(
-    ctx: Context, guest_id: uuid.UUID, item_id: uuid.UUID, idempotency_key: str
-) -> tuple[int, dict[str, Any]]:
-    outcome = await claim_with_card(
-        ctx,
-        guest_id,
-        kind="REWARD",
-        fingerprint=request_hash("reward", str(guest_id), str(item_id), str(ctx.restaurant.id)),
-        idempotency_key=idempotency_key,
-    )
-    if isinstance(outcome, Replay):
-        return outcome.status_code, outcome.response
-    claimed, card = outcome
-    item = await ctx.session.scalar(
-        select(RedemptionItem)
-        .where(RedemptionItem.id == item_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
-    if item is None:
-        raise NotFound("No such reward.", code="reward_not_found")
-    offered = (
-        item.is_active
-        and (item.active_from is None or item.active_from <= ctx.now)
-        and (item.active_to is None or ctx.now < item.active_to)
-        and (not item.restaurant_ids or ctx.restaurant.id in item.restaurant_ids)
-    )
-    if not offered:
-        raise AppError(
-            "This reward is not offered here now.", code="reward_unavailable", status=409
-        )
-    if item.stock is not None:
-        if item.stock <= 0:
-            raise AppError("This reward is out of stock.", code="reward_out_of_stock", status=409)
-        await ctx.session.execute(
-            update(RedemptionItem)
-            .where(RedemptionItem.id == item.id)
-            .values(stock=RedemptionItem.stock - 1)
-        )
-    entry = ctx.entry(claimed.id, TxType.REDEMPTION, reward_item_id=item.id, reason=item.name)
-    tx = await core.debit(ctx.session, card, entry, item.points_price)
-    answer = {
-        "operation_id": str(claimed.id),
-        "card_id": str(card.id),
-        "reward": {"id": str(item.id), "name": item.name, "points_price": item.points_price},
-        "transactions": [tx_out(tx)],
-        "balance": card.balance,
-    }
-    claimed.card_id, claimed.response = card.id, answer
-    await ctx.session.flush()
-    await record(ctx.session, "ledger.reward_redeemed", "guest_card", card.id, after=answer)
-    await publish(ctx.session, ctx.tenant.id, "transaction.created", answer)
-    return 201, answer
 
 
 async def transfer(
@@ -109,8 +50,8 @@ async def transfer(
         )
     # Lock in id order, so two opposite transfers cannot deadlock.
     first, second = sorted([source_id, target_row.id])
-    locked = {first: await core.lock_card(ctx.session, first)}
-    locked[second] = await core.lock_card(ctx.session, second)
+    locked = {first: await lock_card(ctx.session, first)}
+    locked[second] = await lock_card(ctx.session, second)
     source, target = locked[source_id], locked[target_row.id]
     ensure_usable(source)
     ensure_usable(target)

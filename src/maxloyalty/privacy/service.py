@@ -20,7 +20,6 @@ from sqlalchemy import delete, exists, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from maxloyalty.audit.service import record
-from maxloyalty.guests import personal_data as guest_data
 from maxloyalty.identity.models import (
     Consent,
     ConsentKind,
@@ -37,6 +36,7 @@ from maxloyalty.kit.db import bind
 from maxloyalty.kit.errors import NotFound
 from maxloyalty.kit.timestamps import rfc3339, rfc3339_or_none
 from maxloyalty.network.models import Tenant
+from maxloyalty.privacy import guest_records
 
 
 class Scope(enum.StrEnum):
@@ -126,7 +126,7 @@ async def _network_data(session: AsyncSession, tenant_id: uuid.UUID, user: User)
     return (
         {"tenant_id": str(tenant_id), "name": tenant.name}
         | await _identity(session, tenant_id, user)
-        | await guest_data.export(session, user.id)
+        | await guest_records.export(session, user.id)
         | {"pos_orders": await pos.personal_orders(session, user.id, user.phone_hash)}
     )
 
@@ -173,7 +173,7 @@ async def _erase_in(session: AsyncSession, tenant_id: uuid.UUID, user: User, sco
     """The person's data in one network: profile, children, cards, POS records, consents'
     addresses, roles, sessions and one-time codes. The ledger keeps every row."""
     await bind(session, tenant_id=tenant_id)
-    await guest_data.erase(session, user.id)
+    await guest_records.erase(session, user.id)
     await pos.forget_person(session, user.id, user.phone_hash)
     # Consents stay as proof of each decision, without the address it came from.
     await session.execute(

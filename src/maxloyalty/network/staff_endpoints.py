@@ -7,10 +7,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response, status
 
-from maxloyalty.identity import api_keys, staff
+from maxloyalty.identity import api_keys
 from maxloyalty.identity.dependencies import Authorize, TenantSession
 from maxloyalty.identity.principal import Principal, Role
-from maxloyalty.identity.schemas import (
+from maxloyalty.kit.errors import problem_responses
+from maxloyalty.kit.pagination import Page, Paging, make_page
+from maxloyalty.network import staff
+from maxloyalty.network.schemas import (
     ApiKeyCreate,
     ApiKeyIssued,
     ApiKeyOut,
@@ -21,8 +24,6 @@ from maxloyalty.identity.schemas import (
     StaffOut,
     StaffUpdate,
 )
-from maxloyalty.kit.errors import problem_responses
-from maxloyalty.kit.pagination import Page, Paging, make_page
 from maxloyalty.runtime import runtime_of
 
 router = APIRouter(tags=["staff"], responses=problem_responses(401, 403, 404, 422))
