@@ -65,7 +65,6 @@ async def register_guest(
         if value is not None and getattr(profile, field) is None:
             setattr(profile, field, value)
     await record(session, "guest.registered", "user", user.id, after={"card_id": str(card.id)})
-    await session.commit()
     return {"guest_id": str(user.id), "card_id": str(card.id), "code": card.code}
 
 
@@ -200,5 +199,4 @@ async def set_card_status(
     if card.restaurant_id is not None:
         ensure_restaurant(principal, card.restaurant_id)
     await set_status(session, card, body.status, body.reason)
-    await session.commit()
     return {"card_id": str(card.id), "status": card.status.value}

@@ -114,7 +114,6 @@ async def update_profile(
         profile.id,
         after={"fields": sorted(changes)},
     )
-    await session.commit()
     return await _out(session, profile)
 
 
@@ -125,7 +124,6 @@ async def add_child(body: ChildIn, principal: Guest, session: TenantSession) -> 
     session.add(child)
     await session.flush()
     await record(session, "guest.child_added", "guest_child", child.id)
-    await session.commit()
     return await _out(session, profile)
 
 
@@ -137,7 +135,6 @@ async def remove_child(child_id: uuid.UUID, principal: Guest, session: TenantSes
         raise NotFound("No such child.", code="child_not_found")
     await session.delete(child)
     await record(session, "guest.child_removed", "guest_child", child_id)
-    await session.commit()
     return Response(status_code=204)
 
 
@@ -160,7 +157,6 @@ async def record_consent(
     await record(
         session, "guest.consent", "consent", consent.id, after=body.model_dump(mode="json")
     )
-    await session.commit()
     return {
         "kind": body.kind.value,
         "granted": body.granted,

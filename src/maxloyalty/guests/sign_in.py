@@ -27,7 +27,7 @@ from maxloyalty.identity.contacts import normalize_phone, phone_index
 from maxloyalty.identity.models import Consent, ConsentKind, OtpCode, User, UserRole
 from maxloyalty.identity.principal import Principal, Role
 from maxloyalty.identity.sessions import TokenPair, ensure_can_sign_in, open_session
-from maxloyalty.identity.telegram import TelegramUser
+from maxloyalty.identity.telegram import validate_init_data
 from maxloyalty.identity.throttle import count_failure, refuse_if_locked
 from maxloyalty.integrations.sms import SmsError, SmsSender
 from maxloyalty.integrations.sms.base import mask_phone
@@ -71,6 +71,7 @@ async def send_code(
     referral_code: str | None = None,
 ) -> CodeSent:
     """Start a registration (or sign-in): send a code to `phone` for network `tenant_id`."""
+    await bind(session, tenant_id=tenant_id)
     e164 = normalize_phone(phone)
     if not (consents.privacy_policy and consents.personal_data):
         raise AppError(
@@ -195,6 +196,7 @@ async def verify_code(
     phone: str,
     code: str,
 ) -> TokenPair:
+    await bind(session, tenant_id=tenant_id)
     e164 = normalize_phone(phone)
     index = phone_index(e164)
     # Wrong codes count against the phone like failed logins against an account: the
@@ -263,8 +265,23 @@ async def verify_code(
 
 
 async def telegram_login(
-    session: AsyncSession, policy: SessionPolicy, *, tenant_id: uuid.UUID, tg: TelegramUser
+    session: AsyncSession,
+    settings: Settings,
+    policy: SessionPolicy,
+    *,
+    tenant_id: uuid.UUID,
+    init_data: str,
 ) -> TokenPair:
+    """Sign a guest in by the Mini App's `initData`, signed with the chain's bot token."""
+    token = settings.telegram_bot_token
+    if token is None:
+        raise AppError(
+            "Telegram sign-in is not configured.", code="telegram_not_configured", status=503
+        )
+    tg = validate_init_data(
+        token.get_secret_value(), init_data, timedelta(seconds=settings.telegram_init_data_max_age)
+    )
+    await bind(session, tenant_id=tenant_id)
     await _tenant(session, tenant_id)
     user = await session.scalar(select(User).where(User.telegram_id == tg.id))
     if user is None:

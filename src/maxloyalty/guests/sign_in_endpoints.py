@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from fastapi import APIRouter, Request, status
 
 from maxloyalty.guests import sign_in
@@ -13,11 +11,15 @@ from maxloyalty.guests.schemas import (
     TelegramLoginRequest,
     VerifyRequest,
 )
-from maxloyalty.identity.dependencies import codes_sent_rule, default_rule, per_ip, sign_in_rule
+from maxloyalty.identity.dependencies import (
+    PublicSession,
+    codes_sent_rule,
+    default_rule,
+    per_ip,
+    sign_in_rule,
+)
 from maxloyalty.identity.sessions import TokenPair
-from maxloyalty.identity.telegram import validate_init_data
-from maxloyalty.kit.db import keeping_rejections
-from maxloyalty.kit.errors import AppError, problem_responses
+from maxloyalty.kit.errors import problem_responses
 from maxloyalty.runtime import runtime_of
 
 router = APIRouter(prefix="/api/auth", tags=["auth"], responses=problem_responses(400, 422, 429))
@@ -29,44 +31,39 @@ router = APIRouter(prefix="/api/auth", tags=["auth"], responses=problem_response
     responses=problem_responses(404, 503),
     dependencies=[per_ip("otp", codes_sent_rule)],
 )
-async def register(body: RegisterRequest, request: Request) -> CodeSentOut:
+async def register(body: RegisterRequest, session: PublicSession, request: Request) -> CodeSentOut:
     """Send a guest a one-time code by SMS (registration and sign-in alike)."""
     runtime = runtime_of(request)
-    async with runtime.db.session(body.tenant_id) as session:
-        sent = await sign_in.send_code(
-            session,
-            runtime.settings,
-            runtime.limiter,
-            runtime.sms,
-            runtime.otp_key,
-            tenant_id=body.tenant_id,
-            phone=body.phone,
-            consents=body.consents,
-            referral_code=body.referral_code,
-        )
-        await session.commit()
+    sent = await sign_in.send_code(
+        session,
+        runtime.settings,
+        runtime.limiter,
+        runtime.sms,
+        runtime.otp_key,
+        tenant_id=body.tenant_id,
+        phone=body.phone,
+        consents=body.consents,
+        referral_code=body.referral_code,
+    )
     return CodeSentOut(expires_in=sent.expires_in, resend_after=sent.resend_after)
 
 
 @router.post(
     "/verify", responses=problem_responses(403), dependencies=[per_ip("verify", sign_in_rule)]
 )
-async def verify(body: VerifyRequest, request: Request) -> TokenPair:
+async def verify(body: VerifyRequest, session: PublicSession, request: Request) -> TokenPair:
     """Exchange the SMS code for the guest's tokens."""
     runtime = runtime_of(request)
-    async with runtime.db.session(body.tenant_id) as session, keeping_rejections(session):
-        tokens = await sign_in.verify_code(
-            session,
-            runtime.settings,
-            runtime.sessions,
-            runtime.limiter,
-            runtime.otp_key,
-            tenant_id=body.tenant_id,
-            phone=body.phone,
-            code=body.code,
-        )
-        await session.commit()
-        return tokens
+    return await sign_in.verify_code(
+        session,
+        runtime.settings,
+        runtime.sessions,
+        runtime.limiter,
+        runtime.otp_key,
+        tenant_id=body.tenant_id,
+        phone=body.phone,
+        code=body.code,
+    )
 
 
 @router.post(
@@ -74,22 +71,15 @@ async def verify(body: VerifyRequest, request: Request) -> TokenPair:
     responses=problem_responses(401, 403, 404, 503),
     dependencies=[per_ip("telegram", default_rule)],
 )
-async def telegram(body: TelegramLoginRequest, request: Request) -> TokenPair:
+async def telegram(
+    body: TelegramLoginRequest, session: PublicSession, request: Request
+) -> TokenPair:
     """Sign a guest in from the Telegram Mini App with its `initData`."""
     runtime = runtime_of(request)
-    token = runtime.settings.telegram_bot_token
-    if token is None:
-        raise AppError(
-            "Telegram sign-in is not configured.", code="telegram_not_configured", status=503
-        )
-    tg_user = validate_init_data(
-        token.get_secret_value(),
-        body.init_data,
-        timedelta(seconds=runtime.settings.telegram_init_data_max_age),
+    return await sign_in.telegram_login(
+        session,
+        runtime.settings,
+        runtime.sessions,
+        tenant_id=body.tenant_id,
+        init_data=body.init_data,
     )
-    async with runtime.db.session(body.tenant_id) as session:
-        tokens = await sign_in.telegram_login(
-            session, runtime.sessions, tenant_id=body.tenant_id, tg=tg_user
-        )
-        await session.commit()
-        return tokens

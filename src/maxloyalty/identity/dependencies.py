@@ -26,6 +26,7 @@ from maxloyalty.identity.throttle import client_ip
 from maxloyalty.identity.tokens import decode_access_token
 from maxloyalty.kit import context
 from maxloyalty.kit.clock import utcnow
+from maxloyalty.kit.db import unit_of_work
 from maxloyalty.kit.errors import Forbidden, Unauthorized
 from maxloyalty.runtime import Runtime, runtime_of
 
@@ -139,12 +140,25 @@ class Authorize:
 async def tenant_session(
     request: Request, principal: Annotated[Principal, Depends(authenticate)]
 ) -> AsyncIterator[AsyncSession]:
-    """A session confined (by row-level security) to the caller's tenant."""
-    async with runtime_of(request).db.session(principal.tenant_id, principal.subject) as session:
+    """A session confined (by row-level security) to the caller's tenant, in the request's
+    one unit of work."""
+    db = runtime_of(request).db
+    async with db.session(principal.tenant_id, principal.subject) as session, unit_of_work(session):
         yield session
 
 
-TenantSession = Annotated[AsyncSession, Depends(tenant_session)]
+# scope="function": the unit of work ends (commits) before the answer is sent, not after.
+TenantSession = Annotated[AsyncSession, Depends(tenant_session, scope="function")]
+
+
+async def public_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """For routes with no signed-in caller (sign-in, a till's webhook): bound to no tenant
+    until the service learns one (`kit.db.bind`)."""
+    async with runtime_of(request).db.session() as session, unit_of_work(session):
+        yield session
+
+
+PublicSession = Annotated[AsyncSession, Depends(public_session, scope="function")]
 
 
 async def platform_session(
@@ -162,10 +176,11 @@ async def platform_session(
             after={"path": request.url.path, "query": dict(request.query_params)},
         )
         await session.commit()
-        yield session
+        async with unit_of_work(session):
+            yield session
 
 
-PlatformSession = Annotated[AsyncSession, Depends(platform_session)]
+PlatformSession = Annotated[AsyncSession, Depends(platform_session, scope="function")]
 
 
 def per_ip(scope: str, rule: Callable[[Settings], str]) -> Any:

@@ -7,13 +7,19 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request, Response, status
 
 from maxloyalty.identity import sessions
-from maxloyalty.identity.dependencies import Authorize, authenticate, default_rule, per_ip
+from maxloyalty.identity.dependencies import (
+    Authorize,
+    PublicSession,
+    TenantSession,
+    authenticate,
+    default_rule,
+    per_ip,
+)
 from maxloyalty.identity.login import change_password as password_change
 from maxloyalty.identity.login import staff_login
 from maxloyalty.identity.principal import Principal, Role
 from maxloyalty.identity.schemas import LoginRequest, MeOut, PasswordChange, RefreshRequest
-from maxloyalty.identity.sessions import TokenPair, user_of_refresh_token
-from maxloyalty.kit.db import keeping_rejections
+from maxloyalty.identity.sessions import TokenPair
 from maxloyalty.kit.errors import problem_responses
 from maxloyalty.runtime import runtime_of
 
@@ -21,22 +27,19 @@ router = APIRouter(prefix="/api/auth", tags=["auth"], responses=problem_response
 
 
 @router.post("/login", responses=problem_responses(401, 403, 409))
-async def login(body: LoginRequest, request: Request) -> TokenPair:
+async def login(body: LoginRequest, session: PublicSession, request: Request) -> TokenPair:
     """Staff (and platform owner) sign-in with email or phone and password."""
     runtime = runtime_of(request)
-    async with runtime.db.session() as session, keeping_rejections(session):
-        tokens = await staff_login(
-            session,
-            runtime.sessions,
-            runtime.limiter,
-            runtime.settings,
-            login=body.login,
-            password=body.password,
-            tenant_id=body.tenant_id,
-            device_fingerprint=body.device_fingerprint,
-        )
-        await session.commit()
-        return tokens
+    return await staff_login(
+        session,
+        runtime.sessions,
+        runtime.limiter,
+        runtime.settings,
+        login=body.login,
+        password=body.password,
+        tenant_id=body.tenant_id,
+        device_fingerprint=body.device_fingerprint,
+    )
 
 
 @router.post(
@@ -44,14 +47,9 @@ async def login(body: LoginRequest, request: Request) -> TokenPair:
     responses=problem_responses(401, 403),
     dependencies=[per_ip("refresh", default_rule)],
 )
-async def refresh(body: RefreshRequest, request: Request) -> TokenPair:
+async def refresh(body: RefreshRequest, session: PublicSession, request: Request) -> TokenPair:
     """Rotate a refresh token. Presenting a used one revokes its whole session family."""
-    runtime = runtime_of(request)
-    user_id = user_of_refresh_token(body.refresh_token)
-    async with runtime.db.session(user_id=user_id) as session, keeping_rejections(session):
-        tokens = await sessions.refresh(session, runtime.sessions, body.refresh_token)
-        await session.commit()
-        return tokens
+    return await sessions.refresh(session, runtime_of(request).sessions, body.refresh_token)
 
 
 @router.post(
@@ -60,12 +58,8 @@ async def refresh(body: RefreshRequest, request: Request) -> TokenPair:
     responses=problem_responses(401),
     dependencies=[per_ip("logout", default_rule)],
 )
-async def logout(body: RefreshRequest, request: Request) -> Response:
-    runtime = runtime_of(request)
-    user_id = user_of_refresh_token(body.refresh_token)
-    async with runtime.db.session(user_id=user_id) as session:
-        await sessions.logout(session, runtime.sessions, body.refresh_token)
-        await session.commit()
+async def logout(body: RefreshRequest, session: PublicSession, request: Request) -> Response:
+    await sessions.logout(session, runtime_of(request).sessions, body.refresh_token)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -76,25 +70,20 @@ async def change_password(
         Principal,
         Depends(Authorize(Role.OWNER, Role.RESTAURANT_ADMIN, Role.MANAGER, Role.CASHIER)),
     ],
+    session: TenantSession,
     request: Request,
 ) -> TokenPair:
     """Change one's own password; every other session (and access token) stops working."""
     runtime = runtime_of(request)
-    async with (
-        runtime.db.session(principal.tenant_id, principal.subject) as session,
-        keeping_rejections(session),
-    ):
-        tokens = await password_change(
-            session,
-            runtime.sessions,
-            runtime.limiter,
-            runtime.settings,
-            principal,
-            current=body.current_password,
-            new=body.new_password,
-        )
-        await session.commit()
-        return tokens
+    return await password_change(
+        session,
+        runtime.sessions,
+        runtime.limiter,
+        runtime.settings,
+        principal,
+        current=body.current_password,
+        new=body.new_password,
+    )
 
 
 @router.get("/me", responses=problem_responses(401))

@@ -119,7 +119,9 @@ async def lock_person(session: AsyncSession, user_id: uuid.UUID) -> None:
 
 async def refresh(session: AsyncSession, policy: SessionPolicy, token: str) -> TokenPair:
     """Rotate `token`. A token used before revokes its whole family (a `Rejection`)."""
-    await lock_person(session, user_of_refresh_token(token))
+    user_id = user_of_refresh_token(token)
+    await bind(session, user_id=user_id)
+    await lock_person(session, user_id)
     row = await session.scalar(
         for_update(
             select(UserSession).where(UserSession.refresh_token_hash == policy.token_hash(token))
@@ -165,6 +167,7 @@ async def revoke_family(
 
 
 async def logout(session: AsyncSession, policy: SessionPolicy, token: str) -> None:
+    await bind(session, user_id=user_of_refresh_token(token))
     row = await session.scalar(
         select(UserSession).where(UserSession.refresh_token_hash == policy.token_hash(token))
     )

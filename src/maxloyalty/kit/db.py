@@ -161,13 +161,19 @@ class Database:
 
 
 @asynccontextmanager
-async def keeping_rejections(session: AsyncSession) -> AsyncIterator[None]:
-    """Commit what was written before a `Rejection` was raised, then let it propagate."""
+async def unit_of_work(session: AsyncSession) -> AsyncIterator[AsyncSession]:
+    """The one commit point of a request: commit when it succeeds; when it ends in a
+    `Rejection`, commit what was written before it (the refusal's audit entry, attempt
+    counter, revoked sessions) and let the refusal propagate; roll back on anything else."""
     try:
-        yield
+        yield session
     except Rejection:
         await session.commit()
         raise
+    except BaseException:
+        await session.rollback()
+        raise
+    await session.commit()
 
 
 def violated_constraint(exc: IntegrityError) -> str | None:
@@ -186,6 +192,8 @@ async def bind(
         session.info[TENANT_KEY] = tenant_id
     if user_id is not None:
         session.info[USER_KEY] = user_id
+    if not session.in_transaction():
+        return  # the next transaction takes it from session.info as it begins
     await session.execute(
         _SET_CONTEXT,
         {

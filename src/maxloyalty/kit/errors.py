@@ -74,7 +74,7 @@ class DatabaseUnreachable(Exception):
 
 class Rejection(AppError):
     """A refusal whose bookkeeping (audit entry, attempt counter, revoked sessions) must be
-    committed although the request fails; see `kit.db.keeping_rejections`."""
+    committed although the request fails; see `kit.db.unit_of_work`."""
 
 
 class NotFound(AppError):

@@ -69,7 +69,6 @@ async def post_transaction(
     key = require_key(idempotency_key)
     ctx = await operations.open_context(session, principal, body.restaurant_id, utcnow())
     status, answer = await operations.execute(ctx, guest_id, body, key)
-    await session.commit()
     return JSONResponse(answer, status_code=status)
 
 
@@ -122,7 +121,6 @@ async def post_transfer(
         raise NotFound("No such guest.", code="guest_not_found")
     ctx = await operations.open_context(session, principal, body.restaurant_id, utcnow())
     status, answer = await transfers.transfer(ctx, guest_id, body.to_card_id, body.points, key)
-    await session.commit()
     return JSONResponse(answer, status_code=status)
 
 
@@ -163,15 +161,11 @@ async def get_history(
 async def approve(
     transaction_id: uuid.UUID, principal: Approver, session: TenantSession
 ) -> dict[str, Any]:
-    answer = await operations.decide(session, principal, transaction_id, True, utcnow())
-    await session.commit()
-    return answer
+    return await operations.decide(session, principal, transaction_id, True, utcnow())
 
 
 @router.post("/api/transactions/{transaction_id}/reject", responses=problem_responses(409))
 async def reject(
     transaction_id: uuid.UUID, principal: Approver, session: TenantSession
 ) -> dict[str, Any]:
-    answer = await operations.decide(session, principal, transaction_id, False, utcnow())
-    await session.commit()
-    return answer
+    return await operations.decide(session, principal, transaction_id, False, utcnow())

@@ -62,7 +62,6 @@ async def create_program(body: ProgramCreate, admin: Admin, session: TenantSessi
         levels=_specs(body.levels) if body.levels else None,
         **settings,
     )
-    await session.commit()
     return await _answer(session, system)
 
 
@@ -72,7 +71,6 @@ async def update_program(
 ) -> ProgramOut:
     system = await service.get_program(session, program_id)
     await service.update_program(session, system, body.model_dump(exclude_unset=True))
-    await session.commit()
     return await _answer(session, system)
 
 
@@ -83,5 +81,4 @@ async def replace_levels(
     """Replace the levels; every card is then re-evaluated in the background."""
     system = await service.get_program(session, program_id)
     await service.replace_levels(session, system, _specs(body))
-    await session.commit()
     return await _answer(session, system)

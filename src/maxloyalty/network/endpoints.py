@@ -47,7 +47,6 @@ async def create_restaurant(
 ) -> RestaurantOut:
     assert principal.tenant_id is not None
     restaurant = await service.create_restaurant(session, principal.tenant_id, body)
-    await session.commit()
     return RestaurantOut.model_validate(restaurant)
 
 
@@ -65,7 +64,6 @@ async def update_restaurant(
     restaurant_id: uuid.UUID, body: RestaurantUpdate, principal: Admin, session: TenantSession
 ) -> RestaurantOut:
     restaurant = await service.update_restaurant(session, principal, restaurant_id, body)
-    await session.commit()
     return RestaurantOut.model_validate(restaurant)
 
 
@@ -92,7 +90,6 @@ async def create_point_of_sale(
 ) -> PointOfSaleOut:
     restaurant = await service.get_restaurant(session, principal, restaurant_id)
     pos = await service.create_point_of_sale(session, restaurant, body)
-    await session.commit()
     return PointOfSaleOut.model_validate(pos)
 
 
@@ -103,7 +100,6 @@ async def create_point_of_sale(
 )
 async def create_tenant(body: TenantCreate, platform: PlatformSession) -> TenantOut:
     tenant = await service.create_tenant(platform, body)
-    await platform.commit()
     return TenantOut.model_validate(tenant)
 
 

@@ -48,7 +48,6 @@ async def create_staff(body: StaffCreate, admin: Admin, session: TenantSession) 
     """Create a staff account with an initial password (an existing person keeps theirs)."""
     staff.ensure_may_manage(admin, None, body.role)
     out, _ = await staff.create_staff(session, _tenant(admin), body)
-    await session.commit()
     # Only what the admin typed comes back: nothing about an account that existed before.
     return out.model_copy(update={"email": body.email, "phone": body.phone})
 
@@ -58,9 +57,7 @@ async def update_staff(
     user_id: uuid.UUID, body: StaffUpdate, admin: Admin, session: TenantSession
 ) -> StaffOut:
     staff.ensure_may_manage(admin, user_id, body.role)
-    out = await staff.update_staff(session, _tenant(admin), user_id, body)
-    await session.commit()
-    return out
+    return await staff.update_staff(session, _tenant(admin), user_id, body)
 
 
 @router.post("/api/staff/{user_id}/block")
@@ -69,15 +66,12 @@ async def block_staff(
 ) -> StaffOut:
     """Block the person in this network and end their sessions here."""
     staff.ensure_may_manage(admin, user_id, None)
-    out = await staff.block_staff(session, _tenant(admin), user_id, body.reason)
-    await session.commit()
-    return out
+    return await staff.block_staff(session, _tenant(admin), user_id, body.reason)
 
 
 @router.post("/api/staff/{user_id}/sessions/revoke", status_code=status.HTTP_204_NO_CONTENT)
 async def revoke_sessions(user_id: uuid.UUID, admin: Admin, session: TenantSession) -> Response:
     await staff.revoke_sessions(session, _tenant(admin), user_id)
-    await session.commit()
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -95,7 +89,6 @@ async def grant_permission(
     user_id: uuid.UUID, body: PermissionCreate, admin: KeyAdmin, session: TenantSession
 ) -> PermissionOut:
     grant = await staff.grant_permission(session, _tenant(admin), user_id, body, admin.subject)
-    await session.commit()
     return PermissionOut.model_validate(grant)
 
 
@@ -104,7 +97,6 @@ async def revoke_permission(
     user_id: uuid.UUID, permission_id: uuid.UUID, admin: KeyAdmin, session: TenantSession
 ) -> PermissionOut:
     grant = await staff.revoke_permission(session, user_id, permission_id, admin.subject)
-    await session.commit()
     return PermissionOut.model_validate(grant)
 
 
@@ -131,7 +123,6 @@ async def create_api_key(
         require_signature=body.require_signature,
         created_by=admin.subject,
     )
-    await session.commit()
     return ApiKeyIssued(
         **ApiKeyOut.model_validate(issued.api_key).model_dump(),
         key=issued.key,
@@ -142,5 +133,4 @@ async def create_api_key(
 @router.delete("/api/api-keys/{key_id}", tags=["api keys"])
 async def revoke_api_key(key_id: uuid.UUID, _admin: KeyAdmin, session: TenantSession) -> ApiKeyOut:
     row = await api_keys.revoke_key(session, key_id)
-    await session.commit()
     return ApiKeyOut.model_validate(row)

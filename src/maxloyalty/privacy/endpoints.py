@@ -32,9 +32,7 @@ async def export_my_data(
 ) -> dict[str, Any]:
     """Everything stored about the caller, as JSON: this network's, or `scope=all`."""
     assert principal.tenant_id is not None
-    data = await personal_data.export(session, principal.tenant_id, principal.subject, scope)
-    await session.commit()
-    return data
+    return await personal_data.export(session, principal.tenant_id, principal.subject, scope)
 
 
 @router.post("/erase", status_code=status.HTTP_204_NO_CONTENT)
@@ -46,5 +44,4 @@ async def erase_me(
     assert principal.tenant_id is not None
     scope = body.scope if body else Scope.NETWORK
     await personal_data.erase(session, principal.tenant_id, principal.subject, scope)
-    await session.commit()
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -44,7 +44,6 @@ async def list_rewards(
 async def create_reward(body: RewardIn, admin: Admin, session: TenantSession) -> RewardOut:
     assert admin.tenant_id is not None
     item = await service.create_reward(session, admin.tenant_id, body)
-    await session.commit()
     return RewardOut.model_validate(item)
 
 
@@ -54,7 +53,6 @@ async def update_reward(
 ) -> RewardOut:
     item = await service.get_reward(session, item_id)
     await service.update_reward(session, item, body.model_dump(exclude_unset=True))
-    await session.commit()
     return RewardOut.model_validate(item)
 
 
@@ -75,5 +73,4 @@ async def redeem_reward(
         raise AppError("Name the guest (guest_id).", code="guest_required", status=422)
     ctx = await operations.open_context(session, principal, body.restaurant_id, utcnow())
     status, answer = await service.redeem(ctx, guest_id, item_id, key)
-    await session.commit()
     return JSONResponse(answer, status_code=status)

@@ -224,7 +224,6 @@ async def create_integration(
         require_signature=body.require_signature,
         created_by=admin.subject,
     )
-    await session.commit()
     return _secrets(issued)
 
 
@@ -278,7 +277,6 @@ async def update_integration(
         row.id,
         after=changes | {"credentials_changed": body.credentials is not None},
     )
-    await session.commit()
     return IntegrationOut.of(row)
 
 
@@ -299,7 +297,6 @@ async def rotate_secrets(
         require_signature=body.require_signature,
         created_by=admin.subject,
     )
-    await session.commit()
     return _secrets(issued)
 
 

@@ -65,12 +65,12 @@ async def farcards(
             session, integration, ctx.system, runtime.qr, rkeeper.query_of(root)
         )
     else:
-        # The rollback below expires the loaded rows: keep what the refusal's record needs.
+        # The savepoint's rollback expires the loaded rows: keep what the refusal's record needs.
         tenant_id, integration_id = integration.tenant_id, integration.id
         try:
-            await rkeeper.post_check(ctx, integration, root, raw)
+            async with session.begin_nested():
+                await rkeeper.post_check(ctx, integration, root, raw)
         except rkeeper.Refused as refused:
-            await session.rollback()
             log.info("rkeeper_check_refused", integration=str(integration_id), why=str(refused))
             part = refused.part
             await service.record_refusal(
@@ -82,9 +82,7 @@ async def farcards(
                 raw=raw,
                 error=str(refused),
             )
-            await session.commit()
             content = rkeeper.answer(name, 1, ErrorText=str(refused)[:255])
         else:
-            await session.commit()
             content = rkeeper.answer(name, 0)
     return Response(content, media_type=rkeeper.MEDIA_TYPE)

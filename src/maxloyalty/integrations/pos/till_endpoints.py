@@ -71,7 +71,6 @@ async def _posting(
     key = require_key(idempotency_key)
     integration, ctx = await service.till_context(session, principal, utcnow())
     status, answer = await run(ctx, integration, order_id, body, key)
-    await session.commit()
     return JSONResponse(answer, status_code=status)
 
 
@@ -121,9 +120,7 @@ async def pos_hold(
 async def pos_cancel(order_id: OrderId, principal: Till, session: TenantSession) -> dict[str, Any]:
     """Release the order's hold (the guest paid otherwise, or the order was voided)."""
     integration = await service.of_caller(session, principal)
-    answer = await generic.cancel(session, integration, order_id, utcnow())
-    await session.commit()
-    return answer
+    return await generic.cancel(session, integration, order_id, utcnow())
 
 
 @router.post("/orders/{order_id}/commit", status_code=201)

@@ -58,7 +58,6 @@ async def create_endpoint(
     created = await service.create_endpoint(
         session, runtime_of(request).settings, admin.tenant_id, body
     )
-    await session.commit()
     return _with_secret(created)
 
 
@@ -80,7 +79,6 @@ async def update_endpoint(
     request: Request,
 ) -> EndpointOut:
     target = await service.update_endpoint(session, runtime_of(request).settings, endpoint_id, body)
-    await session.commit()
     return EndpointOut.model_validate(target)
 
 
@@ -94,7 +92,6 @@ async def rotate_secret(
     """A new secret, shown once; the old one keeps signing alongside it for `grace_hours`."""
     grace = timedelta(hours=(body or RotateIn()).grace_hours)
     target = await service.rotate_secret(session, endpoint_id, grace)
-    await session.commit()
     return _with_secret(target)
 
 
@@ -103,7 +100,6 @@ async def disable_endpoint(
     endpoint_id: uuid.UUID, _admin: Admin, session: TenantSession
 ) -> EndpointOut:
     target = await service.disable_endpoint(session, endpoint_id)
-    await session.commit()
     return EndpointOut.model_validate(target)
 
 
@@ -134,5 +130,4 @@ async def redeliver(delivery_id: uuid.UUID, _admin: Admin, session: TenantSessio
     """Send the event of this logged attempt again, with a fresh retry schedule, in its
     place in the endpoint's order (ahead of newer pending events)."""
     delivery = await service.redeliver(session, delivery_id)
-    await session.commit()
     return RedeliveryOut.model_validate(delivery)

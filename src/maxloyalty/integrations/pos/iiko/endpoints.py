@@ -2,31 +2,29 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from maxloyalty.config import Settings
-from maxloyalty.identity.dependencies import Authorize, TenantSession
+from maxloyalty.identity.dependencies import Authorize, PublicSession, TenantSession
 from maxloyalty.identity.principal import Principal, Role
 from maxloyalty.integrations.pos import service
 from maxloyalty.integrations.pos.admin_endpoints import PosEventOut, PosSyncOut
 from maxloyalty.integrations.pos.iiko import sync, webhook
 from maxloyalty.integrations.pos.models import PosEvent, PosIntegration, PosSync, SyncStatus
 from maxloyalty.kit.cache import Cache
-from maxloyalty.kit.errors import AppError, NotFound, Unauthorized, problem_responses
+from maxloyalty.kit.errors import AppError, NotFound, Rejection, Unauthorized, problem_responses
 from maxloyalty.kit.http import read_limited
 from maxloyalty.runtime import runtime_of
 
 router = APIRouter(tags=["pos"], responses=problem_responses(401, 403, 404, 422))
 Admin = Annotated[Principal, Depends(Authorize(Role.RESTAURANT_ADMIN))]
 MAX_BODY = 4 << 20
-MAX_EVENTS = 500
 SyncCall = Callable[[AsyncSession, Settings, Cache, PosIntegration], Awaitable[PosSync]]
 JSON_BODY = {
     "requestBody": {
@@ -46,43 +44,19 @@ def _token(request: Request) -> str:
     return token
 
 
-def _events(body: bytes) -> list[Any]:
-    try:
-        events = json.loads(body)
-    except RecursionError as exc:  # the parser recurses once per level of nesting
-        raise AppError("The body nests too deeply.", code="invalid_events", status=400) from exc
-    except ValueError as exc:  # not JSON, not UTF-8, or an integer of thousands of digits
-        raise AppError("The body is not JSON.", code="invalid_events", status=400) from exc
-    if not isinstance(events, list) or len(events) > MAX_EVENTS:
-        raise AppError(
-            f"The body must be a JSON array of at most {MAX_EVENTS} events.",
-            code="invalid_events",
-            status=400,
-        )
-    return events
-
-
 @router.post(
     "/api/pos/iiko/webhook",
     responses=problem_responses(400, 413),
     openapi_extra=JSON_BODY,
 )
-async def iiko_webhook(request: Request) -> dict[str, int]:
+async def iiko_webhook(request: Request, session: PublicSession) -> dict[str, int]:
     """iikoTransport events (a JSON array). Every event is kept and handed to the worker in
     the same transaction, then the call is answered: closed orders of members accrue points
     there; other event types are logged."""
     token = _token(request)
-    tenant_id = service.tenant_of_webhook_token(token)
-    runtime = runtime_of(request)
-    async with runtime.db.session(tenant_id) as session:
-        integration = await service.of_webhook_token(session, runtime.api_key_key, token)
-    events = _events(await read_limited(request, MAX_BODY))
-    async with runtime.db.transaction(tenant_id) as session:
-        stored = [webhook.new_event(integration, raw) for raw in events]
-        session.add_all(stored)
-        await session.flush()
-        await webhook.enqueue(session, stored)
-    return {"received": len(stored)}
+    body = await read_limited(request, MAX_BODY)
+    received = await webhook.receive(session, runtime_of(request).api_key_key, token, body)
+    return {"received": received}
 
 
 @router.post(
@@ -120,9 +94,8 @@ async def _sync(
     runtime = runtime_of(request)
     row = await call(session, runtime.settings, runtime.cache, integration)
     out = PosSyncOut.model_validate(row)
-    await session.commit()
-    if row.status is SyncStatus.FAILED:
-        raise AppError(
+    if row.status is SyncStatus.FAILED:  # a Rejection: the attempt's record is committed
+        raise Rejection(
             f"iikoCloud refused or did not answer: {row.error}",
             code="pos_unavailable",
             status=502,

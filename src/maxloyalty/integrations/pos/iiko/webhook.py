@@ -12,6 +12,7 @@ twice, and an order the till already posted through the generic POS API is left 
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import uuid
@@ -31,7 +32,7 @@ from maxloyalty.integrations.pos.iiko import personal
 from maxloyalty.integrations.pos.models import PosEvent, PosEventStatus, PosIntegration
 from maxloyalty.kit import jobs
 from maxloyalty.kit.clock import utcnow
-from maxloyalty.kit.db import Database, for_update
+from maxloyalty.kit.db import Database, bind, for_update
 from maxloyalty.kit.errors import AppError, NotFound
 from maxloyalty.ledger import holds
 from maxloyalty.ledger.models import HoldStatus, LedgerOperation
@@ -78,6 +79,25 @@ def _storable(value: Any, path: str, depth: int, problems: list[str]) -> Any:
     return value
 
 
+MAX_EVENTS = 500
+
+
+def parse_events(body: bytes) -> list[Any]:
+    try:
+        events = json.loads(body)
+    except RecursionError as exc:  # the parser recurses once per level of nesting
+        raise AppError("The body nests too deeply.", code="invalid_events", status=400) from exc
+    except ValueError as exc:  # not JSON, not UTF-8, or an integer of thousands of digits
+        raise AppError("The body is not JSON.", code="invalid_events", status=400) from exc
+    if not isinstance(events, list) or len(events) > MAX_EVENTS:
+        raise AppError(
+            f"The body must be a JSON array of at most {MAX_EVENTS} events.",
+            code="invalid_events",
+            status=400,
+        )
+    return events
+
+
 def new_event(integration: PosIntegration, raw: Any) -> PosEvent:
     """The event to keep: RECEIVED, or FAILED already when it is not an event we can keep
     as sent (not an object; numbers JSON cannot hold, which become null; absurd depth).
@@ -115,6 +135,18 @@ async def enqueue(session: AsyncSession, events: list[PosEvent]) -> None:
         await jobs.enqueue(
             session, PROCESS_JOB, {"tenant_id": str(waiting[0].tenant_id), "event_ids": ids}
         )
+
+
+async def receive(session: AsyncSession, hmac_key: bytes, token: str, body: bytes) -> int:
+    """Keep every event of a webhook call and hand them to the worker, in one transaction;
+    the caller is the integration whose token this is."""
+    await bind(session, tenant_id=service.tenant_of_webhook_token(token))
+    integration = await service.of_webhook_token(session, hmac_key, token)
+    stored = [new_event(integration, raw) for raw in parse_events(body)]
+    session.add_all(stored)
+    await session.flush()
+    await enqueue(session, stored)
+    return len(stored)
 
 
 def _kopecks(value: Any) -> int:
