@@ -43,17 +43,17 @@ def _name(node: ast.expr) -> str | None:
     return node.attr if isinstance(node, ast.Attribute) else None
 
 
-def _classes(trees: list[ast.Module]) -> dict[str, tuple[str, int]]:
-    """Every error class (AppError and its subclasses) with its default (code, status)."""
+def _classes(trees: list[ast.Module]) -> dict[str, tuple[str, int, str | None]]:
+    """Every error class (AppError and its subclasses) with its (code, status, message)."""
     defs = {
         node.name: node
         for tree in trees
         for node in ast.walk(tree)
         if isinstance(node, ast.ClassDef)
     }
-    known: dict[str, tuple[str, int]] = {}
+    known: dict[str, tuple[str, int, str | None]] = {}
 
-    def resolve(name: str) -> tuple[str, int] | None:
+    def resolve(name: str) -> tuple[str, int, str | None] | None:
         if name in known:
             return known[name]
         node = defs.get(name)
@@ -62,7 +62,7 @@ def _classes(trees: list[ast.Module]) -> dict[str, tuple[str, int]]:
         inherited = next((r for b in node.bases if (n := _name(b)) and (r := resolve(n))), None)
         if name != "AppError" and inherited is None:
             return None
-        code, status = inherited or ("", 400)
+        code, status, message = inherited or ("", 400, None)
         for statement in node.body:
             target = statement.target if isinstance(statement, ast.AnnAssign) else None
             if isinstance(statement, ast.Assign) and len(statement.targets) == 1:
@@ -72,7 +72,9 @@ def _classes(trees: list[ast.Module]) -> dict[str, tuple[str, int]]:
                 code = _text(value) or code
             if isinstance(target, ast.Name) and target.id == "status" and _int(value):
                 status = _int(value) or status
-        known[name] = (code, status)
+            if isinstance(target, ast.Name) and target.id == "message" and _text(value):
+                message = _text(value)
+        known[name] = (code, status, message)
         return known[name]
 
     for name in defs:
@@ -84,15 +86,16 @@ def collect() -> dict[str, Code]:
     trees = [ast.parse(path.read_text()) for path in sorted(SOURCE.rglob("*.py"))]
     classes = _classes(trees)
     codes: dict[str, Code] = defaultdict(Code)
-    for code, status in classes.values():
+    for code, status, message in classes.values():
         codes[code].statuses.add(status)
+        codes[code].messages.update({message} if message else set())
     for tree in trees:
         for node in ast.walk(tree):
             if not isinstance(node, ast.Call) or (called := _name(node.func)) is None:
                 continue
             kwargs = {k.arg: k.value for k in node.keywords if k.arg}
             if called in classes:
-                default_code, default_status = classes[called]
+                default_code, default_status, _ = classes[called]
                 code = _text(kwargs.get("code")) or default_code
                 codes[code].statuses.add(_int(kwargs.get("status")) or default_status)
                 message = _text(node.args[0]) if node.args else _text(kwargs.get("detail"))

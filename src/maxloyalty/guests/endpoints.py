@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import Annotated, Any
 
 import segno
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import or_, select
@@ -25,10 +25,11 @@ from maxloyalty.guests.service import (
     lock_card,
     set_status,
 )
+from maxloyalty.identity.auth import CardOperator, Manager, Person
 from maxloyalty.identity.contacts import normalize_phone, phone_index
-from maxloyalty.identity.dependencies import Authorize, TenantSession
+from maxloyalty.identity.dependencies import TenantSession
 from maxloyalty.identity.models import User
-from maxloyalty.identity.principal import Principal, Role
+from maxloyalty.identity.principal import Role
 from maxloyalty.kit.errors import AppError, NotFound, problem_responses
 from maxloyalty.kit.pagination import Paging, make_page, paginate
 from maxloyalty.kit.timestamps import rfc3339_or_none
@@ -38,20 +39,11 @@ from maxloyalty.network.service import get_restaurant
 from maxloyalty.runtime import runtime_of
 
 router = APIRouter(tags=["guests"], responses=problem_responses(401, 403, 404, 422))
-Till = Annotated[
-    Principal,
-    Depends(Authorize(Role.CASHIER, Role.MANAGER, Role.RESTAURANT_ADMIN, Role.SYSTEM)),
-]
-Staff = Annotated[Principal, Depends(Authorize(Role.MANAGER, Role.RESTAURANT_ADMIN))]
-CardReader = Annotated[
-    Principal,
-    Depends(Authorize(Role.CASHIER, Role.MANAGER, Role.RESTAURANT_ADMIN, Role.GUEST)),
-]
 
 
 @router.post("/api/guests", status_code=201)
 async def register_guest(
-    body: GuestCreate, principal: Till, session: TenantSession
+    body: GuestCreate, principal: CardOperator, session: TenantSession
 ) -> dict[str, Any]:
     """Register a guest at the till (or find them) and hand out their card."""
     ensure_restaurant(principal, body.restaurant_id)
@@ -87,7 +79,7 @@ _CSV_FIELDS = [
 @router.get("/api/restaurants/{restaurant_id}/guests", response_model=None)
 async def list_guests(
     restaurant_id: uuid.UUID,
-    principal: Staff,
+    principal: Manager,
     session: TenantSession,
     paging: Paging,
     q: Annotated[str | None, Query(max_length=100, description="Name, card code or phone")] = None,
@@ -170,7 +162,7 @@ def _csv(rows: Sequence[Any]) -> StreamingResponse:
 
 @router.get("/api/cards/{card_id}/qr.svg", response_class=Response)
 async def card_qr(
-    card_id: uuid.UUID, principal: CardReader, session: TenantSession, request: Request
+    card_id: uuid.UUID, principal: Person, session: TenantSession, request: Request
 ) -> Response:
     """The card's QR code (a signed payload) as SVG."""
     card = await session.get(GuestCard, card_id)
@@ -191,7 +183,7 @@ class CardStatusUpdate(BaseModel):
 
 @router.patch("/api/cards/{card_id}", responses=problem_responses(409))
 async def set_card_status(
-    card_id: uuid.UUID, body: CardStatusUpdate, principal: Staff, session: TenantSession
+    card_id: uuid.UUID, body: CardStatusUpdate, principal: Manager, session: TenantSession
 ) -> dict[str, Any]:
     """Block, unblock or delete a card. A blocked card can be neither identified for
     operations nor used; a deleted one frees its 6-digit code."""

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import date
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -14,15 +14,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from maxloyalty.audit.service import record, snapshot
 from maxloyalty.guests.models import Channel, Gender, GuestCard, GuestChild, GuestProfile
 from maxloyalty.guests.schemas import Name
-from maxloyalty.identity.dependencies import Authorize, TenantSession
+from maxloyalty.identity.auth import Guest
+from maxloyalty.identity.dependencies import TenantSession
 from maxloyalty.identity.models import Consent, ConsentKind
-from maxloyalty.identity.principal import Principal, Role
+from maxloyalty.identity.principal import Principal
 from maxloyalty.kit import context
 from maxloyalty.kit.errors import AppError, NotFound, problem_responses
 from maxloyalty.kit.timestamps import rfc3339
 
 router = APIRouter(prefix="/api/me", tags=["me"], responses=problem_responses(401, 403, 404, 422))
-Guest = Annotated[Principal, Depends(Authorize(Role.GUEST))]
 
 
 class ProfileUpdate(BaseModel):

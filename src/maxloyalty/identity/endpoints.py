@@ -7,8 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request, Response, status
 
 from maxloyalty.identity import sessions
+from maxloyalty.identity.auth import PasswordHolder
 from maxloyalty.identity.dependencies import (
-    Authorize,
     PublicSession,
     TenantSession,
     authenticate,
@@ -17,7 +17,7 @@ from maxloyalty.identity.dependencies import (
 )
 from maxloyalty.identity.login import change_password as password_change
 from maxloyalty.identity.login import staff_login
-from maxloyalty.identity.principal import Principal, Role
+from maxloyalty.identity.principal import Principal
 from maxloyalty.identity.schemas import LoginRequest, MeOut, PasswordChange, RefreshRequest
 from maxloyalty.identity.sessions import TokenPair
 from maxloyalty.kit.errors import problem_responses
@@ -66,10 +66,7 @@ async def logout(body: RefreshRequest, session: PublicSession, request: Request)
 @router.post("/password", responses=problem_responses(401, 403))
 async def change_password(
     body: PasswordChange,
-    principal: Annotated[
-        Principal,
-        Depends(Authorize(Role.OWNER, Role.RESTAURANT_ADMIN, Role.MANAGER, Role.CASHIER)),
-    ],
+    principal: PasswordHolder,
     session: TenantSession,
     request: Request,
 ) -> TokenPair:

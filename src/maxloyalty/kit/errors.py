@@ -42,10 +42,23 @@ class Problem(BaseModel):
 
 
 class AppError(Exception):
-    """A domain or request error with a stable code; one handler maps it to HTTP."""
+    """A refusal with a stable code; one handler maps it to HTTP.
+
+    Each refusal is a class of its package's `errors.py` that names its `code`, `status`
+    and `message` (`class CardNotFound(NotFound): code = "card_not_found"`…); services raise
+    it, with a `detail` only where the answer says more than the message. Every class is
+    in `catalogue` under its code, which is one class's alone."""
 
     status: int = 400
     code: str = "bad_request"
+    message: str | None = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "code" in cls.__dict__:
+            taken = catalogue.setdefault(cls.code, cls)
+            if taken is not cls:
+                raise TypeError(f"{cls.__qualname__}: code {cls.code!r} is {taken.__qualname__}'s")
 
     def __init__(
         self,
@@ -56,12 +69,17 @@ class AppError(Exception):
         errors: list[FieldError] | None = None,
         headers: dict[str, str] | None = None,
     ) -> None:
+        detail = detail or self.message
         super().__init__(detail or self.code)
         self.detail = detail
         self.code = code or self.code
         self.status = status or self.status
         self.errors = errors
         self.headers = headers or {}
+
+
+# Every named refusal by its code (filled as the classes are defined).
+catalogue: dict[str, type[AppError]] = {}
 
 
 class DatabaseUnreachable(Exception):
@@ -103,6 +121,19 @@ class Forbidden(AppError):
 class TooManyRequests(AppError):
     status = 429
     code = "rate_limited"
+
+
+class ValidationFailed(AppError):
+    """A field is missing, of the wrong type or out of bounds (the body's `errors` say which)."""
+
+    status = 422
+    code = "validation_error"
+    message = "The request has invalid fields."
+
+
+class MalformedJson(AppError):
+    code = "malformed_json"
+    message = "The body is not valid JSON."
 
 
 def problem_response(
@@ -164,11 +195,9 @@ async def _on_app_error(request: Request, exc: Exception) -> JSONResponse:
 async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     errors = _field_errors(exc)
-    if any(err.type == "json_invalid" for err in errors):
-        return problem_response(request, 400, "malformed_json", "The body is not valid JSON.")
-    return problem_response(
-        request, 422, "validation_error", "The request has invalid fields.", errors
-    )
+    malformed = any(err.type == "json_invalid" for err in errors)
+    refusal = MalformedJson() if malformed else ValidationFailed(errors=errors)
+    return await _on_app_error(request, refusal)
 
 
 async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
@@ -252,13 +281,21 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(Exception, _on_unexpected)
 
 
-def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI `responses=` entries for the problem answers a route may give."""
+def problem_responses(*answers: int | type[AppError]) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses=` entries for the problem answers a route may give: error classes
+    (their codes are listed under their status), or bare statuses."""
+    codes: dict[int, list[str]] = {}
+    for answer in answers:
+        if isinstance(answer, int):
+            codes.setdefault(answer, [])
+        else:
+            codes.setdefault(answer.status, []).append(answer.code)
     return {
         status: {
             "model": Problem,
-            "description": HTTPStatus(status).phrase,
+            "description": HTTPStatus(status).phrase
+            + (": " + ", ".join(f"`{c}`" for c in sorted(set(found))) if found else ""),
             "content": {PROBLEM_MEDIA_TYPE: {}},
         }
-        for status in statuses
+        for status, found in sorted(codes.items())
     }

@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime
 from sqlalchemy import select
@@ -15,7 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from maxloyalty.guests.models import CardStatus, GuestCard
 from maxloyalty.guests.schemas import IdentifyRequest
 from maxloyalty.guests.service import card_for_guest, ensure_restaurant
-from maxloyalty.identity.dependencies import Authorize, TenantSession
+from maxloyalty.identity.auth import CardOperator, Manager, TenantMember
+from maxloyalty.identity.dependencies import TenantSession
 from maxloyalty.identity.principal import Principal, Role
 from maxloyalty.kit.clock import utcnow
 from maxloyalty.kit.errors import AppError, NotFound, problem_responses
@@ -31,20 +32,10 @@ from maxloyalty.runtime import runtime_of
 
 router = APIRouter(tags=["ledger"], responses=problem_responses(401, 403, 404, 422))
 
-Till = Annotated[
-    Principal,
-    Depends(Authorize(Role.CASHIER, Role.MANAGER, Role.RESTAURANT_ADMIN, Role.SYSTEM)),
-]
-Reader = Annotated[
-    Principal,
-    Depends(Authorize(Role.CASHIER, Role.MANAGER, Role.RESTAURANT_ADMIN, Role.SYSTEM, Role.GUEST)),
-]
-Approver = Annotated[Principal, Depends(Authorize(Role.MANAGER, Role.RESTAURANT_ADMIN))]
-
 
 @router.post("/api/cards/identify", responses=problem_responses(429))
 async def identify_card(
-    body: IdentifyRequest, principal: Till, session: TenantSession, request: Request
+    body: IdentifyRequest, principal: CardOperator, session: TenantSession, request: Request
 ) -> dict[str, Any]:
     """Find the card by QR payload, 6-digit code or phone: guest, level, balance, discount
     and how many points this check may use."""
@@ -60,7 +51,7 @@ async def identify_card(
 async def post_transaction(
     guest_id: uuid.UUID,
     body: CashierRequest,
-    principal: Till,
+    principal: CardOperator,
     session: TenantSession,
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
@@ -111,7 +102,7 @@ async def _card(
 async def post_transfer(
     guest_id: uuid.UUID,
     body: TransferRequest,
-    principal: Reader,
+    principal: TenantMember,
     session: TenantSession,
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
@@ -127,7 +118,7 @@ async def post_transfer(
 @router.get("/api/guest/{guest_id}/balance")
 async def get_balance(
     guest_id: uuid.UUID,
-    principal: Reader,
+    principal: TenantMember,
     session: TenantSession,
     restaurant_id: uuid.UUID | None = None,
 ) -> dict[str, Any]:
@@ -138,7 +129,7 @@ async def get_balance(
 @router.get("/api/guest/{guest_id}/history")
 async def get_history(
     guest_id: uuid.UUID,
-    principal: Reader,
+    principal: TenantMember,
     session: TenantSession,
     paging: Paging,
     restaurant_id: uuid.UUID | None = None,
@@ -159,13 +150,13 @@ async def get_history(
 
 @router.post("/api/transactions/{transaction_id}/approve", responses=problem_responses(409))
 async def approve(
-    transaction_id: uuid.UUID, principal: Approver, session: TenantSession
+    transaction_id: uuid.UUID, principal: Manager, session: TenantSession
 ) -> dict[str, Any]:
     return await operations.decide(session, principal, transaction_id, True, utcnow())
 
 
 @router.post("/api/transactions/{transaction_id}/reject", responses=problem_responses(409))
 async def reject(
-    transaction_id: uuid.UUID, principal: Approver, session: TenantSession
+    transaction_id: uuid.UUID, principal: Manager, session: TenantSession
 ) -> dict[str, Any]:
     return await operations.decide(session, principal, transaction_id, False, utcnow())

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from maxloyalty.identity.dependencies import Authorize, TenantSession
-from maxloyalty.identity.principal import Principal, Role
+from maxloyalty.identity.auth import Staff, TenantAdmin
+from maxloyalty.identity.dependencies import TenantSession
 from maxloyalty.kit.errors import problem_responses
 from maxloyalty.kit.pagination import Page, Paging, make_page
 from maxloyalty.loyalty import service
@@ -23,8 +22,6 @@ from maxloyalty.loyalty.schemas import (
 )
 
 router = APIRouter(tags=["loyalty programme"], responses=problem_responses(401, 403, 404, 422))
-Admin = Annotated[Principal, Depends(Authorize(Role.RESTAURANT_ADMIN))]
-Staff = Annotated[Principal, Depends(Authorize(Role.RESTAURANT_ADMIN, Role.MANAGER, Role.CASHIER))]
 
 
 def _out(system: LoyaltySystem, levels: list[LoyaltyLevel]) -> ProgramOut:
@@ -48,7 +45,9 @@ async def list_programs(_staff: Staff, session: TenantSession, paging: Paging) -
 
 
 @router.post("/api/loyalty/programs", status_code=201, responses=problem_responses(409))
-async def create_program(body: ProgramCreate, admin: Admin, session: TenantSession) -> ProgramOut:
+async def create_program(
+    body: ProgramCreate, admin: TenantAdmin, session: TenantSession
+) -> ProgramOut:
     assert admin.tenant_id is not None
     settings = body.model_dump(
         exclude={"type", "mode", "restaurant_id", "levels"}, exclude_none=True
@@ -67,7 +66,7 @@ async def create_program(body: ProgramCreate, admin: Admin, session: TenantSessi
 
 @router.patch("/api/loyalty/programs/{program_id}")
 async def update_program(
-    program_id: uuid.UUID, body: ProgramSettings, _admin: Admin, session: TenantSession
+    program_id: uuid.UUID, body: ProgramSettings, _admin: TenantAdmin, session: TenantSession
 ) -> ProgramOut:
     system = await service.get_program(session, program_id)
     await service.update_program(session, system, body.model_dump(exclude_unset=True))
@@ -76,7 +75,7 @@ async def update_program(
 
 @router.put("/api/loyalty/programs/{program_id}/levels")
 async def replace_levels(
-    program_id: uuid.UUID, body: list[LevelIn], _admin: Admin, session: TenantSession
+    program_id: uuid.UUID, body: list[LevelIn], _admin: TenantAdmin, session: TenantSession
 ) -> ProgramOut:
     """Replace the levels; every card is then re-evaluated in the background."""
     system = await service.get_program(session, program_id)

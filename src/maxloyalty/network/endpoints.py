@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
 
-from fastapi import APIRouter, Depends, status
+from fastapi import APIRouter, status
 
-from maxloyalty.identity.dependencies import Authorize, PlatformSession, TenantSession
-from maxloyalty.identity.principal import Principal, Role
+from maxloyalty.identity.auth import Staff, TenantAdmin
+from maxloyalty.identity.dependencies import PlatformSession, TenantSession
 from maxloyalty.kit.errors import problem_responses
 from maxloyalty.kit.pagination import Page, Paging, make_page
 from maxloyalty.network import service
@@ -25,9 +24,6 @@ from maxloyalty.network.schemas import (
 router = APIRouter(tags=["restaurants"], responses=problem_responses(401, 403, 422))
 platform_router = APIRouter(tags=["platform"], responses=problem_responses(401, 403, 422))
 
-Staff = Annotated[Principal, Depends(Authorize(Role.RESTAURANT_ADMIN, Role.MANAGER, Role.CASHIER))]
-Admin = Annotated[Principal, Depends(Authorize(Role.RESTAURANT_ADMIN))]
-
 
 @router.get("/api/restaurants", response_model=Page[RestaurantOut])
 async def list_restaurants(
@@ -43,7 +39,7 @@ async def list_restaurants(
     responses=problem_responses(400, 409),
 )
 async def create_restaurant(
-    body: RestaurantCreate, principal: Admin, session: TenantSession
+    body: RestaurantCreate, principal: TenantAdmin, session: TenantSession
 ) -> RestaurantOut:
     assert principal.tenant_id is not None
     restaurant = await service.create_restaurant(session, principal.tenant_id, body)
@@ -61,7 +57,7 @@ async def get_restaurant(
 
 @router.patch("/api/restaurants/{restaurant_id}", responses=problem_responses(400, 404, 409))
 async def update_restaurant(
-    restaurant_id: uuid.UUID, body: RestaurantUpdate, principal: Admin, session: TenantSession
+    restaurant_id: uuid.UUID, body: RestaurantUpdate, principal: TenantAdmin, session: TenantSession
 ) -> RestaurantOut:
     restaurant = await service.update_restaurant(session, principal, restaurant_id, body)
     return RestaurantOut.model_validate(restaurant)
@@ -86,7 +82,10 @@ async def list_points_of_sale(
     responses=problem_responses(400, 404, 409),
 )
 async def create_point_of_sale(
-    restaurant_id: uuid.UUID, body: PointOfSaleCreate, principal: Admin, session: TenantSession
+    restaurant_id: uuid.UUID,
+    body: PointOfSaleCreate,
+    principal: TenantAdmin,
+    session: TenantSession,
 ) -> PointOfSaleOut:
     restaurant = await service.get_restaurant(session, principal, restaurant_id)
     pos = await service.create_point_of_sale(session, restaurant, body)

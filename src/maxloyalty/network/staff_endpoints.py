@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request, Response, status
+from fastapi import APIRouter, Request, Response, status
 
 from maxloyalty.identity import api_keys
-from maxloyalty.identity.dependencies import Authorize, TenantSession
+from maxloyalty.identity.auth import StaffAdmin, TenantAdmin
+from maxloyalty.identity.dependencies import TenantSession
 from maxloyalty.identity.principal import Principal, Role
 from maxloyalty.kit.errors import problem_responses
 from maxloyalty.kit.pagination import Page, Paging, make_page
@@ -27,9 +27,6 @@ from maxloyalty.network.schemas import (
 from maxloyalty.runtime import runtime_of
 
 router = APIRouter(tags=["staff"], responses=problem_responses(401, 403, 404, 422))
-Admin = Annotated[Principal, Depends(Authorize(Role.RESTAURANT_ADMIN, permission="write:staff"))]
-# Grants themselves, and API keys, are for the tenant admin alone.
-KeyAdmin = Annotated[Principal, Depends(Authorize(Role.RESTAURANT_ADMIN))]
 
 
 def _tenant(principal: Principal) -> uuid.UUID:
@@ -38,13 +35,13 @@ def _tenant(principal: Principal) -> uuid.UUID:
 
 
 @router.get("/api/staff")
-async def list_staff(_admin: Admin, session: TenantSession, paging: Paging) -> Page[StaffOut]:
+async def list_staff(_admin: StaffAdmin, session: TenantSession, paging: Paging) -> Page[StaffOut]:
     rows, cursor = make_page(await staff.list_staff(session, _tenant(_admin), paging), paging)
     return Page(items=rows, next_cursor=cursor)
 
 
 @router.post("/api/staff", status_code=status.HTTP_201_CREATED, responses=problem_responses(409))
-async def create_staff(body: StaffCreate, admin: Admin, session: TenantSession) -> StaffOut:
+async def create_staff(body: StaffCreate, admin: StaffAdmin, session: TenantSession) -> StaffOut:
     """Create a staff account with an initial password (an existing person keeps theirs)."""
     staff.ensure_may_manage(admin, None, body.role)
     out, _ = await staff.create_staff(session, _tenant(admin), body)
@@ -54,7 +51,7 @@ async def create_staff(body: StaffCreate, admin: Admin, session: TenantSession) 
 
 @router.patch("/api/staff/{user_id}")
 async def update_staff(
-    user_id: uuid.UUID, body: StaffUpdate, admin: Admin, session: TenantSession
+    user_id: uuid.UUID, body: StaffUpdate, admin: StaffAdmin, session: TenantSession
 ) -> StaffOut:
     staff.ensure_may_manage(admin, user_id, body.role)
     return await staff.update_staff(session, _tenant(admin), user_id, body)
@@ -62,7 +59,7 @@ async def update_staff(
 
 @router.post("/api/staff/{user_id}/block")
 async def block_staff(
-    user_id: uuid.UUID, body: BlockRequest, admin: Admin, session: TenantSession
+    user_id: uuid.UUID, body: BlockRequest, admin: StaffAdmin, session: TenantSession
 ) -> StaffOut:
     """Block the person in this network and end their sessions here."""
     staff.ensure_may_manage(admin, user_id, None)
@@ -70,14 +67,16 @@ async def block_staff(
 
 
 @router.post("/api/staff/{user_id}/sessions/revoke", status_code=status.HTTP_204_NO_CONTENT)
-async def revoke_sessions(user_id: uuid.UUID, admin: Admin, session: TenantSession) -> Response:
+async def revoke_sessions(
+    user_id: uuid.UUID, admin: StaffAdmin, session: TenantSession
+) -> Response:
     await staff.revoke_sessions(session, _tenant(admin), user_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.get("/api/staff/{user_id}/permissions")
 async def list_permissions(
-    user_id: uuid.UUID, _admin: Admin, session: TenantSession, paging: Paging
+    user_id: uuid.UUID, _admin: StaffAdmin, session: TenantSession, paging: Paging
 ) -> Page[PermissionOut]:
     found = await staff.list_permissions(session, _tenant(_admin), user_id, paging)
     rows, cursor = make_page(found, paging)
@@ -86,7 +85,7 @@ async def list_permissions(
 
 @router.post("/api/staff/{user_id}/permissions", status_code=status.HTTP_201_CREATED)
 async def grant_permission(
-    user_id: uuid.UUID, body: PermissionCreate, admin: KeyAdmin, session: TenantSession
+    user_id: uuid.UUID, body: PermissionCreate, admin: TenantAdmin, session: TenantSession
 ) -> PermissionOut:
     grant = await staff.grant_permission(session, _tenant(admin), user_id, body, admin.subject)
     return PermissionOut.model_validate(grant)
@@ -94,7 +93,7 @@ async def grant_permission(
 
 @router.delete("/api/staff/{user_id}/permissions/{permission_id}")
 async def revoke_permission(
-    user_id: uuid.UUID, permission_id: uuid.UUID, admin: KeyAdmin, session: TenantSession
+    user_id: uuid.UUID, permission_id: uuid.UUID, admin: TenantAdmin, session: TenantSession
 ) -> PermissionOut:
     grant = await staff.revoke_permission(session, user_id, permission_id, admin.subject)
     return PermissionOut.model_validate(grant)
@@ -102,7 +101,7 @@ async def revoke_permission(
 
 @router.get("/api/api-keys", tags=["api keys"])
 async def list_api_keys(
-    _admin: KeyAdmin, session: TenantSession, paging: Paging
+    _admin: TenantAdmin, session: TenantSession, paging: Paging
 ) -> Page[ApiKeyOut]:
     rows, cursor = make_page(await api_keys.list_keys(session, paging), paging)
     return Page(items=[ApiKeyOut.model_validate(k) for k in rows], next_cursor=cursor)
@@ -110,7 +109,7 @@ async def list_api_keys(
 
 @router.post("/api/api-keys", tags=["api keys"], status_code=status.HTTP_201_CREATED)
 async def create_api_key(
-    body: ApiKeyCreate, admin: KeyAdmin, session: TenantSession, request: Request
+    body: ApiKeyCreate, admin: TenantAdmin, session: TenantSession, request: Request
 ) -> ApiKeyIssued:
     """Issue a key for a till or integration; the key (and signing secret) show only here."""
     await staff.check_restaurants(session, Role.SYSTEM, body.restaurant_ids)
@@ -131,6 +130,8 @@ async def create_api_key(
 
 
 @router.delete("/api/api-keys/{key_id}", tags=["api keys"])
-async def revoke_api_key(key_id: uuid.UUID, _admin: KeyAdmin, session: TenantSession) -> ApiKeyOut:
+async def revoke_api_key(
+    key_id: uuid.UUID, _admin: TenantAdmin, session: TenantSession
+) -> ApiKeyOut:
     row = await api_keys.revoke_key(session, key_id)
     return ApiKeyOut.model_validate(row)

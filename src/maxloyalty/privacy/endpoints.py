@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Response, status
+from fastapi import APIRouter, Response, status
 from pydantic import BaseModel, ConfigDict
 
-from maxloyalty.identity.dependencies import Authorize, TenantSession
-from maxloyalty.identity.principal import Principal, Role
+from maxloyalty.identity.auth import Person
+from maxloyalty.identity.dependencies import TenantSession
 from maxloyalty.kit.errors import problem_responses
 from maxloyalty.privacy import service as personal_data
 from maxloyalty.privacy.service import Scope
 
 router = APIRouter(prefix="/api/me", tags=["me"], responses=problem_responses(401, 403, 404, 422))
-Person = Annotated[
-    Principal,
-    Depends(Authorize(Role.GUEST, Role.CASHIER, Role.MANAGER, Role.RESTAURANT_ADMIN)),
-]
 
 
 class ErasureRequest(BaseModel):

@@ -4,34 +4,33 @@ points (a REDEMPTION that names the item)."""
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from maxloyalty.identity.dependencies import Authorize, TenantSession
-from maxloyalty.identity.principal import Principal, Role
+from maxloyalty.identity.auth import TenantAdmin, TenantMember
+from maxloyalty.identity.dependencies import TenantSession
 from maxloyalty.kit.clock import utcnow
-from maxloyalty.kit.errors import AppError, problem_responses
+from maxloyalty.kit.errors import problem_responses
 from maxloyalty.kit.pagination import Page, Paging, make_page
 from maxloyalty.ledger import operations
 from maxloyalty.ledger.idempotency import require_key
 from maxloyalty.ledger.schemas import IdempotencyKey
 from maxloyalty.rewards import service
+from maxloyalty.rewards.errors import (
+    GuestRequired,
+    RewardNotFound,
+    RewardOutOfStock,
+    RewardUnavailable,
+)
 from maxloyalty.rewards.schemas import RedeemRequest, RewardIn, RewardOut, RewardUpdate
 
 router = APIRouter(tags=["rewards"], responses=problem_responses(401, 403, 404, 422))
-Admin = Annotated[Principal, Depends(Authorize(Role.RESTAURANT_ADMIN))]
-Viewer = Annotated[
-    Principal,
-    Depends(Authorize(Role.RESTAURANT_ADMIN, Role.MANAGER, Role.CASHIER, Role.GUEST, Role.SYSTEM)),
-]
-Redeemer = Viewer
 
 
 @router.get("/api/rewards")
 async def list_rewards(
-    principal: Viewer, session: TenantSession, paging: Paging
+    principal: TenantMember, session: TenantSession, paging: Paging
 ) -> Page[RewardOut]:
     """Staff see the whole catalogue; guests see what is on offer now. In the order the
     rewards were added (the cursor's order)."""
@@ -41,15 +40,15 @@ async def list_rewards(
 
 
 @router.post("/api/rewards", status_code=201)
-async def create_reward(body: RewardIn, admin: Admin, session: TenantSession) -> RewardOut:
+async def create_reward(body: RewardIn, admin: TenantAdmin, session: TenantSession) -> RewardOut:
     assert admin.tenant_id is not None
     item = await service.create_reward(session, admin.tenant_id, body)
     return RewardOut.model_validate(item)
 
 
-@router.patch("/api/rewards/{item_id}")
+@router.patch("/api/rewards/{item_id}", responses=problem_responses(RewardNotFound))
 async def update_reward(
-    item_id: uuid.UUID, body: RewardUpdate, _admin: Admin, session: TenantSession
+    item_id: uuid.UUID, body: RewardUpdate, _admin: TenantAdmin, session: TenantSession
 ) -> RewardOut:
     item = await service.get_reward(session, item_id)
     await service.update_reward(session, item, body.model_dump(exclude_unset=True))
@@ -57,20 +56,19 @@ async def update_reward(
 
 
 @router.post(
-    "/api/rewards/{item_id}/redeem", status_code=201, responses=problem_responses(400, 409)
+    "/api/rewards/{item_id}/redeem",
+    status_code=201,
+    responses=problem_responses(400, RewardUnavailable, RewardOutOfStock, GuestRequired),
 )
 async def redeem_reward(
     item_id: uuid.UUID,
     body: RedeemRequest,
-    principal: Redeemer,
+    principal: TenantMember,
     session: TenantSession,
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
     """Buy the reward with the guest's points (guests buy for themselves)."""
     key = require_key(idempotency_key)
-    guest_id = principal.subject if principal.role is Role.GUEST else body.guest_id
-    if guest_id is None:
-        raise AppError("Name the guest (guest_id).", code="guest_required", status=422)
     ctx = await operations.open_context(session, principal, body.restaurant_id, utcnow())
-    status, answer = await service.redeem(ctx, guest_id, item_id, key)
+    status, answer = await service.redeem(ctx, body.guest_id, item_id, key)
     return JSONResponse(answer, status_code=status)

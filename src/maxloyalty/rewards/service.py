@@ -13,13 +13,19 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from maxloyalty.audit.service import record, snapshot
 from maxloyalty.identity.principal import Principal, Role
 from maxloyalty.kit.db import for_update
-from maxloyalty.kit.errors import AppError, NotFound
 from maxloyalty.kit.events import publish
 from maxloyalty.kit.pagination import PageParams, paginate
 from maxloyalty.ledger import core
 from maxloyalty.ledger.idempotency import Replay, request_hash
 from maxloyalty.ledger.models import TxType
 from maxloyalty.ledger.operations import Context, claim_with_card, tx_out
+from maxloyalty.rewards.errors import (
+    GuestRequired,
+    RequiredField,
+    RewardNotFound,
+    RewardOutOfStock,
+    RewardUnavailable,
+)
 from maxloyalty.rewards.models import RedemptionItem
 from maxloyalty.rewards.schemas import RewardIn
 
@@ -52,7 +58,7 @@ async def list_rewards(
 async def get_reward(session: AsyncSession, item_id: uuid.UUID) -> RedemptionItem:
     item = await session.get(RedemptionItem, item_id)
     if item is None:
-        raise NotFound("No such reward.", code="reward_not_found")
+        raise RewardNotFound()
     return item
 
 
@@ -72,7 +78,7 @@ async def update_reward(
     before = snapshot(item)
     for field, value in changes.items():
         if value is None and field in _REQUIRED:
-            raise AppError(f"{field} cannot be null.", code="validation_error", status=422)
+            raise RequiredField(f"{field} cannot be null.")
         setattr(item, field, value)
     await session.flush()
     await session.refresh(item)
@@ -83,10 +89,13 @@ async def update_reward(
 
 
 async def redeem(
-    ctx: Context, guest_id: uuid.UUID, item_id: uuid.UUID, idempotency_key: str
+    ctx: Context, guest_id: uuid.UUID | None, item_id: uuid.UUID, idempotency_key: str
 ) -> tuple[int, dict[str, Any]]:
     """Buy the reward with the guest's points: a REDEMPTION that names the item, stock
-    taken under the item's lock."""
+    taken under the item's lock. Guests buy for themselves; staff name the guest."""
+    guest_id = ctx.principal.subject if ctx.principal.role is Role.GUEST else guest_id
+    if guest_id is None:
+        raise GuestRequired()
     outcome = await claim_with_card(
         ctx,
         guest_id,
@@ -105,15 +114,13 @@ async def redeem(
         )
     ).one_or_none()
     if found is None:
-        raise NotFound("No such reward.", code="reward_not_found")
+        raise RewardNotFound()
     item, offered = found
     if not offered or (item.restaurant_ids and ctx.restaurant.id not in item.restaurant_ids):
-        raise AppError(
-            "This reward is not offered here now.", code="reward_unavailable", status=409
-        )
+        raise RewardUnavailable()
     if item.stock is not None:
         if item.stock <= 0:
-            raise AppError("This reward is out of stock.", code="reward_out_of_stock", status=409)
+            raise RewardOutOfStock()
         await ctx.session.execute(
             update(RedemptionItem)
             .where(RedemptionItem.id == item.id)

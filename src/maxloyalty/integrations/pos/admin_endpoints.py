@@ -5,14 +5,14 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from maxloyalty.audit.service import record
-from maxloyalty.identity.dependencies import Authorize, TenantSession
-from maxloyalty.identity.principal import Principal, Role
+from maxloyalty.identity.auth import Manager, TenantAdmin
+from maxloyalty.identity.dependencies import TenantSession
 from maxloyalty.integrations.pos import service
 from maxloyalty.integrations.pos.models import (
     PosEvent,
@@ -41,8 +41,6 @@ router = APIRouter(
     tags=["pos"],
     responses=problem_responses(401, 403, 404, 422),
 )
-Admin = Annotated[Principal, Depends(Authorize(Role.RESTAURANT_ADMIN))]
-Reader = Annotated[Principal, Depends(Authorize(Role.RESTAURANT_ADMIN, Role.MANAGER))]
 Logged = TypeVar("Logged", PosTransaction, PosEvent, PosSync)
 Out = TypeVar("Out", bound=BaseModel)
 
@@ -206,7 +204,7 @@ def _secrets(issued: service.IssuedIntegration) -> IntegrationSecrets:
 
 @router.post("", status_code=201)
 async def create_integration(
-    body: IntegrationIn, admin: Admin, session: TenantSession, request: Request
+    body: IntegrationIn, admin: TenantAdmin, session: TenantSession, request: Request
 ) -> IntegrationSecrets:
     """Connect a till system to a restaurant; the answer carries its secrets, once."""
     assert admin.tenant_id is not None
@@ -229,7 +227,7 @@ async def create_integration(
 
 @router.get("")
 async def list_integrations(
-    reader: Reader,
+    reader: Manager,
     session: TenantSession,
     paging: Paging,
     restaurant_id: uuid.UUID | None = None,
@@ -246,7 +244,7 @@ async def list_integrations(
 
 @router.get("/{integration_id}")
 async def get_integration(
-    integration_id: uuid.UUID, reader: Reader, session: TenantSession
+    integration_id: uuid.UUID, reader: Manager, session: TenantSession
 ) -> IntegrationOut:
     return IntegrationOut.of(await service.get(session, integration_id, reader))
 
@@ -255,7 +253,7 @@ async def get_integration(
 async def update_integration(
     integration_id: uuid.UUID,
     body: IntegrationPatch,
-    _admin: Admin,
+    _admin: TenantAdmin,
     session: TenantSession,
 ) -> IntegrationOut:
     """Switched off, the integration's key stops working everywhere within a second."""
@@ -284,7 +282,7 @@ async def update_integration(
 async def rotate_secrets(
     integration_id: uuid.UUID,
     body: RotateIn,
-    admin: Admin,
+    admin: TenantAdmin,
     session: TenantSession,
     request: Request,
 ) -> IntegrationSecrets:
@@ -321,7 +319,7 @@ async def _page(
 @router.get("/{integration_id}/transactions")
 async def list_transactions(
     integration_id: uuid.UUID,
-    reader: Reader,
+    reader: Manager,
     session: TenantSession,
     paging: Paging,
     status: PosTransactionStatus | None = None,
@@ -336,7 +334,7 @@ async def list_transactions(
 @router.get("/{integration_id}/events")
 async def list_events(
     integration_id: uuid.UUID,
-    reader: Reader,
+    reader: Manager,
     session: TenantSession,
     paging: Paging,
     status: PosEventStatus | None = None,
@@ -352,7 +350,7 @@ async def list_events(
 @router.get("/{integration_id}/syncs")
 async def list_syncs(
     integration_id: uuid.UUID,
-    reader: Reader,
+    reader: Manager,
     session: TenantSession,
     paging: Paging,
     status: SyncStatus | None = None,

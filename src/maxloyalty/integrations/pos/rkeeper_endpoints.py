@@ -7,11 +7,11 @@ from __future__ import annotations
 from typing import Annotated
 
 import structlog
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Path, Request
 from fastapi.responses import Response
 
-from maxloyalty.identity.dependencies import Authorize, TenantSession
-from maxloyalty.identity.principal import Principal, Role
+from maxloyalty.identity.auth import TillKey
+from maxloyalty.identity.dependencies import TenantSession
 from maxloyalty.integrations.pos import rkeeper, service
 from maxloyalty.integrations.pos.models import PosSystem
 from maxloyalty.kit.clock import utcnow
@@ -22,7 +22,6 @@ from maxloyalty.runtime import runtime_of
 
 log = structlog.get_logger(__name__)
 router = APIRouter(tags=["pos"], responses=problem_responses(400, 401, 403, 404, 413))
-Till = Annotated[Principal, Depends(Authorize(Role.SYSTEM))]
 MAX_BODY = 1 << 20
 XML_BODY = {
     "requestBody": {
@@ -41,7 +40,7 @@ XML_BODY = {
 async def farcards(
     call: Annotated[str, Path(max_length=40, pattern=r"^[A-Za-z]+$")],
     request: Request,
-    principal: Till,
+    principal: TillKey,
     session: TenantSession,
 ) -> Response:
     """Card lookup (`GetCardInfoEx`, `FindAccountsByKind` kind 3 = QR) and closed checks

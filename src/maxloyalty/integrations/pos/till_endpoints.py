@@ -5,14 +5,15 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Path, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from maxloyalty.guests.schemas import IdentifyRequest
-from maxloyalty.identity.dependencies import Authorize, TenantSession
-from maxloyalty.identity.principal import Principal, Role
+from maxloyalty.identity.auth import TillKey
+from maxloyalty.identity.dependencies import TenantSession
+from maxloyalty.identity.principal import Principal
 from maxloyalty.integrations.pos import generic, service
 from maxloyalty.integrations.pos.generic import (
     ORDER_ID_PATTERN,
@@ -35,7 +36,6 @@ router = APIRouter(
     tags=["pos"],
     responses=problem_responses(400, 401, 403, 404, 409, 422),
 )
-Till = Annotated[Principal, Depends(Authorize(Role.SYSTEM))]
 OrderId = Annotated[str, Path(min_length=1, max_length=64, pattern=ORDER_ID_PATTERN)]
 
 
@@ -76,7 +76,7 @@ async def _posting(
 
 @router.post("/identify", responses=problem_responses(429))
 async def pos_identify(
-    body: PosIdentifyRequest, principal: Till, session: TenantSession, request: Request
+    body: PosIdentifyRequest, principal: TillKey, session: TenantSession, request: Request
 ) -> dict[str, Any]:
     """The guest by QR payload, 6-digit code, phone or card number (the card number a till
     reads is the card's 6-digit code): level, balance, points free to spend, discount and
@@ -96,7 +96,7 @@ async def pos_identify(
 
 @router.post("/calculate")
 async def pos_calculate(
-    body: CalculateRequest, principal: Till, session: TenantSession
+    body: CalculateRequest, principal: TillKey, session: TenantSession
 ) -> dict[str, Any]:
     """Discount, points the check may take, points it would earn; nothing is written."""
     integration, ctx = await service.till_context(session, principal, utcnow())
@@ -107,7 +107,7 @@ async def pos_calculate(
 async def pos_hold(
     order_id: OrderId,
     body: HoldRequest,
-    principal: Till,
+    principal: TillKey,
     session: TenantSession,
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
@@ -117,7 +117,9 @@ async def pos_hold(
 
 
 @router.post("/orders/{order_id}/cancel")
-async def pos_cancel(order_id: OrderId, principal: Till, session: TenantSession) -> dict[str, Any]:
+async def pos_cancel(
+    order_id: OrderId, principal: TillKey, session: TenantSession
+) -> dict[str, Any]:
     """Release the order's hold (the guest paid otherwise, or the order was voided)."""
     integration = await service.of_caller(session, principal)
     return await generic.cancel(session, integration, order_id, utcnow())
@@ -127,7 +129,7 @@ async def pos_cancel(order_id: OrderId, principal: Till, session: TenantSession)
 async def pos_commit(
     order_id: OrderId,
     body: CommitRequest,
-    principal: Till,
+    principal: TillKey,
     session: TenantSession,
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
@@ -139,7 +141,7 @@ async def pos_commit(
 async def pos_refund(
     order_id: OrderId,
     body: RefundRequest,
-    principal: Till,
+    principal: TillKey,
     session: TenantSession,
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:

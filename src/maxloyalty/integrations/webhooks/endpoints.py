@@ -6,11 +6,11 @@ import uuid
 from datetime import timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Depends, Request
+from fastapi import APIRouter, Body, Request
 from sqlalchemy import select
 
-from maxloyalty.identity.dependencies import Authorize, TenantSession
-from maxloyalty.identity.principal import Principal, Role
+from maxloyalty.identity.auth import TenantAdmin
+from maxloyalty.identity.dependencies import TenantSession
 from maxloyalty.integrations.webhooks import service
 from maxloyalty.integrations.webhooks.event_types import EVENT_TYPES
 from maxloyalty.integrations.webhooks.models import WebhookEndpoint, WebhookLog
@@ -35,7 +35,6 @@ from maxloyalty.kit.pagination import (
 from maxloyalty.runtime import runtime_of
 
 router = APIRouter(tags=["webhooks"], responses=problem_responses(401, 403, 404, 422))
-Admin = Annotated[Principal, Depends(Authorize(Role.RESTAURANT_ADMIN))]
 
 
 def _with_secret(endpoint: WebhookEndpoint) -> EndpointCreated:
@@ -45,14 +44,14 @@ def _with_secret(endpoint: WebhookEndpoint) -> EndpointCreated:
 
 
 @router.get("/api/webhooks/event-types")
-async def event_types(_admin: Admin) -> Page[EventTypeOut]:
+async def event_types(_admin: TenantAdmin) -> Page[EventTypeOut]:
     """The whole catalogue in one page (it is small and fixed)."""
     return Page(items=[EventTypeOut(type=n, description=text) for n, text in EVENT_TYPES.items()])
 
 
 @router.post("/api/webhooks/endpoints", status_code=201)
 async def create_endpoint(
-    body: EndpointIn, admin: Admin, session: TenantSession, request: Request
+    body: EndpointIn, admin: TenantAdmin, session: TenantSession, request: Request
 ) -> EndpointCreated:
     assert admin.tenant_id is not None
     created = await service.create_endpoint(
@@ -63,7 +62,7 @@ async def create_endpoint(
 
 @router.get("/api/webhooks/endpoints")
 async def list_endpoints(
-    _admin: Admin, session: TenantSession, paging: Paging
+    _admin: TenantAdmin, session: TenantSession, paging: Paging
 ) -> Page[EndpointOut]:
     query = paginate(select(WebhookEndpoint), WebhookEndpoint.id, paging)
     rows, cursor = make_page(list(await session.scalars(query)), paging)
@@ -74,7 +73,7 @@ async def list_endpoints(
 async def update_endpoint(
     endpoint_id: uuid.UUID,
     body: EndpointPatch,
-    _admin: Admin,
+    _admin: TenantAdmin,
     session: TenantSession,
     request: Request,
 ) -> EndpointOut:
@@ -85,7 +84,7 @@ async def update_endpoint(
 @router.post("/api/webhooks/endpoints/{endpoint_id}/rotate-secret")
 async def rotate_secret(
     endpoint_id: uuid.UUID,
-    _admin: Admin,
+    _admin: TenantAdmin,
     session: TenantSession,
     body: Annotated[RotateIn | None, Body()] = None,
 ) -> EndpointCreated:
@@ -97,7 +96,7 @@ async def rotate_secret(
 
 @router.delete("/api/webhooks/endpoints/{endpoint_id}")
 async def disable_endpoint(
-    endpoint_id: uuid.UUID, _admin: Admin, session: TenantSession
+    endpoint_id: uuid.UUID, _admin: TenantAdmin, session: TenantSession
 ) -> EndpointOut:
     target = await service.disable_endpoint(session, endpoint_id)
     return EndpointOut.model_validate(target)
@@ -106,7 +105,7 @@ async def disable_endpoint(
 @router.get("/api/webhooks/endpoints/{endpoint_id}/deliveries")
 async def list_deliveries(
     endpoint_id: uuid.UUID,
-    _admin: Admin,
+    _admin: TenantAdmin,
     session: TenantSession,
     paging: Paging,
     succeeded: bool | None = None,
@@ -126,7 +125,9 @@ async def list_deliveries(
     status_code=202,
     responses=problem_responses(409),
 )
-async def redeliver(delivery_id: uuid.UUID, _admin: Admin, session: TenantSession) -> RedeliveryOut:
+async def redeliver(
+    delivery_id: uuid.UUID, _admin: TenantAdmin, session: TenantSession
+) -> RedeliveryOut:
     """Send the event of this logged attempt again, with a fresh retry schedule, in its
     place in the endpoint's order (ahead of newer pending events)."""
     delivery = await service.redeliver(session, delivery_id)

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from maxloyalty.config import Settings
-from maxloyalty.identity.dependencies import Authorize, PublicSession, TenantSession
-from maxloyalty.identity.principal import Principal, Role
+from maxloyalty.identity.auth import TenantAdmin
+from maxloyalty.identity.dependencies import PublicSession, TenantSession
 from maxloyalty.integrations.pos import service
 from maxloyalty.integrations.pos.admin_endpoints import PosEventOut, PosSyncOut
 from maxloyalty.integrations.pos.iiko import sync, webhook
@@ -23,7 +22,6 @@ from maxloyalty.kit.http import read_limited
 from maxloyalty.runtime import runtime_of
 
 router = APIRouter(tags=["pos"], responses=problem_responses(401, 403, 404, 422))
-Admin = Annotated[Principal, Depends(Authorize(Role.RESTAURANT_ADMIN))]
 MAX_BODY = 4 << 20
 SyncCall = Callable[[AsyncSession, Settings, Cache, PosIntegration], Awaitable[PosSync]]
 JSON_BODY = {
@@ -66,7 +64,7 @@ async def iiko_webhook(request: Request, session: PublicSession) -> dict[str, in
 async def replay_event(
     integration_id: uuid.UUID,
     event_id: uuid.UUID,
-    admin: Admin,
+    admin: TenantAdmin,
     session: TenantSession,
     request: Request,
 ) -> PosEventOut:
@@ -108,7 +106,7 @@ async def _sync(
     responses=problem_responses(502),
 )
 async def pull_directory(
-    integration_id: uuid.UUID, _admin: Admin, session: TenantSession, request: Request
+    integration_id: uuid.UUID, _admin: TenantAdmin, session: TenantSession, request: Request
 ) -> PosSyncOut:
     """The iiko organizations and terminal groups this integration's apiLogin sees."""
     return await _sync(session, request, integration_id, sync.pull_directory)
@@ -119,7 +117,7 @@ async def pull_directory(
     responses=problem_responses(502),
 )
 async def register_webhook(
-    integration_id: uuid.UUID, _admin: Admin, session: TenantSession, request: Request
+    integration_id: uuid.UUID, _admin: TenantAdmin, session: TenantSession, request: Request
 ) -> PosSyncOut:
     """Point the organization's iiko webhooks at this platform (retried in the background
     while iikoCloud is unreachable)."""
