@@ -43,42 +43,61 @@ def _name(node: ast.expr) -> str | None:
     return node.attr if isinstance(node, ast.Attribute) else None
 
 
+def _attributes(node: ast.ClassDef) -> dict[str, str | int]:
+    """The `code`, `status` and `message` a class body sets itself."""
+    found: dict[str, str | int] = {}
+    for statement in node.body:
+        target = statement.target if isinstance(statement, ast.AnnAssign) else None
+        if isinstance(statement, ast.Assign) and len(statement.targets) == 1:
+            target = statement.targets[0]
+        value = getattr(statement, "value", None)
+        if not isinstance(target, ast.Name):
+            continue
+        if target.id in ("code", "message") and (text := _text(value)) is not None:
+            found[target.id] = text
+        if target.id == "status" and (number := _int(value)) is not None:
+            found["status"] = number
+    return found
+
+
 def _classes(trees: list[ast.Module]) -> dict[str, tuple[str, int, str | None]]:
-    """Every error class (AppError and its subclasses) with its (code, status, message)."""
+    """Every error class (AppError and its subclasses) with its (code, status, message),
+    each looked up along the class's method resolution order, as Python does."""
     defs = {
         node.name: node
         for tree in trees
         for node in ast.walk(tree)
         if isinstance(node, ast.ClassDef)
     }
+    orders: dict[str, list[str]] = {}
+
+    def mro(name: str) -> list[str]:  # C3 linearization over the classes defined here
+        if name not in orders:
+            bases = [n for b in defs[name].bases if (n := _name(b)) in defs]
+            pending = [mro(base) for base in bases] + [bases]
+            order = [name]
+            while any(pending):
+                head = next(
+                    seq[0] for seq in pending if seq and all(seq[0] not in s[1:] for s in pending)
+                )
+                order.append(head)
+                pending = [[c for c in seq if c != head] for seq in pending]
+            orders[name] = order
+        return orders[name]
+
     known: dict[str, tuple[str, int, str | None]] = {}
-
-    def resolve(name: str) -> tuple[str, int, str | None] | None:
-        if name in known:
-            return known[name]
-        node = defs.get(name)
-        if node is None:
-            return None
-        inherited = next((r for b in node.bases if (n := _name(b)) and (r := resolve(n))), None)
-        if name != "AppError" and inherited is None:
-            return None
-        code, status, message = inherited or ("", 400, None)
-        for statement in node.body:
-            target = statement.target if isinstance(statement, ast.AnnAssign) else None
-            if isinstance(statement, ast.Assign) and len(statement.targets) == 1:
-                target = statement.targets[0]
-            value = getattr(statement, "value", None)
-            if isinstance(target, ast.Name) and target.id == "code" and _text(value):
-                code = _text(value) or code
-            if isinstance(target, ast.Name) and target.id == "status" and _int(value):
-                status = _int(value) or status
-            if isinstance(target, ast.Name) and target.id == "message" and _text(value):
-                message = _text(value)
-        known[name] = (code, status, message)
-        return known[name]
-
     for name in defs:
-        resolve(name)
+        if "AppError" not in mro(name):
+            continue
+        merged: dict[str, str | int] = {}
+        for ancestor in reversed(mro(name)):
+            merged |= _attributes(defs[ancestor])
+        message = merged.get("message")
+        known[name] = (
+            str(merged.get("code", "")),
+            int(merged.get("status", 400)),
+            message if isinstance(message, str) else None,
+        )
     return known
 
 
@@ -86,9 +105,16 @@ def collect() -> dict[str, Code]:
     trees = [ast.parse(path.read_text()) for path in sorted(SOURCE.rglob("*.py"))]
     classes = _classes(trees)
     codes: dict[str, Code] = defaultdict(Code)
-    for code, status, message in classes.values():
-        codes[code].statuses.add(status)
-        codes[code].messages.update({message} if message else set())
+    naming = {  # the classes that name a code of their own (others only answer when raised)
+        node.name
+        for tree in trees
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ClassDef) and "code" in _attributes(node)
+    }
+    for name, (code, status, message) in classes.items():
+        if name in naming:
+            codes[code].statuses.add(status)
+            codes[code].messages.update({message} if message else set())
     for tree in trees:
         for node in ast.walk(tree):
             if not isinstance(node, ast.Call) or (called := _name(node.func)) is None:

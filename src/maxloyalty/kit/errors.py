@@ -123,6 +123,33 @@ class TooManyRequests(AppError):
     code = "rate_limited"
 
 
+class Invalid(AppError):
+    """Well-formed, but not acceptable as it stands."""
+
+    status = 422
+
+
+class Unavailable(AppError):
+    """Cannot be served now; the same request may succeed later."""
+
+    status = 503
+
+
+class InvalidCursor(AppError):
+    code = "invalid_cursor"
+    message = "The cursor is not valid."
+
+
+class PayloadTooLarge(AppError):
+    status = 413
+    code = "payload_too_large"
+
+
+class InvalidQr(Invalid):
+    code = "invalid_qr"
+    message = "The QR code is not a valid card."
+
+
 class ValidationFailed(AppError):
     """A field is missing, of the wrong type or out of bounds (the body's `errors` say which)."""
 

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from fastapi import Request
 
-from maxloyalty.kit.errors import AppError
+from maxloyalty.kit.errors import PayloadTooLarge
 
 
-def _too_large(limit: int) -> AppError:
-    return AppError(
-        f"The request is larger than {limit} bytes.", code="payload_too_large", status=413
-    )
+def _too_large(limit: int) -> PayloadTooLarge:
+    return PayloadTooLarge(f"The request is larger than {limit} bytes.")
 
 
 async def read_limited(request: Request, limit: int) -> bytes:

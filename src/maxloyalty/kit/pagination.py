@@ -12,7 +12,7 @@ from pydantic import BaseModel
 from sqlalchemy import Select
 from sqlalchemy.orm import InstrumentedAttribute
 
-from maxloyalty.kit.errors import AppError
+from maxloyalty.kit.errors import InvalidCursor
 
 T = TypeVar("T")
 # Any select (of one or several columns/entities).
@@ -33,7 +33,7 @@ def _decode_cursor(cursor: str) -> uuid.UUID:
     try:
         return uuid.UUID(bytes=base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
     except (binascii.Error, ValueError) as exc:
-        raise AppError("The cursor is not valid.", code="invalid_cursor") from exc
+        raise InvalidCursor() from exc
 
 
 def encode_cursor(key: uuid.UUID) -> str:

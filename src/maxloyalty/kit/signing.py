@@ -10,7 +10,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 
-from maxloyalty.kit.errors import AppError
+from maxloyalty.kit.errors import InvalidQr
 
 
 def _kid(secret: str) -> str:
@@ -69,7 +69,7 @@ class QrSigner:
         return f"{QR_PREFIX}.{_b64(card_id.bytes)}.{_b64(tag)}"
 
     def card_id(self, tenant_id: uuid.UUID, payload: str) -> uuid.UUID:
-        invalid = AppError("The QR code is not a valid card.", code="invalid_qr", status=422)
+        invalid = InvalidQr()
         try:
             prefix, raw_id, raw_tag = payload.strip().split(".")
             card_id = uuid.UUID(bytes=_unb64(raw_id))
