@@ -10,15 +10,22 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from maxloyalty.audit.service import record
+from maxloyalty.guests.errors import (
+    CardBlocked,
+    CardDeleted,
+    CardNotFound,
+    CodeSpaceExhausted,
+    RestaurantRequired,
+)
 from maxloyalty.guests.models import CardStatus, GuestCard, GuestProfile, RegistrationSource
 from maxloyalty.identity.contacts import normalize_phone, phone_index
 from maxloyalty.identity.models import User, UserRole
 from maxloyalty.identity.principal import Principal, Role
 from maxloyalty.kit.db import for_update, violated_constraint
-from maxloyalty.kit.errors import AppError, Forbidden, NotFound
 from maxloyalty.kit.events import publish
 from maxloyalty.loyalty.models import CardMode, LoyaltySystem
 from maxloyalty.loyalty.service import level_for, levels_of
+from maxloyalty.network.errors import RestaurantForbidden
 
 _CODE_ATTEMPTS = 20
 
@@ -43,11 +50,7 @@ async def ensure_card(
     mode), issued with a fresh 6-digit code if there is none yet."""
     card_restaurant = restaurant_id if system.mode is CardMode.SEPARATE else None
     if system.mode is CardMode.SEPARATE and card_restaurant is None:
-        raise AppError(
-            "Cards here are per restaurant: name the restaurant.",
-            code="restaurant_required",
-            status=422,
-        )
+        raise RestaurantRequired()
     existing = await session.scalar(
         select(GuestCard).where(
             GuestCard.user_id == user_id,
@@ -87,9 +90,7 @@ async def ensure_card(
             {"guest_id": str(user_id), "card_id": str(card.id), "source": source.value},
         )
         return card
-    raise AppError(
-        "Could not draw a free card code; try again.", code="code_space_exhausted", status=503
-    )
+    raise CodeSpaceExhausted()
 
 
 async def join_network(
@@ -128,7 +129,7 @@ async def lock_card(session: AsyncSession, card_id: uuid.UUID) -> GuestCard:
     """Lock the card row: balances change only under this lock."""
     card = await session.scalar(for_update(select(GuestCard).where(GuestCard.id == card_id)))
     if card is None:
-        raise NotFound("No such card.", code="card_not_found")
+        raise CardNotFound()
     return card
 
 
@@ -147,7 +148,7 @@ async def card_for_guest(
         )
     )
     if card is None:
-        raise NotFound("This guest has no card here.", code="card_not_found")
+        raise CardNotFound("This guest has no card here.")
     return card
 
 
@@ -157,7 +158,7 @@ async def set_status(
     """Block, unblock or delete a card locked by the caller (`lock_card`). A deleted card
     stays deleted: it identifies no one any more, and its 6-digit code is free again."""
     if card.status is CardStatus.DELETED:
-        raise AppError("A deleted card stays deleted.", code="card_deleted", status=409)
+        raise CardDeleted()
     before = card.status.value
     card.status = status
     await session.flush()
@@ -179,9 +180,9 @@ async def set_status(
 
 def ensure_usable(card: GuestCard) -> None:
     if card.status is not CardStatus.ACTIVE:
-        raise AppError(f"The card is {card.status.value.lower()}.", code="card_blocked", status=409)
+        raise CardBlocked(f"The card is {card.status.value.lower()}.")
 
 
 def ensure_restaurant(principal: Principal, restaurant_id: uuid.UUID) -> None:
     if not principal.can_see_restaurant(restaurant_id):
-        raise Forbidden("This restaurant is outside your assignment.", code="restaurant_forbidden")
+        raise RestaurantForbidden()

@@ -20,13 +20,21 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from maxloyalty.audit.service import record
 from maxloyalty.config import Settings
+from maxloyalty.guests.errors import (
+    ConsentRequired,
+    GuestBlocked,
+    OtpCooldown,
+    OtpInvalid,
+    TelegramNotConfigured,
+)
 from maxloyalty.guests.models import RegistrationSource
 from maxloyalty.guests.schemas import Consents
 from maxloyalty.guests.service import ensure_card
 from maxloyalty.identity.contacts import normalize_phone, phone_index
 from maxloyalty.identity.models import Consent, ConsentKind, OtpCode, User, UserRole
 from maxloyalty.identity.principal import Principal, Role
-from maxloyalty.identity.sessions import TokenPair, ensure_can_sign_in, open_session
+from maxloyalty.identity.schemas import TokenPair
+from maxloyalty.identity.sessions import ensure_can_sign_in, open_session
 from maxloyalty.identity.telegram import validate_init_data
 from maxloyalty.identity.throttle import count_failure, refuse_if_locked
 from maxloyalty.integrations.sms import SmsError, SmsSender
@@ -34,10 +42,12 @@ from maxloyalty.integrations.sms.base import mask_phone
 from maxloyalty.kit import context
 from maxloyalty.kit.clock import utcnow
 from maxloyalty.kit.db import bind, for_update
-from maxloyalty.kit.errors import AppError, NotFound, Rejection, TooManyRequests
+from maxloyalty.kit.errors import AppError
+from maxloyalty.kit.ids import uuid7
 from maxloyalty.kit.ratelimit import RateLimiter
 from maxloyalty.kit.signing import SessionPolicy
 from maxloyalty.loyalty.models import CardMode, LoyaltySystem
+from maxloyalty.network.errors import TenantNotFound
 from maxloyalty.network.models import Tenant
 
 
@@ -54,7 +64,7 @@ def _code_hash(key: bytes, otp_id: uuid.UUID, code: str) -> str:
 async def _tenant(session: AsyncSession, tenant_id: uuid.UUID) -> Tenant:
     tenant = await session.get(Tenant, tenant_id)
     if tenant is None:
-        raise NotFound("No such network.", code="tenant_not_found")
+        raise TenantNotFound()
     return tenant
 
 
@@ -74,11 +84,7 @@ async def send_code(
     await bind(session, tenant_id=tenant_id)
     e164 = normalize_phone(phone)
     if not (consents.privacy_policy and consents.personal_data):
-        raise AppError(
-            "Accept the privacy policy and the processing of personal data to continue.",
-            code="consent_required",
-            status=422,
-        )
+        raise ConsentRequired()
     tenant = await _tenant(session, tenant_id)
     index = phone_index(e164)
 
@@ -92,9 +98,8 @@ async def send_code(
     cooldown = timedelta(seconds=settings.otp_resend_seconds)
     if last is not None and now - last < cooldown:
         wait = math.ceil((last + cooldown - now).total_seconds())
-        raise TooManyRequests(
+        raise OtpCooldown(
             f"A code was sent just now; ask again in {wait} s.",
-            code="otp_cooldown",
             headers={"Retry-After": str(wait)},
         )
     await limiter.hit(settings.rate_limit_otp_phone, "otp-phone", index)
@@ -106,7 +111,7 @@ async def send_code(
     )
     code = f"{secrets.randbelow(1_000_000):06d}"
     otp = OtpCode(
-        id=uuid.uuid4(),
+        id=uuid7(),
         tenant_id=tenant.id,
         phone_hash=index,
         expires_at=now + timedelta(seconds=settings.otp_ttl_seconds),
@@ -160,7 +165,7 @@ async def _guest_role(session: AsyncSession, user: User, tenant_id: uuid.UUID) -
         await session.flush()
         await record(session, "guest.joined", "user", user.id)
     if not role.is_active:
-        raise AppError("Your card in this network is blocked.", code="guest_blocked", status=403)
+        raise GuestBlocked()
     return role
 
 
@@ -216,19 +221,17 @@ async def verify_code(
     )
     if otp is None or otp.expires_at <= now or otp.attempts >= settings.otp_max_attempts:
         await _failed_verify(session, limiter, failures, index, e164)
-        raise Rejection("The code is wrong or has expired.", code="otp_invalid", status=400)
+        raise OtpInvalid()
     if not hmac.compare_digest(otp.code_hash, _code_hash(hmac_key, otp.id, code)):
         await _failed_verify(session, limiter, failures, index, e164)
         otp.attempts += 1
         left = settings.otp_max_attempts - otp.attempts
         if left <= 0:
             otp.consumed_at = now  # the code dies; a new one must be requested
-        raise Rejection(
+        raise OtpInvalid(
             f"The code is wrong; {left} attempts left."
             if left
-            else "The code is wrong; request a new one.",
-            code="otp_invalid",
-            status=400,
+            else "The code is wrong; request a new one."
         )
     otp.consumed_at = now
 
@@ -275,9 +278,7 @@ async def telegram_login(
     """Sign a guest in by the Mini App's `initData`, signed with the chain's bot token."""
     token = settings.telegram_bot_token
     if token is None:
-        raise AppError(
-            "Telegram sign-in is not configured.", code="telegram_not_configured", status=503
-        )
+        raise TelegramNotConfigured()
     tg = validate_init_data(
         token.get_secret_value(), init_data, timedelta(seconds=settings.telegram_init_data_max_age)
     )

@@ -18,7 +18,7 @@ from maxloyalty.identity.dependencies import (
     per_ip,
     sign_in_rule,
 )
-from maxloyalty.identity.sessions import TokenPair
+from maxloyalty.identity.schemas import TokenPair
 from maxloyalty.kit.errors import problem_responses
 from maxloyalty.runtime import runtime_of
 

@@ -23,10 +23,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from maxloyalty.audit.service import record
 from maxloyalty.identity import revocation
+from maxloyalty.identity.errors import (
+    ApiKeyNotFound,
+    ApiKeyRevoked,
+    ApiKeySuspended,
+    InvalidApiKey,
+    InvalidSignature,
+)
 from maxloyalty.identity.models import ApiKey
 from maxloyalty.identity.principal import Principal, Role
 from maxloyalty.kit.clock import utcnow
-from maxloyalty.kit.errors import NotFound, Unauthorized
+from maxloyalty.kit.errors import Unauthorized
 from maxloyalty.kit.pagination import PageParams, paginate
 
 KEY_PREFIX = "mlk_"
@@ -48,17 +55,15 @@ def tenant_named(token: str, prefix: str, invalid: Unauthorized) -> uuid.UUID:
 
 
 def tenant_of_key(key: str) -> uuid.UUID:
-    return tenant_named(
-        key, KEY_PREFIX, Unauthorized("The API key is invalid.", code="invalid_api_key")
-    )
+    return tenant_named(key, KEY_PREFIX, InvalidApiKey())
 
 
-def key_revoked() -> Unauthorized:
-    return Unauthorized("The API key was revoked.", code="api_key_revoked")
+def key_revoked() -> ApiKeyRevoked:
+    return ApiKeyRevoked()
 
 
-def key_suspended() -> Unauthorized:
-    return Unauthorized("The API key is switched off.", code="api_key_suspended")
+def key_suspended() -> ApiKeySuspended:
+    return ApiKeySuspended()
 
 
 @dataclass(frozen=True)
@@ -109,7 +114,7 @@ async def list_keys(session: AsyncSession, paging: PageParams) -> list[ApiKey]:
 async def revoke_key(session: AsyncSession, key_id: uuid.UUID) -> ApiKey:
     row = await session.get(ApiKey, key_id)
     if row is None:
-        raise NotFound("No such API key.", code="api_key_not_found")
+        raise ApiKeyNotFound()
     if row.revoked_at is None:
         row.revoked_at = utcnow()
         revocation.changed(session)
@@ -120,7 +125,7 @@ async def revoke_key(session: AsyncSession, key_id: uuid.UUID) -> ApiKey:
 def _check_signature(
     signing_secret: str, timestamp: str | None, signature: str | None, signed: bytes
 ) -> None:
-    bad = Unauthorized("The request signature is missing or wrong.", code="invalid_signature")
+    bad = InvalidSignature()
     if not timestamp or not signature or not signature.startswith("v1="):
         raise bad
     try:
@@ -149,7 +154,7 @@ async def authenticate_key(
     `session` must be bound to the key's tenant."""
     row = await session.scalar(select(ApiKey).where(ApiKey.key_hash == key_hash(hmac_key, key)))
     if row is None:
-        raise Unauthorized("The API key is invalid.", code="invalid_api_key")
+        raise InvalidApiKey()
     if row.revoked_at is not None:
         raise key_revoked()
     if row.suspended_at is not None:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import phonenumbers
 
+from maxloyalty.identity.errors import InvalidPhone
 from maxloyalty.kit.crypto import keyring
-from maxloyalty.kit.errors import AppError, FieldError
+from maxloyalty.kit.errors import FieldError
 
 
 def normalize_phone(raw: str, field: str = "phone") -> str:
@@ -30,10 +31,8 @@ def email_index(email: str) -> str:
     return keyring().blind_index("email:" + normalize_email(email))
 
 
-def _invalid(field: str, message: str) -> AppError:
-    return AppError(
+def _invalid(field: str, message: str) -> InvalidPhone:
+    return InvalidPhone(
         f"The {field} {message}.",
-        code="invalid_phone",
-        status=422,
         errors=[FieldError(field=f"body.{field}", message=message, type="phone")],
     )

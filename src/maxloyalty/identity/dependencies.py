@@ -20,6 +20,13 @@ from maxloyalty.audit.service import record
 from maxloyalty.config import Settings
 from maxloyalty.identity import revocation
 from maxloyalty.identity.api_keys import KEY_PREFIX, authenticate_key, key_hash, tenant_of_key
+from maxloyalty.identity.errors import (
+    ApiKeyRevoked,
+    ApiKeySuspended,
+    NotAuthenticated,
+    RoleForbidden,
+    TenantRequired,
+)
 from maxloyalty.identity.models import UserPermission
 from maxloyalty.identity.principal import STAFF_ROLES, Principal, Role
 from maxloyalty.identity.throttle import client_ip
@@ -27,7 +34,6 @@ from maxloyalty.identity.tokens import decode_access_token
 from maxloyalty.kit import context
 from maxloyalty.kit.clock import utcnow
 from maxloyalty.kit.db import unit_of_work
-from maxloyalty.kit.errors import Forbidden, Unauthorized
 from maxloyalty.runtime import Runtime, runtime_of
 
 _bearer = HTTPBearer(
@@ -48,7 +54,8 @@ async def _from_api_key(request: Request, runtime: Runtime, key: str) -> Princip
     remembered = f"api_key:{key_hash(runtime.api_key_key, key)}"
     known = revocation.facts.get(remembered)
     if isinstance(known, tuple):
-        raise Unauthorized(known[1], code=known[0])
+        refusal, detail = known
+        raise refusal(detail)
     if isinstance(known, Principal):
         return known
     stamp = revocation.facts.stamp()
@@ -62,9 +69,8 @@ async def _from_api_key(request: Request, runtime: Runtime, key: str) -> Princip
                 signature=request.headers.get("x-ml-signature"),
                 signed=await _signed_content(request),
             )
-    except Unauthorized as refused:
-        if refused.code in {"api_key_revoked", "api_key_suspended"}:
-            revocation.facts.put(remembered, (refused.code, refused.detail), stamp)
+    except (ApiKeyRevoked, ApiKeySuspended) as refused:
+        revocation.facts.put(remembered, (type(refused), refused.detail), stamp)
         raise
     # Keys that sign their requests are checked in full every time.
     if not signs:
@@ -77,7 +83,7 @@ async def authenticate(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
     if credentials is None:
-        raise Unauthorized("Authentication is required.", code="not_authenticated")
+        raise NotAuthenticated()
     runtime = runtime_of(request)
     token = credentials.credentials
     if token.startswith(KEY_PREFIX):
@@ -124,7 +130,7 @@ class Authorize:
         self, request: Request, principal: Annotated[Principal, Depends(authenticate)]
     ) -> Principal:
         if principal.role is not Role.OWNER and principal.tenant_id is None:
-            raise Forbidden("The token carries no tenant.", code="tenant_required")
+            raise TenantRequired()
         if principal.role in self.roles:
             return principal
         # A timed grant stretches a staff member's reach; it never lifts a guest or a till.
@@ -134,7 +140,7 @@ class Authorize:
             and await _holds_permission(request, principal, self.permission)
         ):
             return principal
-        raise Forbidden("Your role may not do this.", code="role_forbidden")
+        raise RoleForbidden()
 
 
 async def tenant_session(

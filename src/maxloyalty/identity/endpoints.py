@@ -18,8 +18,13 @@ from maxloyalty.identity.dependencies import (
 from maxloyalty.identity.login import change_password as password_change
 from maxloyalty.identity.login import staff_login
 from maxloyalty.identity.principal import Principal
-from maxloyalty.identity.schemas import LoginRequest, MeOut, PasswordChange, RefreshRequest
-from maxloyalty.identity.sessions import TokenPair
+from maxloyalty.identity.schemas import (
+    LoginRequest,
+    MeOut,
+    PasswordChange,
+    RefreshRequest,
+    TokenPair,
+)
 from maxloyalty.kit.errors import problem_responses
 from maxloyalty.runtime import runtime_of
 

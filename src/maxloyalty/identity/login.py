@@ -10,11 +10,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from maxloyalty.audit.service import record
 from maxloyalty.config import Settings
 from maxloyalty.identity.contacts import email_index, normalize_phone, phone_index
+from maxloyalty.identity.errors import (
+    InvalidCredentials,
+    NoActiveRole,
+    TenantChoiceRequired,
+    WrongCurrentPassword,
+)
 from maxloyalty.identity.models import User, UserRole
 from maxloyalty.identity.passwords import hash_password, verify_password
 from maxloyalty.identity.principal import STAFF_ROLES, Principal, Role
+from maxloyalty.identity.schemas import TokenPair
 from maxloyalty.identity.sessions import (
-    TokenPair,
     ensure_can_sign_in,
     open_session,
     principal_for,
@@ -24,7 +30,6 @@ from maxloyalty.identity.throttle import client_ip, count_failure, refuse_if_loc
 from maxloyalty.kit import context
 from maxloyalty.kit.clock import utcnow
 from maxloyalty.kit.db import bind, for_update
-from maxloyalty.kit.errors import AppError, Forbidden, Rejection
 from maxloyalty.kit.ratelimit import RateLimiter
 from maxloyalty.kit.signing import SessionPolicy
 
@@ -52,13 +57,11 @@ async def _choose_role(
     if tenant_id is not None:
         roles = [r for r in roles if r.tenant_id == tenant_id]
     if not roles:
-        raise Forbidden("You have no active staff role here.", code="no_active_role")
+        raise NoActiveRole()
     if len(roles) > 1:
         tenants = ", ".join(sorted(str(r.tenant_id) for r in roles))
-        raise AppError(
-            f"You work for several networks; pass tenant_id (one of {tenants}).",
-            code="tenant_choice_required",
-            status=409,
+        raise TenantChoiceRequired(
+            f"You work for several networks; pass tenant_id (one of {tenants})."
         )
     return roles[0]
 
@@ -88,7 +91,7 @@ async def staff_login(
     if not verify_password(user.password_hash if user else None, password):
         await count_failure(limiter, failures, "login", index)
         await record(session, "auth.login_failed", "user", user.id if user else None)
-        raise Rejection("Wrong login or password.", code="invalid_credentials", status=401)
+        raise InvalidCredentials()
     assert user is not None
     ensure_can_sign_in(user)
     await bind(session, user_id=user.id)
@@ -123,7 +126,7 @@ async def change_password(
     if user is None or not verify_password(user.password_hash, current):
         await count_failure(limiter, failures, "password", account)
         await record(session, "auth.password_change_failed", "user", principal.subject)
-        raise Rejection("The current password is wrong.", code="invalid_credentials", status=403)
+        raise WrongCurrentPassword("The current password is wrong.")
     user.password_hash = hash_password(new)
     revoked = await revoke_user_sessions(session, user.id, None)
     await record(

@@ -18,10 +18,10 @@ from sqlalchemy import event, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
+from maxloyalty.identity.errors import SessionRevoked
 from maxloyalty.identity.models import User, UserRole, UserSession
 from maxloyalty.identity.principal import Principal, Role
 from maxloyalty.kit.db import Database
-from maxloyalty.kit.errors import Unauthorized
 from maxloyalty.kit.memo import Memo
 
 FACT_SECONDS = 1.0
@@ -49,11 +49,8 @@ def _nothing_revoked(session: Session) -> None:
     session.info.pop(_CHANGED, None)
 
 
-def session_revoked() -> Unauthorized:
-    return Unauthorized(
-        "This session has ended (signed out, blocked or changed); sign in again.",
-        code="session_revoked",
-    )
+def session_revoked() -> SessionRevoked:
+    return SessionRevoked()
 
 
 async def _session_is_good(db: Database, principal: Principal, session_id: uuid.UUID) -> bool:

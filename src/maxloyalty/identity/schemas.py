@@ -29,6 +29,13 @@ class RefreshRequest(Strict):
     refresh_token: Annotated[str, StringConstraints(min_length=10, max_length=200)]
 
 
+class TokenPair(BaseModel):
+    access_token: str
+    refresh_token: str
+    token_type: str = "bearer"  # noqa: S105 - the OAuth token type, not a secret
+    expires_in: int
+
+
 class MeOut(BaseModel):
     subject: uuid.UUID
     role: Role

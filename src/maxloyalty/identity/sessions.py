@@ -10,31 +10,30 @@ from __future__ import annotations
 import secrets
 import uuid
 
-from pydantic import BaseModel
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from maxloyalty.audit.service import record
 from maxloyalty.identity import revocation
+from maxloyalty.identity.errors import (
+    AccountBlocked,
+    InvalidRefreshToken,
+    NoActiveRole,
+    RefreshTokenReused,
+)
 from maxloyalty.identity.models import SessionEnd, User, UserRole, UserSession
 from maxloyalty.identity.principal import Principal, Role
+from maxloyalty.identity.schemas import TokenPair
 from maxloyalty.identity.tokens import issue_access_token
 from maxloyalty.kit import context
 from maxloyalty.kit.clock import utcnow
 from maxloyalty.kit.db import bind, for_update
-from maxloyalty.kit.errors import Forbidden, Rejection, Unauthorized
+from maxloyalty.kit.ids import uuid7
 from maxloyalty.kit.signing import SessionPolicy
 
 
-class TokenPair(BaseModel):
-    access_token: str
-    refresh_token: str
-    token_type: str = "bearer"  # noqa: S105 - the OAuth token type, not a secret
-    expires_in: int
-
-
-def _invalid_refresh() -> Unauthorized:
-    return Unauthorized("The refresh token is not valid.", code="invalid_refresh_token")
+def _invalid_refresh() -> InvalidRefreshToken:
+    return InvalidRefreshToken()
 
 
 def user_of_refresh_token(token: str) -> uuid.UUID:
@@ -52,7 +51,7 @@ def principal_for(user: User, membership: UserRole | None) -> Principal:
     if user.role is Role.OWNER:
         return Principal(subject=user.id, role=Role.OWNER, tenant_id=None)
     if membership is None or not membership.is_active:
-        raise Forbidden("You have no active role in this network.", code="no_active_role")
+        raise NoActiveRole("You have no active role in this network.")
     return Principal(
         subject=user.id,
         role=membership.role,
@@ -63,7 +62,7 @@ def principal_for(user: User, membership: UserRole | None) -> Principal:
 
 def ensure_can_sign_in(user: User) -> None:
     if user.is_blocked or not user.is_active or user.erased_at is not None:
-        raise Forbidden("This account is blocked.", code="account_blocked")
+        raise AccountBlocked()
 
 
 async def open_session(
@@ -81,7 +80,7 @@ async def open_session(
         user_id=principal.subject,
         tenant_id=principal.tenant_id,
         role=principal.role,
-        family_id=family_id or uuid.uuid4(),
+        family_id=family_id or uuid7(),
         refresh_token_hash=policy.token_hash(refresh),
         ip_address=client.ip,
         user_agent=client.user_agent[:500] if client.user_agent else None,
@@ -134,11 +133,7 @@ async def refresh(session: AsyncSession, policy: SessionPolicy, token: str) -> T
     if row.replaced_at is not None:
         await revoke_family(session, row.user_id, row.family_id, SessionEnd.REUSE_DETECTED)
         await record(session, "auth.refresh_reused", "user_session", row.family_id)
-        raise Rejection(
-            "This refresh token was already used; the session is revoked.",
-            code="refresh_token_reused",
-            status=401,
-        )
+        raise RefreshTokenReused()
     user = await session.get(User, row.user_id)
     if user is None:
         raise _invalid_refresh()

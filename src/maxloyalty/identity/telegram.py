@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qsl
 
+from maxloyalty.identity.errors import InvalidInitData
 from maxloyalty.kit.clock import utcnow
-from maxloyalty.kit.errors import Unauthorized
 
 
 @dataclass(frozen=True)
@@ -28,8 +28,8 @@ class TelegramUser:
     auth_date: datetime
 
 
-def _invalid(detail: str) -> Unauthorized:
-    return Unauthorized(detail, code="invalid_init_data")
+def _invalid(detail: str) -> InvalidInitData:
+    return InvalidInitData(detail)
 
 
 def validate_init_data(bot_token: str, init_data: str, max_age: timedelta) -> TelegramUser:

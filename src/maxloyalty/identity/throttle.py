@@ -6,8 +6,8 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from maxloyalty.audit.service import record
+from maxloyalty.identity.errors import AccountLocked
 from maxloyalty.kit import context
-from maxloyalty.kit.errors import Rejection
 from maxloyalty.kit.ratelimit import RateLimiter
 
 
@@ -30,10 +30,8 @@ async def refuse_if_locked(
         return
     await record(session, f"auth.{scope}_locked", entity_type, entity_id)
     retry_after = await limiter.retry_after(rule, f"{scope}-failures", account)
-    raise Rejection(
+    raise AccountLocked(
         f"Too many failed attempts; try again in {retry_after} s.",
-        code="account_locked",
-        status=429,
         headers={"Retry-After": str(retry_after)},
     )
 

@@ -9,9 +9,9 @@ from typing import Any
 
 import jwt
 
+from maxloyalty.identity.errors import InvalidToken, TokenExpired
 from maxloyalty.identity.principal import Principal, Role
 from maxloyalty.kit.clock import utcnow
-from maxloyalty.kit.errors import Unauthorized
 from maxloyalty.kit.signing import TokenKeys
 
 ALGORITHM = "HS256"
@@ -42,7 +42,7 @@ def issue_access_token(
 
 def decode_access_token(keys: TokenKeys, token: str) -> tuple[Principal, uuid.UUID]:
     """The token's principal and the id of the session it was issued in."""
-    invalid = Unauthorized("The access token is invalid.", code="invalid_token")
+    invalid = InvalidToken()
     try:
         kid = jwt.get_unverified_header(token).get("kid")
     except jwt.PyJWTError as exc:
@@ -59,7 +59,7 @@ def decode_access_token(keys: TokenKeys, token: str) -> tuple[Principal, uuid.UU
             options={"require": ["sub", "role", "exp", "iat", "sid"]},
         )
     except jwt.ExpiredSignatureError as exc:
-        raise Unauthorized("The access token has expired.", code="token_expired") from exc
+        raise TokenExpired() from exc
     except jwt.PyJWTError as exc:
         raise invalid from exc
     try:

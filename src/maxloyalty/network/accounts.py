@@ -12,8 +12,8 @@ from maxloyalty.identity.contacts import email_index, normalize_email, normalize
 from maxloyalty.identity.models import User
 from maxloyalty.identity.passwords import hash_password
 from maxloyalty.identity.principal import Role
-from maxloyalty.kit.errors import AppError, Conflict, NotFound
 from maxloyalty.network import staff
+from maxloyalty.network.errors import InvalidEmail, TenantNotFound, UserExists
 from maxloyalty.network.models import Tenant
 from maxloyalty.network.schemas import StaffCreate
 from maxloyalty.runtime import Runtime
@@ -27,9 +27,7 @@ async def create_owner(
     try:
         email = normalize_email(_EMAIL.validate_python(email))
     except ValidationError as exc:
-        raise AppError(
-            f"{email!r} is not a usable email address.", code="invalid_email", status=422
-        ) from exc
+        raise InvalidEmail(f"{email!r} is not a usable email address.") from exc
     e164 = normalize_phone(phone) if phone else None
     async with runtime.db.transaction() as session:
         hashes = [email_index(email)] + ([phone_index(e164)] if e164 else [])
@@ -37,7 +35,7 @@ async def create_owner(
             select(User.id).where(User.email_hash.in_(hashes) | User.phone_hash.in_(hashes))
         )
         if taken is not None:
-            raise Conflict("A user with this email or phone exists.", code="user_exists")
+            raise UserExists()
         user = User(
             email=email,
             email_hash=email_index(email),
@@ -66,7 +64,7 @@ async def create_tenant_staff(
     async with runtime.db.platform_session() as platform:
         tenant_id = await platform.scalar(select(Tenant.id).where(Tenant.slug == tenant_slug))
     if tenant_id is None:
-        raise NotFound(f"No tenant with slug {tenant_slug!r}.", code="tenant_not_found")
+        raise TenantNotFound(f"No tenant with slug {tenant_slug!r}.")
     data = StaffCreate(
         email=email, phone=phone, password=password, role=role, restaurant_ids=restaurant_ids
     )

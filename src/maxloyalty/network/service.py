@@ -11,9 +11,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from maxloyalty.audit.service import record, snapshot
 from maxloyalty.identity.principal import Principal
 from maxloyalty.kit.db import for_update, violated_constraint
-from maxloyalty.kit.errors import Conflict, Forbidden, NotFound
+from maxloyalty.kit.errors import Conflict
 from maxloyalty.kit.events import publish
 from maxloyalty.kit.pagination import PageParams, paginate
+from maxloyalty.network.errors import (
+    PosNameTaken,
+    RestaurantForbidden,
+    RestaurantLimitReached,
+    RestaurantNameTaken,
+    RestaurantNotFound,
+    TenantNotFound,
+    TenantSlugTaken,
+)
 from maxloyalty.network.models import PointOfSale, Restaurant, Tenant
 from maxloyalty.network.schemas import (
     PointOfSaleCreate,
@@ -42,11 +51,7 @@ async def create_tenant(platform: AsyncSession, data: TenantCreate) -> Tenant:
     platform.add(tenant)
     await _flush_unique(
         platform,
-        {
-            "uq_tenants_slug": Conflict(
-                f"A tenant with slug {data.slug!r} exists.", code="tenant_slug_taken"
-            )
-        },
+        {"uq_tenants_slug": TenantSlugTaken(f"A tenant with slug {data.slug!r} exists.")},
     )
     await record(
         platform, "tenant.created", "tenant", tenant.id, after=snapshot(tenant), tenant_id=tenant.id
@@ -75,17 +80,15 @@ async def get_restaurant(
 ) -> Restaurant:
     restaurant = await session.get(Restaurant, restaurant_id)
     if restaurant is None:  # another tenant's rows are invisible: the same 404
-        raise NotFound("No such restaurant.", code="restaurant_not_found")
+        raise RestaurantNotFound()
     if not principal.can_see_restaurant(restaurant_id):
-        raise Forbidden("This restaurant is outside your assignment.", code="restaurant_forbidden")
+        raise RestaurantForbidden()
     return restaurant
 
 
 def _name_taken(name: str) -> dict[str, Conflict]:
     return {
-        "uq_restaurants_tenant_id_name": Conflict(
-            f"A restaurant named {name!r} exists.", code="restaurant_name_taken"
-        )
+        "uq_restaurants_tenant_id_name": RestaurantNameTaken(f"A restaurant named {name!r} exists.")
     }
 
 
@@ -95,14 +98,11 @@ async def create_restaurant(
     # The tenant row lock serializes creations, so the plan limit holds under concurrency.
     tenant = await session.scalar(for_update(select(Tenant).where(Tenant.id == tenant_id)))
     if tenant is None:
-        raise NotFound("No such tenant.", code="tenant_not_found")
+        raise TenantNotFound("No such tenant.")
     if tenant.max_restaurants is not None:
         count = await session.scalar(select(func.count()).select_from(Restaurant))
         if (count or 0) >= tenant.max_restaurants:
-            raise Conflict(
-                f"The plan allows {tenant.max_restaurants} restaurants.",
-                code="restaurant_limit_reached",
-            )
+            raise RestaurantLimitReached(f"The plan allows {tenant.max_restaurants} restaurants.")
     restaurant = Restaurant(tenant_id=tenant_id, **data.model_dump())
     session.add(restaurant)
     await _flush_unique(session, _name_taken(data.name))
@@ -153,8 +153,8 @@ async def create_point_of_sale(
     await _flush_unique(
         session,
         {
-            "uq_points_of_sale_restaurant_id_name": Conflict(
-                f"A point of sale named {data.name!r} exists here.", code="pos_name_taken"
+            "uq_points_of_sale_restaurant_id_name": PosNameTaken(
+                f"A point of sale named {data.name!r} exists here."
             )
         },
     )

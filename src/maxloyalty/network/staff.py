@@ -9,13 +9,24 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from maxloyalty.audit.service import record
 from maxloyalty.identity.contacts import email_index, normalize_email, normalize_phone, phone_index
+from maxloyalty.identity.errors import RoleForbidden
 from maxloyalty.identity.models import User, UserPermission, UserRole
 from maxloyalty.identity.passwords import hash_password
 from maxloyalty.identity.principal import RESTAURANT_SCOPED, STAFF_ROLES, Principal, Role
 from maxloyalty.identity.sessions import revoke_user_sessions
 from maxloyalty.kit.clock import utcnow
-from maxloyalty.kit.errors import AppError, Conflict, Forbidden, NotFound
 from maxloyalty.kit.pagination import PageParams, paginate
+from maxloyalty.network.errors import (
+    ContactRequired,
+    ExpiryInPast,
+    InvalidStaffRole,
+    PermissionNotFound,
+    RestaurantsRequired,
+    SelfManagement,
+    StaffExists,
+    StaffNotFound,
+    UnknownRestaurant,
+)
 from maxloyalty.network.models import Restaurant
 from maxloyalty.network.schemas import PermissionCreate, StaffCreate, StaffOut, StaffUpdate
 
@@ -25,9 +36,9 @@ def ensure_may_manage(actor: Principal, target: uuid.UUID | None, role: Role | N
     if actor.role is Role.RESTAURANT_ADMIN:
         return
     if target == actor.subject:
-        raise Forbidden("You cannot change your own staff record.", code="self_management")
+        raise SelfManagement()
     if role is Role.RESTAURANT_ADMIN:
-        raise Forbidden("Only an admin appoints admins.", code="role_forbidden")
+        raise RoleForbidden("Only an admin appoints admins.")
 
 
 def staff_out(user: User, role: UserRole) -> StaffOut:
@@ -46,30 +57,18 @@ def staff_out(user: User, role: UserRole) -> StaffOut:
 
 def _check_role(role: Role) -> None:
     if role not in STAFF_ROLES:
-        raise AppError(
-            "Staff roles are RESTAURANT_ADMIN, MANAGER and CASHIER.",
-            code="invalid_staff_role",
-            status=422,
-        )
+        raise InvalidStaffRole()
 
 
 async def check_restaurants(session: AsyncSession, role: Role, ids: list[uuid.UUID]) -> None:
     if role in RESTAURANT_SCOPED and not ids:
-        raise AppError(
-            f"A {role.value} must be assigned at least one restaurant.",
-            code="restaurants_required",
-            status=422,
-        )
+        raise RestaurantsRequired(f"A {role.value} must be assigned at least one restaurant.")
     if ids:
         found = await session.scalar(
             select(func.count()).select_from(Restaurant).where(Restaurant.id.in_(set(ids)))
         )
         if found != len(set(ids)):
-            raise AppError(
-                "Some restaurant ids are not restaurants of this network.",
-                code="unknown_restaurant",
-                status=422,
-            )
+            raise UnknownRestaurant()
 
 
 async def list_staff(
@@ -99,7 +98,7 @@ async def staff_member(
         )
     ).first()
     if row is None:
-        raise NotFound("No such staff member here.", code="staff_not_found")
+        raise StaffNotFound()
     user, role = row
     return user, role
 
@@ -112,7 +111,7 @@ async def create_staff(
     account keeps its own password."""
     _check_role(data.role)
     if not data.email and not data.phone:
-        raise AppError("Give an email or a phone.", code="contact_required", status=422)
+        raise ContactRequired()
     await check_restaurants(session, data.role, data.restaurant_ids)
     email = normalize_email(data.email) if data.email else None
     phone = normalize_phone(data.phone) if data.phone else None
@@ -139,7 +138,7 @@ async def create_staff(
             UserRole.tenant_id == tenant_id,
         )
     ):
-        raise Conflict("This person is already on the staff here.", code="staff_exists")
+        raise StaffExists()
     role = UserRole(
         tenant_id=tenant_id,
         user_id=user.id,
@@ -229,7 +228,7 @@ async def grant_permission(
 ) -> UserPermission:
     await staff_member(session, tenant_id, user_id)
     if data.expires_at is not None and data.expires_at <= utcnow():
-        raise AppError("expires_at is in the past.", code="expiry_in_past", status=422)
+        raise ExpiryInPast()
     if data.resource_type == "restaurant":
         await check_restaurants(session, Role.RESTAURANT_ADMIN, data.resource_ids)
     grant = UserPermission(
@@ -266,7 +265,7 @@ async def revoke_permission(
 ) -> UserPermission:
     grant = await session.get(UserPermission, permission_id)
     if grant is None or grant.user_id != user_id:
-        raise NotFound("No such permission.", code="permission_not_found")
+        raise PermissionNotFound()
     if grant.revoked_at is None:
         grant.revoked_at, grant.revoked_by_user_id = utcnow(), revoked_by
         await record(session, "permission.revoked", "user_permission", grant.id)
