@@ -10,7 +10,8 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from maxloyalty.audit.service import PARTITION_JOB, record
+from maxloyalty.audit.service import record
+from maxloyalty.audit.tasks import PARTITION_JOB
 from maxloyalty.kit import jobs
 from maxloyalty.kit.clock import utcnow
 from maxloyalty.runtime import Runtime

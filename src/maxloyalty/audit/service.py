@@ -12,11 +12,10 @@ from sqlalchemy import inspect, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from maxloyalty.audit.models import ActivityLog
-from maxloyalty.kit import context, jobs
+from maxloyalty.kit import context
 from maxloyalty.kit.db import TENANT_KEY
 from maxloyalty.kit.timestamps import rfc3339
 
-PARTITION_JOB = "audit.ensure_partitions"
 MONTHS_AHEAD = 3
 
 
@@ -74,11 +73,9 @@ async def record(
     await session.flush()
 
 
-@jobs.registry.periodic(PARTITION_JOB, "17 3 * * *")
-async def ensure_partitions(ctx: jobs.JobContext, payload: jobs.Payload) -> None:
+async def ensure_partitions(session: AsyncSession, months_ahead: int = MONTHS_AHEAD) -> None:
     """Create the coming months' partitions of every partitioned table (a definer function:
     the app role may not run DDL itself)."""
-    async with ctx.db.transaction() as session:
-        await session.execute(
-            text("SELECT maxloyalty_ensure_partitions(:months)"), {"months": MONTHS_AHEAD}
-        )
+    await session.execute(
+        text("SELECT maxloyalty_ensure_partitions(:months)"), {"months": months_ahead}
+    )

@@ -1,31 +1,55 @@
-"""Guests and their cards: joining a network, card identifiers, identification."""
+"""Guests and their cards: joining a network, registration at the till, card codes and
+status, the guest list, and the guest's own profile (birthday, children, consents)."""
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import uuid
+from collections.abc import Sequence
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from maxloyalty.audit.service import record
 from maxloyalty.guests.errors import (
+    BirthDateLocked,
     CardBlocked,
     CardDeleted,
     CardNotFound,
+    ChildNotFound,
     CodeSpaceExhausted,
+    ProfileNotFound,
     RestaurantRequired,
 )
-from maxloyalty.guests.models import CardStatus, GuestCard, GuestProfile, RegistrationSource
+from maxloyalty.guests.models import (
+    CardStatus,
+    GuestCard,
+    GuestChild,
+    GuestProfile,
+    RegistrationSource,
+)
+from maxloyalty.guests.schemas import (
+    ChildIn,
+    ConsentIn,
+    GuestCreate,
+    GuestFilters,
+    ProfileUpdate,
+)
 from maxloyalty.identity.contacts import normalize_phone, phone_index
-from maxloyalty.identity.models import User, UserRole
+from maxloyalty.identity.errors import InvalidPhone
+from maxloyalty.identity.models import Consent, User, UserRole
 from maxloyalty.identity.principal import Principal, Role
+from maxloyalty.kit import context
 from maxloyalty.kit.db import for_update, violated_constraint
 from maxloyalty.kit.events import publish
-from maxloyalty.loyalty.models import CardMode, LoyaltySystem
-from maxloyalty.loyalty.service import level_for, levels_of
+from maxloyalty.kit.pagination import PageParams, paginate
+from maxloyalty.loyalty.models import CardMode, LoyaltyLevel, LoyaltySystem
+from maxloyalty.loyalty.service import level_for, levels_of, program_for
 from maxloyalty.network.errors import RestaurantForbidden
+from maxloyalty.network.service import get_restaurant
 
 _CODE_ATTEMPTS = 20
 
@@ -186,3 +210,194 @@ def ensure_usable(card: GuestCard) -> None:
 def ensure_restaurant(principal: Principal, restaurant_id: uuid.UUID) -> None:
     if not principal.can_see_restaurant(restaurant_id):
         raise RestaurantForbidden()
+
+
+# --- at the till: registration, a card's status -------------------------------------------
+
+
+async def register_guest(
+    session: AsyncSession, principal: Principal, data: GuestCreate
+) -> tuple[User, GuestCard]:
+    """Register a guest at the till (or find them) and hand out their card; what the till
+    knows of them fills in what their profile still lacks."""
+    ensure_restaurant(principal, data.restaurant_id)
+    system = await program_for(session, data.restaurant_id)
+    user = await find_or_create_user_by_phone(session, data.phone)
+    card = await join_network(session, system, user, RegistrationSource.POS, data.restaurant_id)
+    profile = await session.scalar(select(GuestProfile).where(GuestProfile.user_id == user.id))
+    assert profile is not None
+    for field in ("first_name", "last_name", "birth_date", "gender"):
+        value = getattr(data, field)
+        if value is not None and getattr(profile, field) is None:
+            setattr(profile, field, value)
+    await record(session, "guest.registered", "user", user.id, after={"card_id": str(card.id)})
+    return user, card
+
+
+async def change_card_status(
+    session: AsyncSession,
+    principal: Principal,
+    card_id: uuid.UUID,
+    status: CardStatus,
+    reason: str | None,
+) -> GuestCard:
+    """Block, unblock or delete a card of the caller's restaurants (see `set_status`)."""
+    card = await lock_card(session, card_id)
+    if card.restaurant_id is not None:
+        ensure_restaurant(principal, card.restaurant_id)
+    await set_status(session, card, status, reason)
+    return card
+
+
+async def card_of(session: AsyncSession, principal: Principal, card_id: uuid.UUID) -> GuestCard:
+    """A card the caller may see: staff see the tenant's, a guest only their own."""
+    card = await session.get(GuestCard, card_id)
+    if card is None or (principal.role is Role.GUEST and card.user_id != principal.subject):
+        raise CardNotFound()
+    return card
+
+
+# --- the guest list -----------------------------------------------------------------------
+
+GuestListRow = tuple[GuestCard, GuestProfile, User, LoyaltyLevel | None]
+
+
+async def _guest_query(
+    session: AsyncSession, principal: Principal, restaurant_id: uuid.UUID, filters: GuestFilters
+) -> Select[*tuple[Any, ...]]:
+    await get_restaurant(session, principal, restaurant_id)
+    system = await program_for(session, restaurant_id)
+    query: Select[*tuple[Any, ...]] = (
+        select(GuestCard, GuestProfile, User, LoyaltyLevel)
+        .join(GuestProfile, GuestProfile.user_id == GuestCard.user_id)
+        .join(User, User.id == GuestCard.user_id)
+        .outerjoin(LoyaltyLevel, LoyaltyLevel.id == GuestCard.level_id)
+        .where(GuestCard.loyalty_system_id == system.id)
+    )
+    if system.mode is CardMode.SEPARATE:
+        query = query.where(GuestCard.restaurant_id == restaurant_id)
+    if q := filters.q:
+        terms = [
+            GuestProfile.first_name.ilike(f"%{q}%"),
+            GuestProfile.last_name.ilike(f"%{q}%"),
+            GuestCard.code == q,
+        ]
+        with contextlib.suppress(InvalidPhone):  # not a phone: the other terms still apply
+            terms.append(User.phone_hash == phone_index(normalize_phone(q)))
+        query = query.where(or_(*terms))
+    if filters.level:
+        query = query.where(LoyaltyLevel.name == filters.level.upper())
+    if filters.status:
+        query = query.where(GuestCard.status == filters.status)
+    if filters.min_balance is not None:
+        query = query.where(GuestCard.balance >= filters.min_balance)
+    return query
+
+
+async def list_guests(
+    session: AsyncSession,
+    principal: Principal,
+    restaurant_id: uuid.UUID,
+    filters: GuestFilters,
+    paging: PageParams | None,
+) -> list[GuestListRow]:
+    """The guests whose cards work in this restaurant, by card id: a page (`paging`, with
+    one row more than the limit, for `make_page`), or all of them (`None`)."""
+    query = await _guest_query(session, principal, restaurant_id, filters)
+    query = (
+        query.order_by(GuestCard.id) if paging is None else paginate(query, GuestCard.id, paging)
+    )
+    rows: Sequence[Any] = (await session.execute(query)).all()
+    return [(card, profile, user, level) for card, profile, user, level in rows]
+
+
+# --- the guest's own profile --------------------------------------------------------------
+
+
+async def own_profile(session: AsyncSession, principal: Principal) -> GuestProfile:
+    profile = await session.scalar(
+        select(GuestProfile).where(GuestProfile.user_id == principal.subject)
+    )
+    if profile is None:
+        raise ProfileNotFound()
+    return profile
+
+
+async def children_of(session: AsyncSession, profile: GuestProfile) -> list[GuestChild]:
+    return list(
+        await session.scalars(
+            select(GuestChild).where(GuestChild.profile_id == profile.id).order_by(GuestChild.name)
+        )
+    )
+
+
+async def cards_of(session: AsyncSession, profile: GuestProfile) -> list[GuestCard]:
+    return list(
+        await session.scalars(select(GuestCard).where(GuestCard.user_id == profile.user_id))
+    )
+
+
+async def update_profile(
+    session: AsyncSession, principal: Principal, data: ProfileUpdate
+) -> GuestProfile:
+    """The guest changes their profile. The birthday is set once (it earns a bonus every
+    year); staff can correct it."""
+    profile = await own_profile(session, principal)
+    changes = data.model_dump(exclude_unset=True)
+    if (
+        "birth_date" in changes
+        and profile.birth_date
+        and changes["birth_date"] != profile.birth_date
+    ):
+        raise BirthDateLocked()
+    for field, value in changes.items():
+        setattr(profile, field, value)
+    await session.flush()
+    await session.refresh(profile)
+    # The names of what changed, not the values: the log is append-only, and an erasure
+    # must not leave the person's names and birthday behind in it.
+    await record(
+        session,
+        "guest.profile_updated",
+        "guest_profile",
+        profile.id,
+        after={"fields": sorted(changes)},
+    )
+    return profile
+
+
+async def add_child(session: AsyncSession, principal: Principal, data: ChildIn) -> GuestProfile:
+    profile = await own_profile(session, principal)
+    child = GuestChild(tenant_id=profile.tenant_id, profile_id=profile.id, **data.model_dump())
+    session.add(child)
+    await session.flush()
+    await record(session, "guest.child_added", "guest_child", child.id)
+    return profile
+
+
+async def remove_child(session: AsyncSession, principal: Principal, child_id: uuid.UUID) -> None:
+    profile = await own_profile(session, principal)
+    child = await session.get(GuestChild, child_id)
+    if child is None or child.profile_id != profile.id:
+        raise ChildNotFound()
+    await session.delete(child)
+    await record(session, "guest.child_removed", "guest_child", child_id)
+
+
+async def record_consent(session: AsyncSession, principal: Principal, data: ConsentIn) -> Consent:
+    """Give or withdraw a consent; each decision is kept with its time and address."""
+    assert principal.tenant_id is not None
+    consent = Consent(
+        tenant_id=principal.tenant_id,
+        user_id=principal.subject,
+        kind=data.kind,
+        granted=data.granted,
+        ip_address=context.client.get().ip,
+        source="GUEST_APP",
+    )
+    session.add(consent)
+    await session.flush()
+    await record(
+        session, "guest.consent", "consent", consent.id, after=data.model_dump(mode="json")
+    )
+    return consent
