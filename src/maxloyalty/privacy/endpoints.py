@@ -2,36 +2,30 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Response, status
-from pydantic import BaseModel, ConfigDict
 
 from maxloyalty.identity.auth import Person
 from maxloyalty.identity.dependencies import TenantSession
 from maxloyalty.kit.errors import problem_responses
 from maxloyalty.privacy import service as personal_data
-from maxloyalty.privacy.service import Scope
+from maxloyalty.privacy.errors import UserNotFound
+from maxloyalty.privacy.schemas import ErasureRequest, PersonalDataExport, Scope
 
 router = APIRouter(prefix="/api/me", tags=["me"], responses=problem_responses(401, 403, 404, 422))
 
 
-class ErasureRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    scope: Scope = Scope.NETWORK
-
-
-@router.get("/data")
+@router.get("/data", responses=problem_responses(UserNotFound))
 async def export_my_data(
     principal: Person, session: TenantSession, scope: Scope = Scope.NETWORK
-) -> dict[str, Any]:
+) -> PersonalDataExport:
     """Everything stored about the caller, as JSON: this network's, or `scope=all`."""
     assert principal.tenant_id is not None
     return await personal_data.export(session, principal.tenant_id, principal.subject, scope)
 
 
-@router.post("/erase", status_code=status.HTTP_204_NO_CONTENT)
+@router.post(
+    "/erase", status_code=status.HTTP_204_NO_CONTENT, responses=problem_responses(UserNotFound)
+)
 async def erase_me(
     principal: Person, session: TenantSession, body: ErasureRequest | None = None
 ) -> Response:

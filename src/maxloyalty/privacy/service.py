@@ -9,7 +9,6 @@ has no active membership left anywhere.
 
 from __future__ import annotations
 
-import enum
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -33,21 +32,17 @@ from maxloyalty.integrations.pos import service as pos
 from maxloyalty.kit import context
 from maxloyalty.kit.clock import utcnow
 from maxloyalty.kit.db import bind
-from maxloyalty.kit.errors import NotFound
 from maxloyalty.kit.timestamps import rfc3339, rfc3339_or_none
 from maxloyalty.network.models import Tenant
 from maxloyalty.privacy import guest_records
-
-
-class Scope(enum.StrEnum):
-    NETWORK = "network"  # the network of the caller's token
-    ALL = "all"  # every network the person belongs to
+from maxloyalty.privacy.errors import UserNotFound
+from maxloyalty.privacy.schemas import PersonalDataExport, Scope
 
 
 async def _user(session: AsyncSession, user_id: uuid.UUID) -> User:
     user = await session.get(User, user_id)
     if user is None or user.erased_at is not None:
-        raise NotFound("No such person.", code="user_not_found")
+        raise UserNotFound()
     return user
 
 
@@ -133,7 +128,7 @@ async def _network_data(session: AsyncSession, tenant_id: uuid.UUID, user: User)
 
 async def export(
     session: AsyncSession, tenant_id: uuid.UUID, user_id: uuid.UUID, scope: Scope
-) -> dict[str, Any]:
+) -> PersonalDataExport:
     """Everything stored about the person, per network in `networks`. `memberships`,
     `consents` and `sessions` repeat those networks' entries, for clients that read them
     before `networks` existed."""
@@ -143,20 +138,22 @@ async def export(
         networks.append(await _network_data(session, network, user))
         await record(session, "user.data_exported", "user", user_id, after={"scope": scope.value})
     await bind(session, tenant_id=tenant_id)
-    return {
-        "user": {
-            "id": str(user.id),
-            "phone": user.phone,
-            "email": user.email,
-            "telegram_id": user.telegram_id,
-            "created_at": rfc3339(user.created_at),
-            "last_login_at": _at(user.last_login_at),
-        },
-        "memberships": [m for n in networks for m in n["memberships"]],
-        "consents": [c for n in networks for c in n["consents"]],
-        "sessions": [s for n in networks for s in n["sessions"]],
-        "networks": networks,
-    }
+    return PersonalDataExport.model_validate(
+        {
+            "user": {
+                "id": str(user.id),
+                "phone": user.phone,
+                "email": user.email,
+                "telegram_id": user.telegram_id,
+                "created_at": rfc3339(user.created_at),
+                "last_login_at": _at(user.last_login_at),
+            },
+            "memberships": [m for n in networks for m in n["memberships"]],
+            "consents": [c for n in networks for c in n["consents"]],
+            "sessions": [s for n in networks for s in n["sessions"]],
+            "networks": networks,
+        }
+    )
 
 
 @contextmanager
