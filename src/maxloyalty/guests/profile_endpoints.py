@@ -22,7 +22,7 @@ from maxloyalty.guests.schemas import (
 )
 from maxloyalty.identity.auth import Guest
 from maxloyalty.identity.dependencies import TenantSession
-from maxloyalty.kit.errors import problem_responses
+from maxloyalty.kit.errors import RequiredField, problem_responses
 
 router = APIRouter(prefix="/api/me", tags=["me"], responses=problem_responses(401, 403, 404, 422))
 
@@ -42,7 +42,9 @@ async def get_profile(principal: Guest, session: TenantSession) -> ProfileOut:
     return await _out(session, await service.own_profile(session, principal))
 
 
-@router.patch("/profile", responses=problem_responses(ProfileNotFound, BirthDateLocked))
+@router.patch(
+    "/profile", responses=problem_responses(ProfileNotFound, BirthDateLocked, RequiredField)
+)
 async def update_profile(
     body: ProfileUpdate, principal: Guest, session: TenantSession
 ) -> ProfileOut:

@@ -44,6 +44,7 @@ from maxloyalty.identity.models import Consent, User, UserRole
 from maxloyalty.identity.principal import Principal, Role
 from maxloyalty.kit import context
 from maxloyalty.kit.db import for_update, violated_constraint
+from maxloyalty.kit.errors import refuse_nulls
 from maxloyalty.kit.events import publish
 from maxloyalty.kit.pagination import PageParams, paginate
 from maxloyalty.loyalty.models import CardMode, LoyaltyLevel, LoyaltySystem
@@ -337,6 +338,10 @@ async def cards_of(session: AsyncSession, profile: GuestProfile) -> list[GuestCa
     )
 
 
+# Profile fields a PATCH may not clear with null (the others are the guest's to empty).
+_PROFILE_REQUIRED = frozenset({"preferred_channel"})
+
+
 async def update_profile(
     session: AsyncSession, principal: Principal, data: ProfileUpdate
 ) -> GuestProfile:
@@ -344,6 +349,7 @@ async def update_profile(
     year); staff can correct it."""
     profile = await own_profile(session, principal)
     changes = data.model_dump(exclude_unset=True)
+    refuse_nulls(changes, _PROFILE_REQUIRED)
     if (
         "birth_date" in changes
         and profile.birth_date

@@ -5,6 +5,14 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, status
 
 from maxloyalty.guests import sign_in
+from maxloyalty.guests.errors import (
+    CodeSpaceExhausted,
+    ConsentRequired,
+    GuestBlocked,
+    OtpCooldown,
+    OtpInvalid,
+    TelegramNotConfigured,
+)
 from maxloyalty.guests.schemas import (
     CodeSentOut,
     RegisterRequest,
@@ -18,8 +26,10 @@ from maxloyalty.identity.dependencies import (
     per_ip,
     sign_in_rule,
 )
+from maxloyalty.identity.errors import AccountBlocked, AccountLocked, InvalidInitData, InvalidPhone
 from maxloyalty.identity.schemas import TokenPair
 from maxloyalty.kit.errors import problem_responses
+from maxloyalty.network.errors import TenantNotFound
 from maxloyalty.runtime import runtime_of
 
 router = APIRouter(prefix="/api/auth", tags=["auth"], responses=problem_responses(400, 422, 429))
@@ -28,7 +38,7 @@ router = APIRouter(prefix="/api/auth", tags=["auth"], responses=problem_response
 @router.post(
     "/register",
     status_code=status.HTTP_202_ACCEPTED,
-    responses=problem_responses(404, 503),
+    responses=problem_responses(InvalidPhone, ConsentRequired, TenantNotFound, OtpCooldown, 503),
     dependencies=[per_ip("otp", codes_sent_rule)],
 )
 async def register(body: RegisterRequest, session: PublicSession, request: Request) -> CodeSentOut:
@@ -49,7 +59,11 @@ async def register(body: RegisterRequest, session: PublicSession, request: Reque
 
 
 @router.post(
-    "/verify", responses=problem_responses(403), dependencies=[per_ip("verify", sign_in_rule)]
+    "/verify",
+    responses=problem_responses(
+        InvalidPhone, OtpInvalid, AccountLocked, AccountBlocked, GuestBlocked, CodeSpaceExhausted
+    ),
+    dependencies=[per_ip("verify", sign_in_rule)],
 )
 async def verify(body: VerifyRequest, session: PublicSession, request: Request) -> TokenPair:
     """Exchange the SMS code for the guest's tokens."""
@@ -68,7 +82,14 @@ async def verify(body: VerifyRequest, session: PublicSession, request: Request) 
 
 @router.post(
     "/telegram",
-    responses=problem_responses(401, 403, 404, 503),
+    responses=problem_responses(
+        InvalidInitData,
+        AccountBlocked,
+        GuestBlocked,
+        TenantNotFound,
+        TelegramNotConfigured,
+        CodeSpaceExhausted,
+    ),
     dependencies=[per_ip("telegram", default_rule)],
 )
 async def telegram(

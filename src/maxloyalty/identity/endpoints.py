@@ -15,6 +15,17 @@ from maxloyalty.identity.dependencies import (
     default_rule,
     per_ip,
 )
+from maxloyalty.identity.errors import (
+    AccountBlocked,
+    AccountLocked,
+    InvalidCredentials,
+    InvalidPhone,
+    InvalidRefreshToken,
+    NoActiveRole,
+    RefreshTokenReused,
+    TenantChoiceRequired,
+    WrongCurrentPassword,
+)
 from maxloyalty.identity.login import change_password as password_change
 from maxloyalty.identity.login import staff_login
 from maxloyalty.identity.principal import Principal
@@ -31,7 +42,17 @@ from maxloyalty.runtime import runtime_of
 router = APIRouter(prefix="/api/auth", tags=["auth"], responses=problem_responses(400, 422, 429))
 
 
-@router.post("/login", responses=problem_responses(401, 403, 409))
+@router.post(
+    "/login",
+    responses=problem_responses(
+        InvalidCredentials,
+        AccountBlocked,
+        NoActiveRole,
+        TenantChoiceRequired,
+        AccountLocked,
+        InvalidPhone,
+    ),
+)
 async def login(body: LoginRequest, session: PublicSession, request: Request) -> TokenPair:
     """Staff (and platform owner) sign-in with email or phone and password."""
     runtime = runtime_of(request)
@@ -49,7 +70,9 @@ async def login(body: LoginRequest, session: PublicSession, request: Request) ->
 
 @router.post(
     "/refresh",
-    responses=problem_responses(401, 403),
+    responses=problem_responses(
+        InvalidRefreshToken, RefreshTokenReused, AccountBlocked, NoActiveRole
+    ),
     dependencies=[per_ip("refresh", default_rule)],
 )
 async def refresh(body: RefreshRequest, session: PublicSession, request: Request) -> TokenPair:
@@ -60,7 +83,7 @@ async def refresh(body: RefreshRequest, session: PublicSession, request: Request
 @router.post(
     "/logout",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses=problem_responses(401),
+    responses=problem_responses(InvalidRefreshToken),
     dependencies=[per_ip("logout", default_rule)],
 )
 async def logout(body: RefreshRequest, session: PublicSession, request: Request) -> Response:
@@ -68,7 +91,7 @@ async def logout(body: RefreshRequest, session: PublicSession, request: Request)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.post("/password", responses=problem_responses(401, 403))
+@router.post("/password", responses=problem_responses(401, WrongCurrentPassword, AccountLocked))
 async def change_password(
     body: PasswordChange,
     principal: PasswordHolder,

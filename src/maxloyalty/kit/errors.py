@@ -158,6 +158,17 @@ class ValidationFailed(AppError):
     message = "The request has invalid fields."
 
 
+class RequiredField(ValidationFailed):
+    """A PATCH sent null for a field that must have a value (see the README's PATCH rule)."""
+
+
+def refuse_nulls(changes: Mapping[str, Any], required: frozenset[str]) -> None:
+    """The PATCH rule: `null` is refused for the fields in `required`."""
+    for field, value in changes.items():
+        if value is None and field in required:
+            raise RequiredField(f"{field} cannot be null.")
+
+
 class MalformedJson(AppError):
     code = "malformed_json"
     message = "The body is not valid JSON."

@@ -8,9 +8,18 @@ from fastapi import APIRouter, status
 
 from maxloyalty.identity.auth import Staff, TenantAdmin
 from maxloyalty.identity.dependencies import PlatformSession, TenantSession
-from maxloyalty.kit.errors import problem_responses
+from maxloyalty.kit.errors import MalformedJson, RequiredField, problem_responses
 from maxloyalty.kit.pagination import Page, Paging, make_page
 from maxloyalty.network import service
+from maxloyalty.network.errors import (
+    PosNameTaken,
+    RestaurantForbidden,
+    RestaurantLimitReached,
+    RestaurantNameTaken,
+    RestaurantNotFound,
+    TenantNotFound,
+    TenantSlugTaken,
+)
 from maxloyalty.network.schemas import (
     PointOfSaleCreate,
     PointOfSaleOut,
@@ -36,7 +45,9 @@ async def list_restaurants(
 @router.post(
     "/api/restaurants",
     status_code=status.HTTP_201_CREATED,
-    responses=problem_responses(400, 409),
+    responses=problem_responses(
+        MalformedJson, TenantNotFound, RestaurantLimitReached, RestaurantNameTaken
+    ),
 )
 async def create_restaurant(
     body: RestaurantCreate, principal: TenantAdmin, session: TenantSession
@@ -46,7 +57,10 @@ async def create_restaurant(
     return RestaurantOut.model_validate(restaurant)
 
 
-@router.get("/api/restaurants/{restaurant_id}", responses=problem_responses(404))
+@router.get(
+    "/api/restaurants/{restaurant_id}",
+    responses=problem_responses(RestaurantNotFound, RestaurantForbidden),
+)
 async def get_restaurant(
     restaurant_id: uuid.UUID, principal: Staff, session: TenantSession
 ) -> RestaurantOut:
@@ -55,7 +69,12 @@ async def get_restaurant(
     )
 
 
-@router.patch("/api/restaurants/{restaurant_id}", responses=problem_responses(400, 404, 409))
+@router.patch(
+    "/api/restaurants/{restaurant_id}",
+    responses=problem_responses(
+        MalformedJson, RequiredField, RestaurantNotFound, RestaurantForbidden, RestaurantNameTaken
+    ),
+)
 async def update_restaurant(
     restaurant_id: uuid.UUID, body: RestaurantUpdate, principal: TenantAdmin, session: TenantSession
 ) -> RestaurantOut:
@@ -66,7 +85,7 @@ async def update_restaurant(
 @router.get(
     "/api/restaurants/{restaurant_id}/points-of-sale",
     response_model=Page[PointOfSaleOut],
-    responses=problem_responses(404),
+    responses=problem_responses(RestaurantNotFound, RestaurantForbidden),
 )
 async def list_points_of_sale(
     restaurant_id: uuid.UUID, principal: Staff, session: TenantSession, paging: Paging
@@ -79,7 +98,9 @@ async def list_points_of_sale(
 @router.post(
     "/api/restaurants/{restaurant_id}/points-of-sale",
     status_code=status.HTTP_201_CREATED,
-    responses=problem_responses(400, 404, 409),
+    responses=problem_responses(
+        MalformedJson, RestaurantNotFound, RestaurantForbidden, PosNameTaken
+    ),
 )
 async def create_point_of_sale(
     restaurant_id: uuid.UUID,
@@ -87,15 +108,14 @@ async def create_point_of_sale(
     principal: TenantAdmin,
     session: TenantSession,
 ) -> PointOfSaleOut:
-    restaurant = await service.get_restaurant(session, principal, restaurant_id)
-    pos = await service.create_point_of_sale(session, restaurant, body)
+    pos = await service.add_point_of_sale(session, principal, restaurant_id, body)
     return PointOfSaleOut.model_validate(pos)
 
 
 @platform_router.post(
     "/api/platform/tenants",
     status_code=status.HTTP_201_CREATED,
-    responses=problem_responses(400, 409),
+    responses=problem_responses(MalformedJson, TenantSlugTaken),
 )
 async def create_tenant(body: TenantCreate, platform: PlatformSession) -> TenantOut:
     tenant = await service.create_tenant(platform, body)

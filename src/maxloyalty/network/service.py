@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from maxloyalty.audit.service import record, snapshot
 from maxloyalty.identity.principal import Principal
 from maxloyalty.kit.db import for_update, violated_constraint
-from maxloyalty.kit.errors import Conflict
+from maxloyalty.kit.errors import Conflict, refuse_nulls
 from maxloyalty.kit.events import publish
 from maxloyalty.kit.pagination import PageParams, paginate
 from maxloyalty.network.errors import (
@@ -62,6 +62,9 @@ async def create_tenant(platform: AsyncSession, data: TenantCreate) -> Tenant:
 async def list_tenants(platform: AsyncSession, params: PageParams) -> list[Tenant]:
     return list(await platform.scalars(paginate(select(Tenant), Tenant.id, params)))
 
+
+# Fields a PATCH may not clear with null.
+_RESTAURANT_REQUIRED = frozenset({"name", "timezone", "status"})
 
 # --- restaurants -------------------------------------------------------------------------
 
@@ -117,9 +120,9 @@ async def update_restaurant(
 ) -> Restaurant:
     restaurant = await get_restaurant(session, principal, restaurant_id)
     before = snapshot(restaurant)
-    for field, value in data.model_dump(exclude_unset=True).items():
-        if value is None and field in {"name", "timezone", "status"}:
-            continue  # required columns: null means "leave as is"
+    changes = data.model_dump(exclude_unset=True)
+    refuse_nulls(changes, _RESTAURANT_REQUIRED)
+    for field, value in changes.items():
         setattr(restaurant, field, value)
     await _flush_unique(session, _name_taken(restaurant.name))
     await session.refresh(restaurant)
@@ -141,6 +144,14 @@ async def list_points_of_sale(
     await get_restaurant(session, principal, restaurant_id)
     query = select(PointOfSale).where(PointOfSale.restaurant_id == restaurant_id)
     return list(await session.scalars(paginate(query, PointOfSale.id, params)))
+
+
+async def add_point_of_sale(
+    session: AsyncSession, principal: Principal, restaurant_id: uuid.UUID, data: PointOfSaleCreate
+) -> PointOfSale:
+    """A new point of sale in a restaurant the caller may see."""
+    restaurant = await get_restaurant(session, principal, restaurant_id)
+    return await create_point_of_sale(session, restaurant, data)
 
 
 async def create_point_of_sale(

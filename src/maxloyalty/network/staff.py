@@ -8,6 +8,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from maxloyalty.audit.service import record
+from maxloyalty.identity import api_keys
 from maxloyalty.identity.contacts import email_index, normalize_email, normalize_phone, phone_index
 from maxloyalty.identity.errors import RoleForbidden
 from maxloyalty.identity.models import User, UserPermission, UserRole
@@ -15,6 +16,7 @@ from maxloyalty.identity.passwords import hash_password
 from maxloyalty.identity.principal import RESTAURANT_SCOPED, STAFF_ROLES, Principal, Role
 from maxloyalty.identity.sessions import revoke_user_sessions
 from maxloyalty.kit.clock import utcnow
+from maxloyalty.kit.errors import refuse_nulls
 from maxloyalty.kit.pagination import PageParams, paginate
 from maxloyalty.network.errors import (
     ContactRequired,
@@ -28,7 +30,13 @@ from maxloyalty.network.errors import (
     UnknownRestaurant,
 )
 from maxloyalty.network.models import Restaurant
-from maxloyalty.network.schemas import PermissionCreate, StaffCreate, StaffOut, StaffUpdate
+from maxloyalty.network.schemas import (
+    ApiKeyCreate,
+    PermissionCreate,
+    StaffCreate,
+    StaffOut,
+    StaffUpdate,
+)
 
 
 def ensure_may_manage(actor: Principal, target: uuid.UUID | None, role: Role | None) -> None:
@@ -167,9 +175,14 @@ def _role_snapshot(role: UserRole) -> dict[str, object]:
     }
 
 
+# Fields a PATCH of a staff member may not clear with null.
+_STAFF_REQUIRED = frozenset({"role", "restaurant_ids", "is_active"})
+
+
 async def update_staff(
     session: AsyncSession, tenant_id: uuid.UUID, user_id: uuid.UUID, data: StaffUpdate
 ) -> StaffOut:
+    refuse_nulls(data.model_dump(exclude_unset=True), _STAFF_REQUIRED)
     user, role = await staff_member(session, tenant_id, user_id)
     before = _role_snapshot(role)
     new_role = data.role or role.role
@@ -250,6 +263,26 @@ async def grant_permission(
         after=data.model_dump(mode="json"),
     )
     return grant
+
+
+async def issue_api_key(
+    session: AsyncSession,
+    hmac_key: bytes,
+    tenant_id: uuid.UUID,
+    data: ApiKeyCreate,
+    created_by: uuid.UUID,
+) -> api_keys.IssuedKey:
+    """A key for a till or integration of this network's restaurants."""
+    await check_restaurants(session, Role.SYSTEM, data.restaurant_ids)
+    return await api_keys.create_key(
+        session,
+        hmac_key,
+        tenant_id=tenant_id,
+        name=data.name,
+        restaurant_ids=data.restaurant_ids,
+        require_signature=data.require_signature,
+        created_by=created_by,
+    )
 
 
 async def list_permissions(

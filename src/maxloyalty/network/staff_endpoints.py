@@ -9,10 +9,22 @@ from fastapi import APIRouter, Request, Response, status
 from maxloyalty.identity import api_keys
 from maxloyalty.identity.auth import StaffAdmin, TenantAdmin
 from maxloyalty.identity.dependencies import TenantSession
-from maxloyalty.identity.principal import Principal, Role
-from maxloyalty.kit.errors import problem_responses
+from maxloyalty.identity.errors import ApiKeyNotFound, RoleForbidden
+from maxloyalty.identity.principal import Principal
+from maxloyalty.kit.errors import RequiredField, problem_responses
 from maxloyalty.kit.pagination import Page, Paging, make_page
 from maxloyalty.network import staff
+from maxloyalty.network.errors import (
+    ContactRequired,
+    ExpiryInPast,
+    InvalidStaffRole,
+    PermissionNotFound,
+    RestaurantsRequired,
+    SelfManagement,
+    StaffExists,
+    StaffNotFound,
+    UnknownRestaurant,
+)
 from maxloyalty.network.schemas import (
     ApiKeyCreate,
     ApiKeyIssued,
@@ -40,7 +52,16 @@ async def list_staff(_admin: StaffAdmin, session: TenantSession, paging: Paging)
     return Page(items=rows, next_cursor=cursor)
 
 
-@router.post("/api/staff", status_code=status.HTTP_201_CREATED, responses=problem_responses(409))
+_ROLE_CHECKS = (InvalidStaffRole, RestaurantsRequired, UnknownRestaurant)
+
+
+@router.post(
+    "/api/staff",
+    status_code=status.HTTP_201_CREATED,
+    responses=problem_responses(
+        RoleForbidden, SelfManagement, ContactRequired, StaffExists, *_ROLE_CHECKS
+    ),
+)
 async def create_staff(body: StaffCreate, admin: StaffAdmin, session: TenantSession) -> StaffOut:
     """Create a staff account with an initial password (an existing person keeps theirs)."""
     staff.ensure_may_manage(admin, None, body.role)
@@ -49,7 +70,12 @@ async def create_staff(body: StaffCreate, admin: StaffAdmin, session: TenantSess
     return out.model_copy(update={"email": body.email, "phone": body.phone})
 
 
-@router.patch("/api/staff/{user_id}")
+@router.patch(
+    "/api/staff/{user_id}",
+    responses=problem_responses(
+        RequiredField, RoleForbidden, SelfManagement, StaffNotFound, *_ROLE_CHECKS
+    ),
+)
 async def update_staff(
     user_id: uuid.UUID, body: StaffUpdate, admin: StaffAdmin, session: TenantSession
 ) -> StaffOut:
@@ -57,7 +83,9 @@ async def update_staff(
     return await staff.update_staff(session, _tenant(admin), user_id, body)
 
 
-@router.post("/api/staff/{user_id}/block")
+@router.post(
+    "/api/staff/{user_id}/block", responses=problem_responses(SelfManagement, StaffNotFound)
+)
 async def block_staff(
     user_id: uuid.UUID, body: BlockRequest, admin: StaffAdmin, session: TenantSession
 ) -> StaffOut:
@@ -66,7 +94,11 @@ async def block_staff(
     return await staff.block_staff(session, _tenant(admin), user_id, body.reason)
 
 
-@router.post("/api/staff/{user_id}/sessions/revoke", status_code=status.HTTP_204_NO_CONTENT)
+@router.post(
+    "/api/staff/{user_id}/sessions/revoke",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problem_responses(StaffNotFound),
+)
 async def revoke_sessions(
     user_id: uuid.UUID, admin: StaffAdmin, session: TenantSession
 ) -> Response:
@@ -74,7 +106,7 @@ async def revoke_sessions(
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.get("/api/staff/{user_id}/permissions")
+@router.get("/api/staff/{user_id}/permissions", responses=problem_responses(StaffNotFound))
 async def list_permissions(
     user_id: uuid.UUID, _admin: StaffAdmin, session: TenantSession, paging: Paging
 ) -> Page[PermissionOut]:
@@ -83,7 +115,11 @@ async def list_permissions(
     return Page(items=[PermissionOut.model_validate(p) for p in rows], next_cursor=cursor)
 
 
-@router.post("/api/staff/{user_id}/permissions", status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/api/staff/{user_id}/permissions",
+    status_code=status.HTTP_201_CREATED,
+    responses=problem_responses(StaffNotFound, ExpiryInPast, UnknownRestaurant),
+)
 async def grant_permission(
     user_id: uuid.UUID, body: PermissionCreate, admin: TenantAdmin, session: TenantSession
 ) -> PermissionOut:
@@ -91,7 +127,10 @@ async def grant_permission(
     return PermissionOut.model_validate(grant)
 
 
-@router.delete("/api/staff/{user_id}/permissions/{permission_id}")
+@router.delete(
+    "/api/staff/{user_id}/permissions/{permission_id}",
+    responses=problem_responses(PermissionNotFound),
+)
 async def revoke_permission(
     user_id: uuid.UUID, permission_id: uuid.UUID, admin: TenantAdmin, session: TenantSession
 ) -> PermissionOut:
@@ -107,21 +146,18 @@ async def list_api_keys(
     return Page(items=[ApiKeyOut.model_validate(k) for k in rows], next_cursor=cursor)
 
 
-@router.post("/api/api-keys", tags=["api keys"], status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/api/api-keys",
+    tags=["api keys"],
+    status_code=status.HTTP_201_CREATED,
+    responses=problem_responses(UnknownRestaurant),
+)
 async def create_api_key(
     body: ApiKeyCreate, admin: TenantAdmin, session: TenantSession, request: Request
 ) -> ApiKeyIssued:
     """Issue a key for a till or integration; the key (and signing secret) show only here."""
-    await staff.check_restaurants(session, Role.SYSTEM, body.restaurant_ids)
-    issued = await api_keys.create_key(
-        session,
-        runtime_of(request).api_key_key,
-        tenant_id=_tenant(admin),
-        name=body.name,
-        restaurant_ids=body.restaurant_ids,
-        require_signature=body.require_signature,
-        created_by=admin.subject,
-    )
+    key = runtime_of(request).api_key_key
+    issued = await staff.issue_api_key(session, key, _tenant(admin), body, admin.subject)
     return ApiKeyIssued(
         **ApiKeyOut.model_validate(issued.api_key).model_dump(),
         key=issued.key,
@@ -129,7 +165,9 @@ async def create_api_key(
     )
 
 
-@router.delete("/api/api-keys/{key_id}", tags=["api keys"])
+@router.delete(
+    "/api/api-keys/{key_id}", tags=["api keys"], responses=problem_responses(ApiKeyNotFound)
+)
 async def revoke_api_key(
     key_id: uuid.UUID, _admin: TenantAdmin, session: TenantSession
 ) -> ApiKeyOut:
