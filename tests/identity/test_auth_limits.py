@@ -15,7 +15,7 @@ from maxloyalty.app import create_app
 from maxloyalty.audit.models import ActivityLog
 from maxloyalty.runtime import Runtime
 from tests.factories import make_tenant
-from tests.identity.test_guest_auth import last_code, register, verify
+from tests.guests.test_sign_in import last_code, register, verify
 from tests.test_app import assert_problem
 
 

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from maxloyalty.audit.models import ActivityLog
 from maxloyalty.runtime import Runtime
 from tests.factories import bearer, make_program, make_tenant
-from tests.identity.test_guest_auth import last_code, register, verify
+from tests.guests.test_sign_in import last_code, register, verify
 from tests.test_app import assert_problem
 
 

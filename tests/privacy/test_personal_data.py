@@ -22,8 +22,16 @@ from maxloyalty.ledger.verify import verify_tenant
 from maxloyalty.network.models import Restaurant, Tenant
 from maxloyalty.runtime import Runtime
 from tests.conftest import TokenFactory
-from tests.factories import bearer, make_program, make_restaurant, make_tenant
-from tests.identity.test_guest_auth import E164, last_code, register, verify
+from tests.factories import (
+    PASSWORD,
+    bearer,
+    login,
+    make_program,
+    make_restaurant,
+    make_staff,
+    make_tenant,
+)
+from tests.guests.test_sign_in import E164, last_code, register, verify
 from tests.test_app import assert_problem
 
 PROFILE = {
@@ -330,3 +338,27 @@ async def test_export_holds_everything_per_network(
         str(there.tenant.id),
     }
     assert len(everywhere["memberships"]) == 2
+
+
+async def test_export_and_erasure(client: httpx.AsyncClient, runtime: Runtime) -> None:
+    tenant = await make_tenant(runtime)
+    email = await make_staff(runtime, tenant, Role.RESTAURANT_ADMIN)
+    tokens = await login(client, email)
+    data = (await client.get("/api/me/data", headers=bearer(tokens))).json()
+    assert data["user"]["email"] == email
+    assert data["memberships"][0]["role"] == "RESTAURANT_ADMIN"
+    assert len(data["sessions"]) == 1
+
+    assert (await client.post("/api/me/erase", headers=bearer(tokens))).status_code == 204
+    user_id = uuid.UUID(data["user"]["id"])
+    async with runtime.db.transaction() as session:
+        user = await session.get(User, user_id)
+    assert user is not None
+    assert (user.email, user.email_hash, user.phone, user.password_hash) == (None,) * 4
+    assert user.erased_at is not None
+    refresh = await client.post(
+        "/api/auth/refresh", json={"refresh_token": tokens["refresh_token"]}
+    )
+    assert_problem(refresh, 401, "invalid_refresh_token")
+    relogin = await client.post("/api/auth/login", json={"login": email, "password": PASSWORD})
+    assert_problem(relogin, 401, "invalid_credentials")
