@@ -31,7 +31,7 @@ from maxloyalty.identity.auth import CardOperator, Manager, Person
 from maxloyalty.identity.dependencies import TenantSession
 from maxloyalty.identity.errors import InvalidPhone
 from maxloyalty.identity.models import User
-from maxloyalty.kit.errors import problem_responses
+from maxloyalty.kit.errors import InvalidCursor, problem_responses
 from maxloyalty.kit.pagination import Page, Paging, make_page
 from maxloyalty.loyalty.errors import ProgramNotFound
 from maxloyalty.loyalty.models import LoyaltyLevel
@@ -98,7 +98,9 @@ def _csv(rows: list[GuestRow]) -> StreamingResponse:
     response_model=Page[GuestRow],
     responses={
         200: {"content": {"text/csv": {}}, "description": "A page of guests, or (csv) all"},
-        **problem_responses(RestaurantNotFound, RestaurantForbidden, ProgramNotFound),
+        **problem_responses(
+            InvalidCursor, RestaurantNotFound, RestaurantForbidden, ProgramNotFound
+        ),
     },
 )
 async def list_guests(

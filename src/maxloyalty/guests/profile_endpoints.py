@@ -22,6 +22,7 @@ from maxloyalty.guests.schemas import (
 )
 from maxloyalty.identity.auth import Guest
 from maxloyalty.identity.dependencies import TenantSession
+from maxloyalty.identity.errors import RoleForbidden
 from maxloyalty.kit.errors import RequiredField, problem_responses
 
 router = APIRouter(prefix="/api/me", tags=["me"], responses=problem_responses(401, 403, 404, 422))
@@ -67,7 +68,7 @@ async def remove_child(child_id: uuid.UUID, principal: Guest, session: TenantSes
     return Response(status_code=204)
 
 
-@router.post("/consents", status_code=201)
+@router.post("/consents", status_code=201, responses=problem_responses(RoleForbidden))
 async def record_consent(body: ConsentIn, principal: Guest, session: TenantSession) -> ConsentOut:
     """Give or withdraw a consent; each decision is kept with its time and address."""
     return ConsentOut.model_validate(await service.record_consent(session, principal, body))

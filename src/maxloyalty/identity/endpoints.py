@@ -16,6 +16,7 @@ from maxloyalty.identity.dependencies import (
     per_ip,
 )
 from maxloyalty.identity.errors import (
+    CREDENTIAL_REFUSALS,
     AccountBlocked,
     AccountLocked,
     InvalidCredentials,
@@ -111,7 +112,7 @@ async def change_password(
     )
 
 
-@router.get("/me", responses=problem_responses(401))
+@router.get("/me", responses=problem_responses(*CREDENTIAL_REFUSALS))
 async def me(principal: Annotated[Principal, Depends(authenticate)]) -> MeOut:
     return MeOut(
         subject=principal.subject,

@@ -112,3 +112,16 @@ class TokenExpired(Unauthorized):
 
 class TenantChoiceRequired(Conflict):
     code = "tenant_choice_required"
+
+
+# What any authenticated route may answer about the caller's credentials.
+CREDENTIAL_REFUSALS = (
+    NotAuthenticated,
+    InvalidToken,
+    TokenExpired,
+    SessionRevoked,
+    InvalidApiKey,
+    ApiKeyRevoked,
+    ApiKeySuspended,
+    InvalidSignature,
+)

@@ -8,7 +8,7 @@ from fastapi import APIRouter, status
 
 from maxloyalty.identity.auth import Staff, TenantAdmin
 from maxloyalty.identity.dependencies import PlatformSession, TenantSession
-from maxloyalty.kit.errors import MalformedJson, RequiredField, problem_responses
+from maxloyalty.kit.errors import InvalidCursor, MalformedJson, RequiredField, problem_responses
 from maxloyalty.kit.pagination import Page, Paging, make_page
 from maxloyalty.network import service
 from maxloyalty.network.errors import (
@@ -34,7 +34,11 @@ router = APIRouter(tags=["restaurants"], responses=problem_responses(401, 403, 4
 platform_router = APIRouter(tags=["platform"], responses=problem_responses(401, 403, 422))
 
 
-@router.get("/api/restaurants", response_model=Page[RestaurantOut])
+@router.get(
+    "/api/restaurants",
+    response_model=Page[RestaurantOut],
+    responses=problem_responses(InvalidCursor),
+)
 async def list_restaurants(
     principal: Staff, session: TenantSession, paging: Paging
 ) -> Page[RestaurantOut]:
@@ -85,7 +89,7 @@ async def update_restaurant(
 @router.get(
     "/api/restaurants/{restaurant_id}/points-of-sale",
     response_model=Page[PointOfSaleOut],
-    responses=problem_responses(RestaurantNotFound, RestaurantForbidden),
+    responses=problem_responses(InvalidCursor, RestaurantNotFound, RestaurantForbidden),
 )
 async def list_points_of_sale(
     restaurant_id: uuid.UUID, principal: Staff, session: TenantSession, paging: Paging
@@ -122,7 +126,11 @@ async def create_tenant(body: TenantCreate, platform: PlatformSession) -> Tenant
     return TenantOut.model_validate(tenant)
 
 
-@platform_router.get("/api/platform/tenants", response_model=Page[TenantOut])
+@platform_router.get(
+    "/api/platform/tenants",
+    response_model=Page[TenantOut],
+    responses=problem_responses(InvalidCursor),
+)
 async def list_tenants(platform: PlatformSession, paging: Paging) -> Page[TenantOut]:
     rows, cursor = make_page(await service.list_tenants(platform, paging), paging)
     return Page(items=[TenantOut.model_validate(t) for t in rows], next_cursor=cursor)

@@ -11,7 +11,7 @@ from maxloyalty.identity.auth import StaffAdmin, TenantAdmin
 from maxloyalty.identity.dependencies import TenantSession
 from maxloyalty.identity.errors import ApiKeyNotFound, RoleForbidden
 from maxloyalty.identity.principal import Principal
-from maxloyalty.kit.errors import RequiredField, problem_responses
+from maxloyalty.kit.errors import InvalidCursor, RequiredField, problem_responses
 from maxloyalty.kit.pagination import Page, Paging, make_page
 from maxloyalty.network import staff
 from maxloyalty.network.errors import (
@@ -46,7 +46,7 @@ def _tenant(principal: Principal) -> uuid.UUID:
     return principal.tenant_id
 
 
-@router.get("/api/staff")
+@router.get("/api/staff", responses=problem_responses(InvalidCursor))
 async def list_staff(_admin: StaffAdmin, session: TenantSession, paging: Paging) -> Page[StaffOut]:
     rows, cursor = make_page(await staff.list_staff(session, _tenant(_admin), paging), paging)
     return Page(items=rows, next_cursor=cursor)
@@ -106,7 +106,10 @@ async def revoke_sessions(
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.get("/api/staff/{user_id}/permissions", responses=problem_responses(StaffNotFound))
+@router.get(
+    "/api/staff/{user_id}/permissions",
+    responses=problem_responses(InvalidCursor, StaffNotFound),
+)
 async def list_permissions(
     user_id: uuid.UUID, _admin: StaffAdmin, session: TenantSession, paging: Paging
 ) -> Page[PermissionOut]:
@@ -138,7 +141,7 @@ async def revoke_permission(
     return PermissionOut.model_validate(grant)
 
 
-@router.get("/api/api-keys", tags=["api keys"])
+@router.get("/api/api-keys", tags=["api keys"], responses=problem_responses(InvalidCursor))
 async def list_api_keys(
     _admin: TenantAdmin, session: TenantSession, paging: Paging
 ) -> Page[ApiKeyOut]:
