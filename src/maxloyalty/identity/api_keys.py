@@ -151,7 +151,8 @@ async def authenticate_key(
     signed: bytes,
 ) -> tuple[Principal, bool]:
     """The SYSTEM principal of a live key, and whether the key signs its requests;
-    `session` must be bound to the key's tenant."""
+    `session` must be bound to the key's tenant, in a transaction of its own (the caller's
+    commits the key's `last_used_at`)."""
     row = await session.scalar(select(ApiKey).where(ApiKey.key_hash == key_hash(hmac_key, key)))
     if row is None:
         raise InvalidApiKey()
@@ -165,7 +166,6 @@ async def authenticate_key(
     if row.last_used_at is None or now - row.last_used_at > _LAST_USED_GRANULARITY:
         # Coarse on purpose: a write per request would serialize a busy till's calls.
         await session.execute(update(ApiKey).where(ApiKey.id == row.id).values(last_used_at=now))
-        await session.commit()
     principal = Principal(
         subject=row.id,
         role=Role.SYSTEM,

@@ -60,7 +60,7 @@ async def _from_api_key(request: Request, runtime: Runtime, key: str) -> Princip
         return known
     stamp = revocation.facts.stamp()
     try:
-        async with runtime.db.session(tenant_id) as session:
+        async with runtime.db.transaction(tenant_id) as session:
             principal, signs = await authenticate_key(
                 session,
                 runtime.api_key_key,
