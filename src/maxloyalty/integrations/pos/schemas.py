@@ -1,12 +1,13 @@
 """Requests and answers of the POS APIs: integrations and their logs (admin), the generic
-till API, and the iiko webhook receiver."""
+till API (a till's check, quotes, holds), and the iiko webhook receiver."""
 
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from maxloyalty.integrations.pos.models import PosIntegration, PosSystem
 from maxloyalty.kit.timestamps import Timestamp
@@ -162,3 +163,128 @@ class PosSyncOut(BaseModel):
 
 class EventsReceived(BaseModel):
     received: int = Field(description="Events kept and handed to the worker")
+
+
+class CheckLine(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    code: str = Field(min_length=1, max_length=64, description="The till's item code")
+    name: str = Field(min_length=1, max_length=200)
+    category: str | None = Field(default=None, max_length=200)
+    price: int = Field(ge=0, le=10**9, description="Kopecks per unit")
+    quantity: Decimal = Field(gt=0, le=10**4, decimal_places=3)
+
+    @property
+    def total(self) -> int:
+        return int((self.price * self.quantity).to_integral_value(ROUND_HALF_UP))
+
+
+class Payment(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    type: str = Field(min_length=1, max_length=64, description="cash, card, points, …")
+    amount: int = Field(ge=0, le=10**10, description="Kopecks")
+
+
+ORDER_ID_PATTERN = r"^[\w.:/-]+$"
+# A till's own reference (an order, a return receipt): what may follow in a path or a key.
+TillRef = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=ORDER_ID_PATTERN)]
+
+
+class CalculateRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    card_id: uuid.UUID
+    lines: list[CheckLine] = Field(min_length=1, max_length=500)
+    points: int | None = Field(default=None, ge=0, le=10**7, description="Points to spend")
+    order_id: TillRef | None = Field(
+        default=None, description="The order, when it holds points: they count as free for it"
+    )
+
+
+class HoldRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    card_id: uuid.UUID
+    points: int = Field(gt=0, le=10**7)
+    check_amount: int = Field(gt=0, le=10**10, description="Kopecks")
+    ttl_seconds: int | None = Field(
+        default=None, ge=1, le=86400, description="Default: the integration's"
+    )
+
+
+class CommitRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    card_id: uuid.UUID | None = Field(default=None, description="Default: the held card")
+    amount: int = Field(gt=0, le=10**10, description="The closed check, kopecks")
+    points: int | None = Field(
+        default=None, ge=0, le=10**7, description="Points spent; default: the held points"
+    )
+    lines: list[CheckLine] = Field(default=[], max_length=500)
+    payments: list[Payment] = Field(default=[], max_length=50)
+
+
+class RefundRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    amount: int | None = Field(default=None, gt=0, le=10**10, description="Default: the rest")
+    refund_id: TillRef | None = Field(
+        default=None,
+        description="The till's return receipt: a partial refund is posted once per id",
+    )
+
+
+class EffectOut(BaseModel):
+    """What a campaign adds to a quote."""
+
+    source: str = Field(description="e.g. campaign:<id>")
+    description: str
+    discount: int = Field(description="Kopecks off the check")
+    bonus_points: int
+
+
+class QuoteOut(BaseModel):
+    card_id: uuid.UUID
+    check_amount: int = Field(description="Kopecks")
+    discount_percent: str
+    discount: int = Field(description="Kopecks")
+    available: int = Field(description="Points free to spend")
+    max_redeemable: int
+    points_to_spend: int
+    paid_amount: int = Field(description="Kopecks")
+    accrual: int = Field(description="Points the check would earn")
+    effects: list[EffectOut]
+
+
+class HoldOut(BaseModel):
+    hold_id: uuid.UUID
+    order_id: str
+    card_id: uuid.UUID
+    points: int
+    status: str
+    expires_at: Timestamp
+
+
+class HeldOut(HoldOut):
+    """A hold just placed, with the card's balance and points free to spend after it."""
+
+    balance: int
+    available: int
+
+
+class PosIdentifyRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    qr: str | None = Field(default=None, max_length=200)
+    code: str | None = Field(default=None, pattern=r"^\d{6}$")
+    phone: str | None = Field(default=None, max_length=32)
+    card_number: str | None = Field(default=None, pattern=r"^\d{1,6}$")
+    check_amount: int | None = Field(default=None, gt=0, le=10**10, description="Kopecks")
+
+    @model_validator(mode="after")
+    def _one_identifier(self) -> PosIdentifyRequest:
+        given = [x for x in (self.qr, self.code, self.phone, self.card_number) if x is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one of qr, code, phone, card_number")
+        return self
