@@ -99,13 +99,14 @@ async def update_integration(
     _admin: TenantAdmin,
     session: TenantSession,
 ) -> IntegrationOut:
-    """Switched off, the integration's key stops working everywhere within a second."""
-    row = await service.update_integration(
-        session,
-        integration_id,
-        body.model_dump(mode="json", exclude_unset=True, exclude={"credentials"}),
-        body.credentials.model_dump_json(exclude_none=True) if body.credentials else None,
-    )
+    """Switched off, the integration's key stops working everywhere within a second;
+    `credentials: null` removes the iikoCloud credentials."""
+    credentials: str | service.Unchanged | None = service.UNCHANGED
+    if "credentials" in body.model_fields_set:
+        given = body.credentials
+        credentials = given.model_dump_json(exclude_none=True) if given is not None else None
+    changes = body.model_dump(mode="json", exclude_unset=True, exclude={"credentials"})
+    row = await service.update_integration(session, integration_id, changes, credentials)
     return IntegrationOut.of(row)
 
 

@@ -65,6 +65,13 @@ WEBHOOK_TOKEN_PREFIX = "miw_"  # noqa: S105 - a prefix, not a secret
 Logged = TypeVar("Logged", PosTransaction, PosEvent, PosSync)
 
 
+class Unchanged:
+    """A PATCH field left out."""
+
+
+UNCHANGED = Unchanged()
+
+
 @dataclass(frozen=True)
 class IssuedIntegration:
     integration: PosIntegration
@@ -207,18 +214,19 @@ async def update_integration(
     session: AsyncSession,
     integration_id: uuid.UUID,
     changes: dict[str, Any],
-    credentials: str | None,
+    credentials: str | Unchanged | None = UNCHANGED,
 ) -> PosIntegration:
     """Change what was given (`settings` merged as a JSON merge patch: null removes a
-    setting); switched off, the integration's key stops working everywhere within a second."""
+    setting; `credentials`, as JSON, None to clear them); switched off, the integration's
+    key stops working everywhere within a second."""
     row = await get(session, integration_id)
     if "settings" in changes:
         merged = row.settings | changes["settings"]
         changes["settings"] = {name: value for name, value in merged.items() if value is not None}
     for name, value in changes.items():
         setattr(row, name, value)
-    if credentials is not None:
-        row.credentials = credentials  # as JSON
+    if not isinstance(credentials, Unchanged):
+        row.credentials = credentials
     await pause_key(session, row)
     await session.flush()
     await record(
@@ -226,7 +234,7 @@ async def update_integration(
         "pos.integration_updated",
         "pos_integration",
         row.id,
-        after=changes | {"credentials_changed": credentials is not None},
+        after=changes | {"credentials_changed": not isinstance(credentials, Unchanged)},
     )
     return row
 

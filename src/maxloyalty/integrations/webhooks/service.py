@@ -30,6 +30,7 @@ from maxloyalty.integrations.webhooks.models import (
 from maxloyalty.integrations.webhooks.schemas import EndpointIn, EndpointPatch
 from maxloyalty.integrations.webhooks.signing import new_secret
 from maxloyalty.kit.clock import utcnow
+from maxloyalty.kit.pagination import PageParams, make_page, paginate, paginate_newest
 from maxloyalty.kit.ssrf import TargetRefused, check_target
 from maxloyalty.kit.timestamps import rfc3339_or_none
 
@@ -93,6 +94,25 @@ async def endpoint(session: AsyncSession, endpoint_id: uuid.UUID) -> WebhookEndp
     if found is None:
         raise WebhookEndpointNotFound()
     return found
+
+
+async def list_endpoints(
+    session: AsyncSession, paging: PageParams
+) -> tuple[list[WebhookEndpoint], str | None]:
+    query = paginate(select(WebhookEndpoint), WebhookEndpoint.id, paging)
+    return make_page(list(await session.scalars(query)), paging)
+
+
+async def list_attempts(
+    session: AsyncSession, endpoint_id: uuid.UUID, paging: PageParams, succeeded: bool | None
+) -> tuple[list[WebhookLog], str | None]:
+    """The endpoint's HTTP attempts, newest first (only those that succeeded, or failed)."""
+    await endpoint(session, endpoint_id)
+    query = select(WebhookLog).where(WebhookLog.endpoint_id == endpoint_id)
+    if succeeded is not None:
+        query = query.where(WebhookLog.succeeded.is_(succeeded))
+    found = list(await session.scalars(paginate_newest(query, WebhookLog.id, paging)))
+    return make_page(found, paging)
 
 
 async def update_endpoint(

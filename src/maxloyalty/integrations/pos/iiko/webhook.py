@@ -36,6 +36,7 @@ from maxloyalty.kit.clock import utcnow
 from maxloyalty.kit.db import Database, bind, for_update
 from maxloyalty.kit.errors import AppError, NotFound
 from maxloyalty.ledger import holds
+from maxloyalty.ledger.errors import OperationInFlight
 from maxloyalty.ledger.models import HoldStatus, LedgerOperation
 from maxloyalty.ledger.operations import CashierRequest, Context, execute
 
@@ -347,7 +348,7 @@ async def _locked(session: AsyncSession, event_id: uuid.UUID) -> PosEvent:
 
 def _passing(error: Exception) -> bool:
     # The ledger's own refusals are final; anything else may well pass.
-    return not isinstance(error, AppError) or error.code == "operation_in_flight"
+    return not isinstance(error, AppError) or error.code == OperationInFlight.code
 
 
 async def handle(
