@@ -1,6 +1,6 @@
 """Outbound webhooks: signed with Standard Webhooks (checked by the `standardwebhooks`
 package, an independent implementation), retried, disabled on 410, never sent for a change
-that rolled back. The helpers here serve the other test_webhooks_* files too."""
+that rolled back. The helpers here serve the other webhook test modules too."""
 
 from __future__ import annotations
 

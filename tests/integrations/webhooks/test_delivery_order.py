@@ -20,7 +20,7 @@ from maxloyalty.runtime import Runtime
 from tests.conftest import TokenFactory
 from tests.factories import make_guest, make_program, make_restaurant, make_tenant
 from tests.integrations.fake_http import Answer, FakeServer
-from tests.integrations.test_webhooks import (
+from tests.integrations.webhooks.test_delivery import (
     HeaderAnswer,
     attempts_of,
     drain,
