@@ -19,7 +19,7 @@ from maxloyalty.health import router as health_router
 from maxloyalty.identity.endpoints import router as auth_router
 from maxloyalty.integrations.pos.admin_endpoints import router as pos_admin_router
 from maxloyalty.integrations.pos.iiko.endpoints import router as iiko_router
-from maxloyalty.integrations.pos.rkeeper_endpoints import router as rkeeper_router
+from maxloyalty.integrations.pos.rkeeper.endpoints import router as rkeeper_router
 from maxloyalty.integrations.pos.till_endpoints import router as pos_till_router
 from maxloyalty.integrations.webhooks.endpoints import router as webhooks_router
 from maxloyalty.kit.errors import install_error_handlers

@@ -12,9 +12,8 @@ from pgqueuer.types import QueueExecutionMode
 
 # Importing the modules that register jobs: the registry must be complete before building.
 from maxloyalty.audit import tasks as _audit_jobs  # noqa: F401
-from maxloyalty.integrations.pos.iiko import sync as _iiko_jobs  # noqa: F401
-from maxloyalty.integrations.pos.iiko import webhook as _iiko_event_jobs  # noqa: F401
-from maxloyalty.integrations.webhooks import service as _webhook_jobs  # noqa: F401
+from maxloyalty.integrations.pos.iiko import tasks as _iiko_jobs  # noqa: F401
+from maxloyalty.integrations.webhooks import tasks as _webhook_jobs  # noqa: F401
 from maxloyalty.kit import events as _event_jobs  # noqa: F401
 from maxloyalty.kit.jobs import build_worker
 from maxloyalty.ledger import holds as _hold_jobs  # noqa: F401

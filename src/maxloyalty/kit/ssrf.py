@@ -14,8 +14,6 @@ import socket
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from maxloyalty.kit.errors import AppError
-
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 # IPv6 prefixes whose last 32 bits are an IPv4 address that a translator or the kernel
@@ -25,8 +23,8 @@ _LOW_32_BITS_IPV4 = (ipaddress.IPv6Network("64:ff9b::/96"), ipaddress.IPv6Networ
 _LOCAL_NAT64 = ipaddress.IPv6Network("64:ff9b:1::/48")
 
 
-def _refuse(detail: str, code: str) -> AppError:
-    return AppError(detail, code=code, status=422)
+class TargetRefused(Exception):
+    """The address may not be called; each caller answers it as its own refusal."""
 
 
 def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
@@ -65,37 +63,37 @@ class Target:
     address: IPAddress  # connect here, naming `host` in the Host header and TLS
 
 
-def _checked_url(url: str, *, allow_private: bool, code: str) -> tuple[str, int]:
+def _checked_url(url: str, *, allow_private: bool) -> tuple[str, int]:
     try:
         parts = urlsplit(url)
         host, port = parts.hostname, parts.port  # both parse lazily and may raise
     except ValueError as exc:
-        raise _refuse("The URL is malformed.", code) from exc
+        raise TargetRefused("The URL is malformed.") from exc
     if parts.scheme not in {"https", "http"} or not host:
-        raise _refuse("The URL must be an absolute http(s) URL.", code)
+        raise TargetRefused("The URL must be an absolute http(s) URL.")
     if not allow_private and parts.scheme != "https":
-        raise _refuse("The URL must use https.", code)
+        raise TargetRefused("The URL must use https.")
     return host, port or (443 if parts.scheme == "https" else 80)
 
 
-async def resolve(url: str, *, allow_private: bool, code: str = "webhook_url_refused") -> Target:
-    """The address to connect to for `url`, refused (422 `code`) unless it and every other
+async def resolve(url: str, *, allow_private: bool) -> Target:
+    """The address to connect to for `url`, refused (`TargetRefused`) unless it and every other
     address of the name are public (or `allow_private`: development and tests)."""
-    host, port = _checked_url(url, allow_private=allow_private, code=code)
+    host, port = _checked_url(url, allow_private=allow_private)
     try:
         addresses = await resolve_host(host, port)
     except (OSError, UnicodeError) as exc:
-        raise _refuse(f"{host} does not resolve.", code) from exc
+        raise TargetRefused(f"{host} does not resolve.") from exc
     if not allow_private:
         for address in addresses:
             if not is_public(address):
-                raise _refuse(f"{host} points into a private network ({address}).", code)
+                raise TargetRefused(f"{host} points into a private network ({address}).")
     return Target(host=host, address=addresses[0])
 
 
-async def check_target(url: str, *, allow_private: bool, code: str = "webhook_url_refused") -> None:
+async def check_target(url: str, *, allow_private: bool) -> None:
     """Registration-time check of a URL nothing connects to yet."""
     if allow_private:
-        _checked_url(url, allow_private=True, code=code)  # names need not resolve here
+        _checked_url(url, allow_private=True)  # names need not resolve here
         return
-    await resolve(url, allow_private=False, code=code)
+    await resolve(url, allow_private=False)

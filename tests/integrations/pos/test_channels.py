@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from maxloyalty.runtime import Runtime
 from tests.integrations.pos.conftest import TillFactory
-from tests.integrations.pos.test_iiko import (
+from tests.integrations.pos.iiko.test_webhook import (
     API_LOGIN,
     ORGANIZATION,
     card,
@@ -13,7 +13,7 @@ from tests.integrations.pos.test_iiko import (
     order_id,
     table_event,
 )
-from tests.integrations.pos.test_rkeeper import check_xml, number_of, post, rkeeper
+from tests.integrations.pos.rkeeper.test_farcards import check_xml, number_of, post, rkeeper
 from tests.ledger.test_channels import channels
 
 

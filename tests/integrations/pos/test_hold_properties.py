@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 
 from maxloyalty.guests.service import lock_card
 from maxloyalty.identity.principal import Principal, Role
-from maxloyalty.integrations.pos import generic, service
+from maxloyalty.integrations.pos import orders, service
+from maxloyalty.integrations.pos.schemas import CommitRequest, HoldRequest
 from maxloyalty.kit.errors import AppError
 from maxloyalty.ledger import core
 from maxloyalty.runtime import Runtime
@@ -49,21 +50,19 @@ async def _run(runtime: Runtime, till: Till, now: datetime, kind: str, order: st
         integration, ctx = await service.till_context(session, caller, now)
         key = uuid.uuid4().hex
         if kind == "HOLD":
-            body = generic.HoldRequest(
+            body = HoldRequest(
                 card_id=till.shop.card.id,
                 points=n,
                 check_amount=10**5,
                 ttl_seconds=int(TTL.total_seconds()),
             )
-            await generic.hold(ctx, integration, order, body, key)
+            await orders.hold(ctx, integration, order, body, key)
         elif kind == "CANCEL":
-            await generic.cancel(session, integration, order, now)
+            await orders.cancel(session, integration, order, now)
         elif kind == "COMMIT":
             # n: spend what the order holds (or nothing, if it holds nothing), or spend none.
-            commit = generic.CommitRequest(
-                card_id=till.shop.card.id, amount=10**5, points=None if n else 0
-            )
-            await generic.commit(ctx, integration, order, commit, key)
+            commit = CommitRequest(card_id=till.shop.card.id, amount=10**5, points=None if n else 0)
+            await orders.commit(ctx, integration, order, commit, key)
 
 
 @settings(

@@ -16,8 +16,13 @@ from maxloyalty.privacy.key_rotation import reencrypt
 from maxloyalty.runtime import Runtime
 from tests.conftest import TokenFactory
 from tests.integrations.pos.conftest import Till, TillFactory
-from tests.integrations.pos.test_iiko import _delivered, delivery_event, order_id, table_event
-from tests.integrations.pos.test_rkeeper import check_xml, number_of, post
+from tests.integrations.pos.iiko.test_webhook import (
+    _delivered,
+    delivery_event,
+    order_id,
+    table_event,
+)
+from tests.integrations.pos.rkeeper.test_farcards import check_xml, number_of, post
 
 PHONE = "+79251234567"
 SECRETS = (

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from decimal import ROUND_HALF_UP, Decimal
-from typing import Any
+from decimal import Decimal
 
-from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from maxloyalty.guests.models import GuestCard
+from maxloyalty.integrations.pos.schemas import CheckLine, EffectOut, QuoteOut
 from maxloyalty.loyalty.models import LoyaltyLevel, LoyaltySystem, ProgramType
 from maxloyalty.loyalty.service import (
     KOPECKS_PER_POINT,
@@ -24,27 +23,6 @@ from maxloyalty.loyalty.service import (
     max_redeemable,
     percent_of,
 )
-
-
-class CheckLine(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    code: str = Field(min_length=1, max_length=64, description="The till's item code")
-    name: str = Field(min_length=1, max_length=200)
-    category: str | None = Field(default=None, max_length=200)
-    price: int = Field(ge=0, le=10**9, description="Kopecks per unit")
-    quantity: Decimal = Field(gt=0, le=10**4, decimal_places=3)
-
-    @property
-    def total(self) -> int:
-        return int((self.price * self.quantity).to_integral_value(ROUND_HALF_UP))
-
-
-class Payment(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    type: str = Field(min_length=1, max_length=64, description="cash, card, points, …")
-    amount: int = Field(ge=0, le=10**10, description="Kopecks")
 
 
 def lines_total(lines: list[CheckLine]) -> int:
@@ -73,7 +51,7 @@ EffectSource = Callable[[AsyncSession, Quote], Awaitable[list[Effect]]]
 EFFECT_SOURCES: list[EffectSource] = []
 
 
-async def calculate(session: AsyncSession, quote: Quote, points: int | None) -> dict[str, Any]:
+async def calculate(session: AsyncSession, quote: Quote, points: int | None) -> QuoteOut:
     """Discount, points the check may take, points it would earn. Nothing is written."""
     for source in EFFECT_SOURCES:
         quote.effects += await source(session, quote)
@@ -94,15 +72,15 @@ async def calculate(session: AsyncSession, quote: Quote, points: int | None) -> 
     accrual = (
         accrual_points(paid, level, system.rounding) if system.type is ProgramType.POINTS else 0
     )
-    return {
-        "card_id": str(quote.card.id),
-        "check_amount": check,
-        "discount_percent": str(pct),
-        "discount": discount + extra_discount,
-        "available": quote.free_points,
-        "max_redeemable": limit,
-        "points_to_spend": spend,
-        "paid_amount": paid,
-        "accrual": accrual + sum(e.bonus_points for e in quote.effects),
-        "effects": [e.__dict__ for e in quote.effects],
-    }
+    return QuoteOut(
+        card_id=quote.card.id,
+        check_amount=check,
+        discount_percent=str(pct),
+        discount=discount + extra_discount,
+        available=quote.free_points,
+        max_redeemable=limit,
+        points_to_spend=spend,
+        paid_amount=paid,
+        accrual=accrual + sum(e.bonus_points for e in quote.effects),
+        effects=[EffectOut.model_validate(e.__dict__) for e in quote.effects],
+    )

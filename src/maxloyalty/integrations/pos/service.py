@@ -16,7 +16,7 @@ import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, Select, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
@@ -36,23 +36,40 @@ from maxloyalty.identity.api_keys import (
 )
 from maxloyalty.identity.models import ApiKey
 from maxloyalty.identity.principal import Principal, Role
+from maxloyalty.integrations.pos.errors import (
+    InvalidWebhookToken,
+    PosIntegrationInactive,
+    PosIntegrationNotFound,
+    PosIntegrationRequired,
+    PosSystemMismatch,
+)
 from maxloyalty.integrations.pos.models import (
     PosEvent,
     PosIntegration,
+    PosSync,
     PosSystem,
     PosTransaction,
     PosTransactionStatus,
 )
 from maxloyalty.kit.clock import utcnow
-from maxloyalty.kit.errors import Forbidden, NotFound, Unauthorized
 from maxloyalty.kit.ids import uuid7
+from maxloyalty.kit.pagination import PageParams, make_page, paginate, paginate_newest
 from maxloyalty.kit.timestamps import rfc3339
 from maxloyalty.ledger.idempotency import Replay, claim, request_hash
 from maxloyalty.ledger.models import TxChannel
 from maxloyalty.ledger.operations import Context, open_context
+from maxloyalty.network.errors import RestaurantNotFound
 from maxloyalty.network.models import Restaurant
 
 WEBHOOK_TOKEN_PREFIX = "miw_"  # noqa: S105 - a prefix, not a secret
+Logged = TypeVar("Logged", PosTransaction, PosEvent, PosSync)
+
+
+class Unchanged:
+    """A PATCH field left out."""
+
+
+UNCHANGED = Unchanged()
 
 
 @dataclass(frozen=True)
@@ -66,8 +83,8 @@ def _webhook_token(tenant_id: uuid.UUID) -> str:
     return f"{WEBHOOK_TOKEN_PREFIX}{tenant_id.hex}_{secrets.token_urlsafe(32)}"
 
 
-def _invalid_token() -> Unauthorized:
-    return Unauthorized("The webhook token is invalid.", code="invalid_webhook_token")
+def _invalid_token() -> InvalidWebhookToken:
+    return InvalidWebhookToken("The webhook token is invalid.")
 
 
 def tenant_of_webhook_token(token: str) -> uuid.UUID:
@@ -116,7 +133,7 @@ async def create(
     created_by: uuid.UUID | None,
 ) -> IssuedIntegration:
     if await session.get(Restaurant, restaurant_id) is None:
-        raise NotFound("No such restaurant.", code="restaurant_not_found")
+        raise RestaurantNotFound()
     integration = PosIntegration(
         id=uuid7(),
         tenant_id=tenant_id,
@@ -173,8 +190,71 @@ async def get(
     if integration is None or (
         reader is not None and not reader.can_see_restaurant(integration.restaurant_id)
     ):
-        raise NotFound("No such POS integration.", code="pos_integration_not_found")
+        raise PosIntegrationNotFound()
     return integration
+
+
+async def list_integrations(
+    session: AsyncSession,
+    reader: Principal,
+    paging: PageParams,
+    restaurant_id: uuid.UUID | None = None,
+) -> tuple[list[PosIntegration], str | None]:
+    """One page of the integrations `reader` may see (a manager: their restaurants' tills)."""
+    query = select(PosIntegration)
+    if reader.restaurant_scope is not None:
+        query = query.where(PosIntegration.restaurant_id.in_(reader.restaurant_scope))
+    if restaurant_id is not None:
+        query = query.where(PosIntegration.restaurant_id == restaurant_id)
+    found = list(await session.scalars(paginate(query, PosIntegration.id, paging)))
+    return make_page(found, paging)
+
+
+async def update_integration(
+    session: AsyncSession,
+    integration_id: uuid.UUID,
+    changes: dict[str, Any],
+    credentials: str | Unchanged | None = UNCHANGED,
+) -> PosIntegration:
+    """Change what was given (`settings` merged as a JSON merge patch: null removes a
+    setting; `credentials`, as JSON, None to clear them); switched off, the integration's
+    key stops working everywhere within a second."""
+    row = await get(session, integration_id)
+    if "settings" in changes:
+        merged = row.settings | changes["settings"]
+        changes["settings"] = {name: value for name, value in merged.items() if value is not None}
+    for name, value in changes.items():
+        setattr(row, name, value)
+    if not isinstance(credentials, Unchanged):
+        row.credentials = credentials
+    await pause_key(session, row)
+    await session.flush()
+    await record(
+        session,
+        "pos.integration_updated",
+        "pos_integration",
+        row.id,
+        after=changes | {"credentials_changed": not isinstance(credentials, Unchanged)},
+    )
+    return row
+
+
+async def log_page(
+    session: AsyncSession,
+    model: type[Logged],
+    integration_id: uuid.UUID,
+    reader: Principal,
+    paging: PageParams,
+    **filters: Any,
+) -> tuple[list[Logged], str | None]:
+    """One page of an integration's log, newest first, with the filters that were given."""
+    await get(session, integration_id, reader)
+    query = select(model).where(model.integration_id == integration_id)
+    for name, value in filters.items():
+        if value is not None:
+            query = query.where(getattr(model, name) == value)
+    rows = list(await session.scalars(paginate_newest(query, model.id, paging)))
+    return make_page(rows, paging)
 
 
 async def pause_key(session: AsyncSession, integration: PosIntegration) -> ApiKey:
@@ -197,11 +277,9 @@ def credentials_of(integration: PosIntegration) -> dict[str, str]:
 
 def _usable(integration: PosIntegration | None) -> PosIntegration:
     if integration is None:
-        raise Forbidden(
-            "This API key belongs to no POS integration.", code="pos_integration_required"
-        )
+        raise PosIntegrationRequired()
     if not integration.is_active:
-        raise Forbidden("This POS integration is switched off.", code="pos_integration_inactive")
+        raise PosIntegrationInactive()
     return integration
 
 
@@ -222,9 +300,7 @@ async def of_caller(
             raise key_revoked()
     integration = _usable(integration)
     if system is not None and integration.system is not system:
-        raise Forbidden(
-            f"This endpoint is for {system.value} integrations.", code="pos_system_mismatch"
-        )
+        raise PosSystemMismatch(f"This endpoint is for {system.value} integrations.")
     return integration
 
 

@@ -7,13 +7,19 @@ from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Request
-from sqlalchemy import select
 
 from maxloyalty.identity.auth import TenantAdmin
 from maxloyalty.identity.dependencies import TenantSession
 from maxloyalty.integrations.webhooks import service
+from maxloyalty.integrations.webhooks.errors import (
+    UnknownEventType,
+    WebhookDeliveryNotFound,
+    WebhookEndpointDisabled,
+    WebhookEndpointNotFound,
+    WebhookUrlRefused,
+)
 from maxloyalty.integrations.webhooks.event_types import EVENT_TYPES
-from maxloyalty.integrations.webhooks.models import WebhookEndpoint, WebhookLog
+from maxloyalty.integrations.webhooks.models import WebhookEndpoint
 from maxloyalty.integrations.webhooks.schemas import (
     DeliveryOut,
     EndpointCreated,
@@ -25,16 +31,11 @@ from maxloyalty.integrations.webhooks.schemas import (
     RotateIn,
 )
 from maxloyalty.kit.errors import problem_responses
-from maxloyalty.kit.pagination import (
-    Page,
-    Paging,
-    make_page,
-    paginate,
-    paginate_newest,
-)
+from maxloyalty.kit.pagination import Page, Paging
 from maxloyalty.runtime import runtime_of
 
 router = APIRouter(tags=["webhooks"], responses=problem_responses(401, 403, 404, 422))
+NOT_FOUND = problem_responses(WebhookEndpointNotFound)
 
 
 def _with_secret(endpoint: WebhookEndpoint) -> EndpointCreated:
@@ -49,7 +50,11 @@ async def event_types(_admin: TenantAdmin) -> Page[EventTypeOut]:
     return Page(items=[EventTypeOut(type=n, description=text) for n, text in EVENT_TYPES.items()])
 
 
-@router.post("/api/webhooks/endpoints", status_code=201)
+@router.post(
+    "/api/webhooks/endpoints",
+    status_code=201,
+    responses=problem_responses(WebhookUrlRefused, UnknownEventType),
+)
 async def create_endpoint(
     body: EndpointIn, admin: TenantAdmin, session: TenantSession, request: Request
 ) -> EndpointCreated:
@@ -64,12 +69,14 @@ async def create_endpoint(
 async def list_endpoints(
     _admin: TenantAdmin, session: TenantSession, paging: Paging
 ) -> Page[EndpointOut]:
-    query = paginate(select(WebhookEndpoint), WebhookEndpoint.id, paging)
-    rows, cursor = make_page(list(await session.scalars(query)), paging)
+    rows, cursor = await service.list_endpoints(session, paging)
     return Page(items=[EndpointOut.model_validate(r) for r in rows], next_cursor=cursor)
 
 
-@router.patch("/api/webhooks/endpoints/{endpoint_id}")
+@router.patch(
+    "/api/webhooks/endpoints/{endpoint_id}",
+    responses=problem_responses(WebhookEndpointNotFound, WebhookUrlRefused, UnknownEventType),
+)
 async def update_endpoint(
     endpoint_id: uuid.UUID,
     body: EndpointPatch,
@@ -81,7 +88,7 @@ async def update_endpoint(
     return EndpointOut.model_validate(target)
 
 
-@router.post("/api/webhooks/endpoints/{endpoint_id}/rotate-secret")
+@router.post("/api/webhooks/endpoints/{endpoint_id}/rotate-secret", responses=NOT_FOUND)
 async def rotate_secret(
     endpoint_id: uuid.UUID,
     _admin: TenantAdmin,
@@ -94,7 +101,7 @@ async def rotate_secret(
     return _with_secret(target)
 
 
-@router.delete("/api/webhooks/endpoints/{endpoint_id}")
+@router.delete("/api/webhooks/endpoints/{endpoint_id}", responses=NOT_FOUND)
 async def disable_endpoint(
     endpoint_id: uuid.UUID, _admin: TenantAdmin, session: TenantSession
 ) -> EndpointOut:
@@ -102,7 +109,7 @@ async def disable_endpoint(
     return EndpointOut.model_validate(target)
 
 
-@router.get("/api/webhooks/endpoints/{endpoint_id}/deliveries")
+@router.get("/api/webhooks/endpoints/{endpoint_id}/deliveries", responses=NOT_FOUND)
 async def list_deliveries(
     endpoint_id: uuid.UUID,
     _admin: TenantAdmin,
@@ -111,19 +118,16 @@ async def list_deliveries(
     succeeded: bool | None = None,
 ) -> Page[DeliveryOut]:
     """Every HTTP attempt, newest first."""
-    await service.endpoint(session, endpoint_id)
-    query = select(WebhookLog).where(WebhookLog.endpoint_id == endpoint_id)
-    if succeeded is not None:
-        query = query.where(WebhookLog.succeeded.is_(succeeded))
-    found = list(await session.scalars(paginate_newest(query, WebhookLog.id, paging)))
-    rows, cursor = make_page(found, paging)
+    rows, cursor = await service.list_attempts(session, endpoint_id, paging, succeeded)
     return Page(items=[DeliveryOut.model_validate(r) for r in rows], next_cursor=cursor)
 
 
 @router.post(
     "/api/webhooks/deliveries/{delivery_id}/redeliver",
     status_code=202,
-    responses=problem_responses(409),
+    responses=problem_responses(
+        WebhookDeliveryNotFound, WebhookEndpointNotFound, WebhookEndpointDisabled
+    ),
 )
 async def redeliver(
     delivery_id: uuid.UUID, _admin: TenantAdmin, session: TenantSession

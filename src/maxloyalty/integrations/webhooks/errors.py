@@ -22,3 +22,7 @@ class WebhookEndpointDisabled(Conflict):
 class WebhookEndpointNotFound(NotFound):
     code = "webhook_endpoint_not_found"
     message = "No such webhook endpoint."
+
+
+class WebhookUrlRefused(Invalid):
+    code = "webhook_url_refused"

@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 
+from maxloyalty.integrations.pos.iiko.errors import IikoError
 from maxloyalty.kit.cache import Cache
 
 IIKO_CLOUD_URL = "https://api-ru.iiko.services"
@@ -25,29 +26,6 @@ TOKEN_LIFETIME = 55 * 60
 TIMEOUT_MARGIN = 2.0
 RETURNED_EXTERNAL_DATA = ["maxloyalty.card"]
 _RETRYABLE_STATUSES = frozenset({408, 429})
-
-
-class IikoError(Exception):
-    """A call to iikoCloud failed; `retryable` says whether a later try may succeed.
-
-    `code` is one of "auth_failed", "timeout", "network", "bad_response", "rejected".
-    """
-
-    def __init__(
-        self,
-        code: str,
-        message: str,
-        *,
-        status: int | None = None,
-        retryable: bool,
-        correlation_id: str | None = None,
-    ) -> None:
-        super().__init__(f"iiko error {code}: {message}")
-        self.code = code
-        self.message = message
-        self.status = status
-        self.retryable = retryable
-        self.correlation_id = correlation_id  # quote it to iiko support
 
 
 @dataclass(frozen=True)

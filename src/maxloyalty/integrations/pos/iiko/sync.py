@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
@@ -19,7 +20,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from maxloyalty.audit.service import record
 from maxloyalty.config import Settings
 from maxloyalty.integrations.pos import service
-from maxloyalty.integrations.pos.iiko.cloud import IIKO_CLOUD_URL, IikoCloud, IikoError, TokenCache
+from maxloyalty.integrations.pos.errors import NotAnIikoIntegration
+from maxloyalty.integrations.pos.iiko.cloud import IIKO_CLOUD_URL, IikoCloud, TokenCache
+from maxloyalty.integrations.pos.iiko.errors import (
+    CredentialsRequired,
+    IikoError,
+    OrganizationRequired,
+    PosUnavailable,
+    PosUrlRefused,
+)
 from maxloyalty.integrations.pos.models import (
     PosIntegration,
     PosSync,
@@ -30,14 +39,15 @@ from maxloyalty.integrations.pos.models import (
 from maxloyalty.kit import jobs
 from maxloyalty.kit.cache import Cache
 from maxloyalty.kit.clock import utcnow
-from maxloyalty.kit.errors import AppError
+from maxloyalty.kit.db import Database
 from maxloyalty.kit.ids import uuid7
-from maxloyalty.kit.ssrf import check_target
+from maxloyalty.kit.ssrf import TargetRefused, check_target
 
 REGISTER_JOB = "pos.iiko_register_webhook"
 # Minutes to wait after failed attempt n (1-based); then we give up and the admin retries.
 RETRY_MINUTES = [1, 5, 15, 60, 240]
 WEBHOOK_PATH = "/api/pos/iiko/webhook"
+SyncCall = Callable[[AsyncSession, Settings, Cache, PosIntegration], Awaitable[PosSync]]
 
 
 def webhook_uri(settings: Settings) -> str:
@@ -46,18 +56,15 @@ def webhook_uri(settings: Settings) -> str:
 
 async def _client(settings: Settings, cache: Cache, integration: PosIntegration) -> IikoCloud:
     if integration.system is not PosSystem.IIKO:
-        raise AppError("This is not an iiko integration.", code="pos_system_mismatch", status=422)
+        raise NotAnIikoIntegration("This is not an iiko integration.")
     credentials = service.credentials_of(integration)
     if "api_login" not in credentials:
-        raise AppError(
-            "Set the integration's iikoCloud apiLogin first.",
-            code="credentials_required",
-            status=422,
-        )
+        raise CredentialsRequired()
     base_url = credentials.get("base_url") or IIKO_CLOUD_URL
-    await check_target(
-        base_url, allow_private=settings.webhooks_allow_private, code="pos_url_refused"
-    )
+    try:
+        await check_target(base_url, allow_private=settings.webhooks_allow_private)
+    except TargetRefused as refused:
+        raise PosUrlRefused(str(refused)) from refused
     secret = hmac.new(settings.secret("secret_key").encode(), b"iiko-token-cache", hashlib.sha256)
     return IikoCloud(base_url, credentials["api_login"], TokenCache(cache, secret.digest()))
 
@@ -120,11 +127,7 @@ async def register_webhook(
     """Point the organization's iiko webhooks at us with the integration's token; a
     failure iiko may recover from is tried again later by the worker."""
     if not integration.external_id:
-        raise AppError(
-            "Set the integration's external_id to the iiko organization id first.",
-            code="organization_required",
-            status=422,
-        )
+        raise OrganizationRequired()
     assert integration.webhook_secret is not None
     client = await _client(settings, cache, integration)
     sync = _start(integration, SyncDirection.PUSH, "webhook_settings")
@@ -162,12 +165,33 @@ async def register_webhook(
     return sync
 
 
-@jobs.registry.job(REGISTER_JOB)
-async def retry_register(ctx: jobs.JobContext, payload: jobs.Payload) -> None:
-    tenant_id = uuid.UUID(str(payload["tenant_id"]))
-    async with ctx.db.transaction(tenant_id) as session:
-        integration = await session.get(PosIntegration, uuid.UUID(str(payload["integration_id"])))
+async def retry_register(
+    db: Database,
+    settings: Settings,
+    cache: Cache,
+    tenant_id: uuid.UUID,
+    integration_id: uuid.UUID,
+    attempt: int,
+) -> None:
+    """The worker's next attempt at `register_webhook`, unless the integration is gone or off."""
+    async with db.transaction(tenant_id) as session:
+        integration = await session.get(PosIntegration, integration_id)
         if integration is None or not integration.is_active:
             return
-        attempt = int(str(payload["attempt"]))
-        await register_webhook(session, ctx.settings, ctx.cache, integration, attempt)
+        await register_webhook(session, settings, cache, integration, attempt)
+
+
+async def run(
+    session: AsyncSession,
+    settings: Settings,
+    cache: Cache,
+    integration_id: uuid.UUID,
+    call: SyncCall,
+) -> PosSync:
+    """An admin's iikoCloud call (`pull_directory`, `register_webhook`); a failure is
+    refused after the attempt's record (a Rejection: the record is committed)."""
+    integration = await service.get(session, integration_id)
+    row = await call(session, settings, cache, integration)
+    if row.status is SyncStatus.FAILED:
+        raise PosUnavailable(f"iikoCloud refused or did not answer: {row.error}")
+    return row

@@ -29,12 +29,14 @@ from maxloyalty.identity.contacts import normalize_phone, phone_index
 from maxloyalty.identity.models import User
 from maxloyalty.integrations.pos import service
 from maxloyalty.integrations.pos.iiko import personal
+from maxloyalty.integrations.pos.iiko.errors import EventNotFound, InvalidEvents, RetryLater
 from maxloyalty.integrations.pos.models import PosEvent, PosEventStatus, PosIntegration
 from maxloyalty.kit import jobs
 from maxloyalty.kit.clock import utcnow
 from maxloyalty.kit.db import Database, bind, for_update
 from maxloyalty.kit.errors import AppError, NotFound
 from maxloyalty.ledger import holds
+from maxloyalty.ledger.errors import OperationInFlight
 from maxloyalty.ledger.models import HoldStatus, LedgerOperation
 from maxloyalty.ledger.operations import CashierRequest, Context, execute
 
@@ -86,15 +88,11 @@ def parse_events(body: bytes) -> list[Any]:
     try:
         events = json.loads(body)
     except RecursionError as exc:  # the parser recurses once per level of nesting
-        raise AppError("The body nests too deeply.", code="invalid_events", status=400) from exc
+        raise InvalidEvents() from exc
     except ValueError as exc:  # not JSON, not UTF-8, or an integer of thousands of digits
-        raise AppError("The body is not JSON.", code="invalid_events", status=400) from exc
+        raise InvalidEvents("The body is not JSON.") from exc
     if not isinstance(events, list) or len(events) > MAX_EVENTS:
-        raise AppError(
-            f"The body must be a JSON array of at most {MAX_EVENTS} events.",
-            code="invalid_events",
-            status=400,
-        )
+        raise InvalidEvents(f"The body must be a JSON array of at most {MAX_EVENTS} events.")
     return events
 
 
@@ -348,21 +346,17 @@ async def _locked(session: AsyncSession, event_id: uuid.UUID) -> PosEvent:
     return event
 
 
-class RetryLater(Exception):
-    """A passing failure (the database, a concurrent operation on the order): the event is
-    left RECEIVED, and the job that handles it runs again."""
-
-
 def _passing(error: Exception) -> bool:
     # The ledger's own refusals are final; anything else may well pass.
-    return not isinstance(error, AppError) or error.code == "operation_in_flight"
+    return not isinstance(error, AppError) or error.code == OperationInFlight.code
 
 
 async def handle(
     db: Database, tenant_id: uuid.UUID, event_id: uuid.UUID, *, again: bool = False
 ) -> PosEvent:
     """Process one stored event in its own transaction; a refusal is noted on the event
-    (FAILED), a passing failure too, before RetryLater. Only a RECEIVED event is processed,
+    (FAILED), a passing failure too, before RetryLater (the event is left RECEIVED, and the
+    job that handles it runs again). Only a RECEIVED event is processed,
     unless `again` (an admin's replay)."""
     try:
         async with db.transaction(tenant_id) as session:
@@ -389,10 +383,24 @@ async def handle(
         return event
 
 
-@jobs.registry.job(PROCESS_JOB)
-async def process_events(ctx: jobs.JobContext, payload: jobs.Payload) -> None:
+async def handle_all(db: Database, tenant_id: uuid.UUID, event_ids: list[uuid.UUID]) -> None:
     """The events of one webhook call, in the order iiko sent them. Run again (the worker
     died half way), it passes over those already handled."""
-    tenant_id = uuid.UUID(str(payload["tenant_id"]))
-    for event_id in payload["event_ids"]:
-        await handle(ctx.db, tenant_id, uuid.UUID(str(event_id)))
+    for event_id in event_ids:
+        await handle(db, tenant_id, event_id)
+
+
+async def replay(
+    session: AsyncSession,
+    db: Database,
+    tenant_id: uuid.UUID,
+    integration_id: uuid.UUID,
+    event_id: uuid.UUID,
+) -> PosEvent:
+    """Handle a stored event of the integration again (say, after the guest joined)."""
+    event = await session.scalar(
+        select(PosEvent).where(PosEvent.id == event_id, PosEvent.integration_id == integration_id)
+    )
+    if event is None:
+        raise EventNotFound()
+    return await handle(db, tenant_id, event.id, again=True)

@@ -8,7 +8,7 @@ import asyncio
 from maxloyalty.ledger.models import TxStatus, TxType
 from maxloyalty.runtime import Runtime
 from tests.integrations.pos.conftest import TillFactory
-from tests.integrations.pos.test_rkeeper import (
+from tests.integrations.pos.rkeeper.test_farcards import (
     card_now,
     check_xml,
     number_of,

@@ -22,8 +22,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from maxloyalty.identity.contacts import phone_index
 from maxloyalty.integrations.pos.iiko import personal as webhook_personal
 from maxloyalty.integrations.pos.iiko import webhook as webhook_module
+from maxloyalty.integrations.pos.iiko.errors import RetryLater
 from maxloyalty.integrations.pos.iiko.sync import REGISTER_JOB, webhook_uri
-from maxloyalty.integrations.pos.iiko.webhook import PROCESS_JOB, RetryLater, handle
+from maxloyalty.integrations.pos.iiko.webhook import PROCESS_JOB, handle
 from maxloyalty.integrations.pos.models import PosEvent, PosTransaction
 from maxloyalty.kit import jobs
 from maxloyalty.kit.clock import utcnow

@@ -1,6 +1,6 @@
 """Outbound webhooks: signed with Standard Webhooks (checked by the `standardwebhooks`
 package, an independent implementation), retried, disabled on 410, never sent for a change
-that rolled back. The helpers here serve the other test_webhooks_* files too."""
+that rolled back. The helpers here serve the other webhook test modules too."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from maxloyalty.identity.principal import Role
-from maxloyalty.integrations.webhooks import service
+from maxloyalty.integrations.webhooks import delivery
 from maxloyalty.integrations.webhooks.models import (
     DeliveryStatus,
     WebhookDelivery,
@@ -86,7 +86,7 @@ async def send_now(
     """Run the outbox for `event` and then one drain of the endpoint, here and now."""
     ctx = runtime.job_context()
     await events.deliver(ctx, {"tenant_id": str(event.tenant_id), "event_id": str(event.id)})
-    await service.drain(ctx, event.tenant_id, endpoint_id)
+    await delivery.drain(ctx, event.tenant_id, endpoint_id)
 
 
 def received(receiver: FakeServer, secret: str) -> list[dict[str, Any]]:
@@ -327,19 +327,19 @@ async def test_retry_after_is_honoured_as_a_date_and_in_seconds(
 def test_retry_delay_reads_retry_after() -> None:
     now = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
     schedule = [5, 300]
-    first = service.retry_delay(1, None, schedule, now)
+    first = delivery.retry_delay(1, None, schedule, now)
     assert first is not None
     assert 4.5 <= first.total_seconds() <= 5.5
-    assert service.retry_delay(1, "120", schedule, now) == timedelta(seconds=120)
+    assert delivery.retry_delay(1, "120", schedule, now) == timedelta(seconds=120)
     in_an_hour = "Thu, 01 Jan 2026 13:00:00 GMT"
-    assert service.retry_delay(1, in_an_hour, schedule, now) == timedelta(hours=1)
+    assert delivery.retry_delay(1, in_an_hour, schedule, now) == timedelta(hours=1)
     # Never beyond a day, never sooner than the schedule, and nonsense is ignored.
-    assert service.retry_delay(1, "9" * 5000, schedule, now) == timedelta(days=1)
-    assert service.retry_delay(1, "Fri, 01 Jan 2027 13:00:00 GMT", schedule, now) == timedelta(
+    assert delivery.retry_delay(1, "9" * 5000, schedule, now) == timedelta(days=1)
+    assert delivery.retry_delay(1, "Fri, 01 Jan 2027 13:00:00 GMT", schedule, now) == timedelta(
         days=1
     )
     for ignored in ("0", "Wed, 31 Dec 2025 00:00:00 GMT", "soon", "²"):
-        delay = service.retry_delay(1, ignored, schedule, now)
+        delay = delivery.retry_delay(1, ignored, schedule, now)
         assert delay is not None
         assert 4.5 <= delay.total_seconds() <= 5.5
-    assert service.retry_delay(3, None, schedule, now) is None
+    assert delivery.retry_delay(3, None, schedule, now) is None

@@ -12,7 +12,7 @@ from maxloyalty.ledger.models import PointTransaction, TxStatus, TxType
 from maxloyalty.loyalty.service import LevelSpec
 from maxloyalty.runtime import Runtime
 from tests.integrations.pos.conftest import TillFactory
-from tests.integrations.pos.test_rkeeper import (
+from tests.integrations.pos.rkeeper.test_farcards import (
     CHECK_XML,
     card_info,
     card_now,

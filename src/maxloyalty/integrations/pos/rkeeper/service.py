@@ -23,75 +23,57 @@ record of its check, a cancellation by its amounts, so neither is booked twice.
 
 from __future__ import annotations
 
-import codecs
 import math
-import re
 import uuid
-from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from fractions import Fraction
 from typing import Any
-from xml.etree.ElementTree import Element, ParseError, SubElement, tostring
+from xml.etree.ElementTree import Element, SubElement
 
-from defusedxml import DefusedXmlException
-from defusedxml.ElementTree import fromstring
+import structlog
 from pydantic import ValidationError
 from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 from sqlalchemy.sql.elements import ColumnElement
 
+from maxloyalty.config import Settings
 from maxloyalty.guests.models import CardStatus, GuestCard, GuestProfile
+from maxloyalty.identity.principal import Principal
 from maxloyalty.integrations.pos import service
-from maxloyalty.integrations.pos.models import PosIntegration
+from maxloyalty.integrations.pos.models import PosIntegration, PosSystem
+from maxloyalty.integrations.pos.rkeeper.protocol import (
+    INT32,
+    QR_KIND,
+    SUMS,
+    CardCheck,
+    answer,
+    bonus,
+    card_checks,
+    card_number,
+    document,
+    integer,
+    lines,
+    parse,
+    query_of,
+    required,
+)
 from maxloyalty.kit.errors import AppError
+from maxloyalty.kit.ratelimit import RateLimiter
 from maxloyalty.kit.signing import QrSigner
 from maxloyalty.ledger import core
+from maxloyalty.ledger.identify import limit_lookups
 from maxloyalty.ledger.models import LedgerOperation, PointTransaction, TxType
 from maxloyalty.ledger.operations import CashierRequest, Context, check_key, execute
 from maxloyalty.loyalty.models import CardMode, LoyaltyLevel, LoyaltySystem, ProgramType
 from maxloyalty.loyalty.service import KOPECKS_PER_POINT, discount_percent, levels_of, percent_of
 
-CALLS = ("GetCardInfoEx", "FindAccountsByKind", "TransactionsEx")
-MEDIA_TYPE = "application/xml; charset=utf-8"
-DECLARATION = '<?xml version="1.0" encoding="utf-8"?>\n'
-QR_KIND = 3
-INT32 = 2**31 - 1
-INT64 = 2**63 - 1
-MAX_SUMMA = 10**10  # kopecks: a hundred million rubles
-MAX_CODE = 32  # a restaurant code, as R-Keeper's settings hold it
-SUMS = ("Sum2", "Sum3", "Sum4", "Sum5", "Sum6", "Sum7", "Sum8")
-INTEGER = re.compile(r"-?[0-9]{1,19}")  # ASCII only: int() would take "1_000" or " ١٢ "
-# What a till may declare (codecs.lookup names): Unicode, and the Cyrillic and Western
-# code pages that a Windows or DOS till might use.
-TEXT_ENCODINGS = frozenset(
-    {
-        "utf-8",
-        "utf-16",
-        "utf-16-le",
-        "utf-16-be",
-        "ascii",
-        "iso8859-1",
-        "iso8859-5",
-        "cp1251",
-        "cp1252",
-        "cp866",
-        "koi8-r",
-    }
-)
-DECLARED = re.compile(rb"(?:\xef\xbb\xbf)?<\?xml[^>]*?\sencoding\s*=\s*[\"']([A-Za-z][\w.-]*)[\"']")
-# Kinds whose Summa is negative in a normal check (payment from the card, discount);
-# bonus (2) and guest spend (3) are positive. A cancellation has every sign reversed.
-NEGATIVE_KINDS = frozenset({0, 1})
+log = structlog.get_logger(__name__)
+
 STATUS_ORDER = case(
     (GuestCard.status == CardStatus.ACTIVE, 0), (GuestCard.status == CardStatus.BLOCKED, 1), else_=2
 )
-
-
-class BadRequest(AppError):
-    status = 400
-    code = "invalid_request"
 
 
 class Refused(Exception):
@@ -101,82 +83,6 @@ class Refused(Exception):
     def __init__(self, reason: str, part: CardCheck) -> None:
         super().__init__(reason)
         self.part = part
-
-
-def parse(body: bytes) -> tuple[Element, str]:
-    """The document with every tag and attribute name in lower case, and its text as sent
-    (to keep verbatim). DTDs are refused outright: FarCards documents never need one."""
-    text = _decoded(body)
-    try:
-        root = fromstring(body, forbid_dtd=True)
-    except (ParseError, DefusedXmlException, ValueError, LookupError) as exc:
-        raise BadRequest(f"The body is not well-formed XML: {exc}", code="invalid_xml") from exc
-    for element in root.iter():
-        element.tag = element.tag.lower()
-        element.attrib = {k.lower(): v for k, v in element.attrib.items()}
-    return root, text
-
-
-def _decoded(body: bytes) -> str:
-    """The body in its declared encoding (R-Keeper on a Russian Windows may well send
-    windows-1251), UTF-16 by its byte order mark, else UTF-8, as XML says."""
-    if body.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        encoding = "utf-16"
-    else:
-        declared = DECLARED.match(body)
-        encoding = declared[1].decode() if declared else "utf-8"
-    try:
-        known = codecs.lookup(encoding).name in TEXT_ENCODINGS
-    except LookupError:
-        known = False
-    if not known:  # Python also knows codecs (rot13, punycode, …) that XML parsers do not
-        raise BadRequest(f"The encoding {encoding[:40]!r} is not supported.", code="invalid_xml")
-    try:
-        return body.decode(encoding)
-    except UnicodeError as exc:
-        raise BadRequest(f"The body is not {encoding} text: {exc}", code="invalid_xml") from exc
-
-
-def _int(element: Element, name: str, low: int, high: int) -> int:
-    raw = element.get(name.lower())
-    if raw is None:
-        raise BadRequest(f"{element.tag} has no {name}.")
-    if not INTEGER.fullmatch(raw):
-        raise BadRequest(f"{element.tag}.{name} is not an integer: {raw[:40]!r}")
-    value = int(raw)
-    if not low <= value <= high:
-        raise BadRequest(f"{element.tag}.{name} is out of range.")
-    return value
-
-
-def required(element: Element, name: str) -> str:
-    value = element.get(name.lower())
-    if value is None or not value.strip():
-        raise BadRequest(f"{element.tag} has no {name}.")
-    return value.strip()
-
-
-def card_number(element: Element) -> str:
-    """R-Keeper's card number, an Int64: "000123" and "123" are the same card."""
-    return str(_int(element, "Card", 0, INT64))
-
-
-def query_of(root: Element) -> Element:
-    query = root.find("qry")
-    if query is None:
-        raise BadRequest("The request has no QRY element.")
-    return query
-
-
-def answer(call: str, result: int, **attributes: object) -> bytes:
-    root = Element("ROOT")
-    SubElement(root, call, {"Result": str(result)} | {k: str(v) for k, v in attributes.items()})
-    return document(root)
-
-
-def document(root: Element) -> bytes:
-    # Written by hand: ElementTree's declaration has single quotes, unlike the reference's.
-    return (DECLARATION + tostring(root, encoding="unicode")).encode()
 
 
 def _ours(integration: PosIntegration, restaurant: str) -> bool:
@@ -285,7 +191,7 @@ async def find_by_qr(
     query: Element,
 ) -> bytes:
     """FindAccountsByKind: kind 3 is a QR payload; other kinds find nothing here."""
-    if _int(query, "Kind", 0, INT32) != QR_KIND:
+    if integer(query, "Kind", 0, INT32) != QR_KIND:
         return answer("FindAccountsByKind", 1)
     try:
         card_id = qr.card_id(system.tenant_id, required(query, "Text"))
@@ -315,77 +221,55 @@ async def find_by_qr(
     return document(root)
 
 
-@dataclass
-class CardCheck:
-    """One card's transactions in one R-Keeper check."""
-
-    card: str
-    restaurant: str
-    date: int
-    till: int
-    check: int
-    sums: dict[int, int] = field(default_factory=dict)
-    # One entry per transaction with a non-zero Summa: True for a normal check's sign.
-    normal: set[bool] = field(default_factory=set)
-
-    @property
-    def number(self) -> str:
-        """The check number in the ledger: one per card, since a check may name several."""
-        return f"{self.date}-{self.till}-{self.check}/{self.card}"
-
-    @property
-    def spend(self) -> int:
-        return abs(self.sums.get(3, 0))
-
-    @property
-    def card_paid(self) -> int:
-        return abs(self.sums.get(0, 0))
-
-    def key(self, what: str) -> str:
-        return f"rk:{self.restaurant}:{self.date}:{self.till}:{self.check}:{self.card}:{what}"
+async def serve(
+    session: AsyncSession,
+    principal: Principal,
+    limiter: RateLimiter,
+    settings: Settings,
+    qr: QrSigner,
+    call: str,
+    body: bytes,
+    now: datetime,
+) -> bytes:
+    """The answer to one FarCards call (`protocol.call_named`) from the integration whose
+    key made it: card lookups (as rate limited as any identification), or a closed check."""
+    integration, ctx = await service.till_context(session, principal, now, PosSystem.RKEEPER)
+    root, raw = parse(body)
+    if call == "TransactionsEx":
+        return await transactions(ctx, integration, root, raw)
+    await limit_lookups(limiter, settings, ctx.principal)
+    if call == "GetCardInfoEx":
+        return await card_info(session, integration, ctx.system, query_of(root), now)
+    return await find_by_qr(session, integration, ctx.system, qr, query_of(root))
 
 
-def card_checks(root: Element) -> list[CardCheck]:
-    transactions = root.findall("./transactions/transactionsex") or root.findall("./transactionsex")
-    if not transactions:
-        raise BadRequest("The request has no TransactionsEx elements.")
-    parts: dict[tuple[str, str, int, int, int], CardCheck] = {}
-    for tx in transactions:
-        kind = _int(tx, "Kind", 0, 3)
-        card, restaurant = card_number(tx), required(tx, "Restaurant")
-        if len(restaurant) > MAX_CODE:
-            raise BadRequest("Restaurant is too long.")
-        key = (
-            card,
-            restaurant,
-            _int(tx, "RKDate", 0, INT32),
-            _int(tx, "RKUni", 0, INT32),
-            _int(tx, "RKCheck", 0, INT32),
+async def transactions(ctx: Context, integration: PosIntegration, root: Element, raw: str) -> bytes:
+    """TransactionsEx: the check applied whole (Result 0), or not at all (Result 1, the
+    refusal recorded): a savepoint undoes what its parts booked before one was refused."""
+    # The savepoint's rollback expires the loaded rows: keep what the refusal's record needs.
+    tenant_id, integration_id = integration.tenant_id, integration.id
+    try:
+        async with ctx.session.begin_nested():
+            await post_check(ctx, integration, root, raw)
+    except Refused as refused:
+        log.info("rkeeper_check_refused", integration=str(integration_id), why=str(refused))
+        part = refused.part
+        await service.record_refusal(
+            ctx.session,
+            tenant_id,
+            integration_id,
+            order_id=part.number,
+            check_amount=part.spend + part.card_paid,
+            raw=raw,
+            error=str(refused),
         )
-        part = parts.setdefault(key, CardCheck(*key))
-        summa = _int(tx, "Summa", -MAX_SUMMA, MAX_SUMMA)
-        part.sums[kind] = part.sums.get(kind, 0) + summa
-        if summa:
-            part.normal.add((summa < 0) == (kind in NEGATIVE_KINDS))
-    return list(parts.values())
-
-
-def _lines(root: Element, group: str) -> list[dict[str, Any]]:
-    check = root.find("./inpbuf/check")
-    if check is None:
-        return []
-    return [dict(child.attrib) for child in check.findall(f"./{group}/*")]
-
-
-def _bonus(part: CardCheck) -> list[dict[str, Any]]:
-    """R-Keeper's own bonus (Kind 2) is its business; we keep the figure."""
-    bonus = part.sums.get(2, 0)
-    return [{"kind": "rkeeper_bonus", "sum": bonus}] if bonus else []
+        return answer("TransactionsEx", 1, ErrorText=str(refused)[:255])
+    return answer("TransactionsEx", 0)
 
 
 async def post_check(ctx: Context, integration: PosIntegration, root: Element, raw: str) -> None:
     """Apply every card's part of the check, or raise Refused (the caller rolls back)."""
-    items, payments = _lines(root, "checklines"), _lines(root, "checkpayments")
+    items, payments = lines(root, "checklines"), lines(root, "checkpayments")
     # Cards in one order, so that two checks naming the same cards lock them alike.
     for part in sorted(card_checks(root), key=lambda p: int(p.card)):
         card = await _card_of(ctx, integration, part)
@@ -399,7 +283,7 @@ async def post_check(ctx: Context, integration: PosIntegration, root: Element, r
                 business_key=part.key("note" if part.normal != {False} else "note:void"),
                 order_id=part.number,
                 items=items,
-                payments=payments + _bonus(part),
+                payments=payments + bonus(part),
                 raw=raw,
                 discount=discount,
             )
@@ -413,7 +297,7 @@ async def post_check(ctx: Context, integration: PosIntegration, root: Element, r
                 order_id=part.number,
                 check_amount=part.spend + part.card_paid,
                 items=items,
-                payments=payments + _bonus(part),
+                payments=payments + bonus(part),
                 raw=raw,
                 discount=discount,
             )

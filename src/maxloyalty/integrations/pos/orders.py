@@ -1,4 +1,4 @@
-"""The generic POS API: what an iikoFront plugin, a custom till or the cashier page does
+"""Orders on the generic POS API: what an iikoFront plugin, a custom till or the cashier page does
 with an order — identify the guest, calculate the check, hold points at the pre-check,
 then commit the closed check or cancel; refund it later.
 
@@ -11,100 +11,97 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timedelta
-from typing import Annotated, Any
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from maxloyalty.config import Settings
+from maxloyalty.guests.errors import CardNotFound
 from maxloyalty.guests.models import GuestCard
+from maxloyalty.guests.schemas import IdentifyRequest
 from maxloyalty.guests.service import card_for_guest, ensure_usable, lock_card
+from maxloyalty.identity.principal import Principal
 from maxloyalty.integrations.pos import service
-from maxloyalty.integrations.pos.checks import CheckLine, Payment, Quote, calculate
+from maxloyalty.integrations.pos.checks import Quote, calculate
+from maxloyalty.integrations.pos.errors import CardRequired, OrderAlreadyPosted
 from maxloyalty.integrations.pos.models import PosIntegration
-from maxloyalty.kit.errors import AppError, Conflict, NotFound
-from maxloyalty.kit.timestamps import rfc3339
+from maxloyalty.integrations.pos.schemas import (
+    CalculateRequest,
+    CommitRequest,
+    HeldOut,
+    HoldOut,
+    HoldRequest,
+    PosIdentifyRequest,
+    QuoteOut,
+    RefundRequest,
+)
+from maxloyalty.kit.ratelimit import RateLimiter
+from maxloyalty.kit.signing import QrSigner
 from maxloyalty.ledger import core, holds
+from maxloyalty.ledger.errors import CheckNotFound
 from maxloyalty.ledger.idempotency import Replay, claim, request_hash
+from maxloyalty.ledger.identify import identify as identify_guest
 from maxloyalty.ledger.models import HoldStatus, LedgerOperation, PointHold
 from maxloyalty.ledger.operations import CashierRequest, Context, check_key, execute
 from maxloyalty.loyalty.service import levels_of
 
-ORDER_ID_PATTERN = r"^[\w.:/-]+$"
-# A till's own reference (an order, a return receipt): what may follow in a path or a key.
-TillRef = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=ORDER_ID_PATTERN)]
 
-
-class CalculateRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    card_id: uuid.UUID
-    lines: list[CheckLine] = Field(min_length=1, max_length=500)
-    points: int | None = Field(default=None, ge=0, le=10**7, description="Points to spend")
-    order_id: TillRef | None = Field(
-        default=None, description="The order, when it holds points: they count as free for it"
-    )
-
-
-class HoldRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    card_id: uuid.UUID
-    points: int = Field(gt=0, le=10**7)
-    check_amount: int = Field(gt=0, le=10**10, description="Kopecks")
-    ttl_seconds: int | None = Field(
-        default=None, ge=1, le=86400, description="Default: the integration's"
-    )
-
-
-class CommitRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    card_id: uuid.UUID | None = Field(default=None, description="Default: the held card")
-    amount: int = Field(gt=0, le=10**10, description="The closed check, kopecks")
-    points: int | None = Field(
-        default=None, ge=0, le=10**7, description="Points spent; default: the held points"
-    )
-    lines: list[CheckLine] = Field(default=[], max_length=500)
-    payments: list[Payment] = Field(default=[], max_length=50)
-
-
-class RefundRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    amount: int | None = Field(default=None, gt=0, le=10**10, description="Default: the rest")
-    refund_id: TillRef | None = Field(
-        default=None,
-        description="The till's return receipt: a partial refund is posted once per id",
-    )
-
-
-def hold_out(hold: PointHold, now: datetime) -> dict[str, Any]:
+def hold_out(hold: PointHold, now: datetime) -> HoldOut:
     status = (
         HoldStatus.EXPIRED
         if hold.status is HoldStatus.ACTIVE and not holds.is_live(hold, now)
         else hold.status
     )
-    return {
-        "hold_id": str(hold.id),
-        "order_id": hold.order_id,
-        "card_id": str(hold.card_id),
-        "points": hold.points,
-        "status": status.value,
-        "expires_at": rfc3339(hold.expires_at),
-    }
+    return HoldOut(
+        hold_id=hold.id,
+        order_id=hold.order_id,
+        card_id=hold.card_id,
+        points=hold.points,
+        status=status.value,
+        expires_at=hold.expires_at,
+    )
 
 
 async def _card(session: AsyncSession, card_id: uuid.UUID) -> GuestCard:
     card = await session.get(GuestCard, card_id)
     if card is None:
-        raise NotFound("No such card.", code="card_not_found")
+        raise CardNotFound()
     return card
 
 
-async def quote(
-    ctx: Context, integration: PosIntegration, body: CalculateRequest
+async def identify(
+    session: AsyncSession,
+    principal: Principal,
+    limiter: RateLimiter,
+    settings: Settings,
+    qr: QrSigner,
+    body: PosIdentifyRequest,
 ) -> dict[str, Any]:
+    """The guest by QR payload, 6-digit code, phone or card number (the card number a till
+    reads is the card's 6-digit code), as the ledger identifies them at the integration's
+    restaurant."""
+    integration = await service.of_caller(session, principal)
+    lookup = IdentifyRequest(
+        restaurant_id=integration.restaurant_id,
+        qr=body.qr,
+        code=body.code or (body.card_number.zfill(6) if body.card_number else None),
+        phone=body.phone,
+        check_amount=body.check_amount,
+    )
+    till = service.principal_of(integration)
+    return await identify_guest(session, till, limiter, settings, qr, lookup)
+
+
+async def quote_for(
+    session: AsyncSession, principal: Principal, body: CalculateRequest, now: datetime
+) -> QuoteOut:
+    """The calling till's quote (`quote`)."""
+    integration, ctx = await service.till_context(session, principal, now)
+    return await quote(ctx, integration, body)
+
+
+async def quote(ctx: Context, integration: PosIntegration, body: CalculateRequest) -> QuoteOut:
     card = await _program_card(ctx, body.card_id)
     ensure_usable(card)
     levels = await levels_of(ctx.session, ctx.system.id)
@@ -128,7 +125,7 @@ async def _program_card(ctx: Context, card_id: uuid.UUID) -> GuestCard:
     # The programme decides which card a guest uses here (one per network or per restaurant).
     card = await card_for_guest(ctx.session, ctx.system, found.user_id, ctx.restaurant.id)
     if card.id != card_id:
-        raise NotFound("This card is not used in this restaurant.", code="card_not_found")
+        raise CardNotFound("This card is not used in this restaurant.")
     return card
 
 
@@ -146,7 +143,7 @@ async def hold(
     order_id: str,
     body: HoldRequest,
     idempotency_key: str,
-) -> tuple[int, dict[str, Any]]:
+) -> HeldOut:
     await holds.lock_order(ctx.session, integration.id, order_id)
     claimed = await claim(
         ctx.session,
@@ -156,14 +153,11 @@ async def hold(
         idempotency_key=idempotency_key,
         created_by=ctx.principal.subject,
     )
-    if isinstance(claimed, Replay):
-        return claimed.status_code, claimed.response
+    if isinstance(claimed, Replay):  # a hold is answered 201, replayed or not
+        return HeldOut.model_validate(claimed.response)
     card = await _locked_card(ctx, body.card_id)
     if await _posted(ctx, integration, order_id) is not None:
-        raise Conflict(
-            "This order's check is already posted; order ids must not repeat.",
-            code="order_already_posted",
-        )
+        raise OrderAlreadyPosted()
     placed = await holds.place(
         ctx.session,
         ctx.system,
@@ -175,18 +169,27 @@ async def hold(
         ttl=timedelta(seconds=body.ttl_seconds or integration.hold_ttl_seconds),
         now=ctx.now,
     )
-    answer = hold_out(placed, ctx.now) | {
-        "balance": card.balance,
-        "available": await core.available(ctx.session, card, ctx.now),
-    }
-    claimed.card_id, claimed.response, claimed.status_code = card.id, answer, 201
+    answer = HeldOut(
+        **hold_out(placed, ctx.now).model_dump(),
+        balance=card.balance,
+        available=await core.available(ctx.session, card, ctx.now),
+    )
+    claimed.card_id, claimed.status_code = card.id, 201
+    claimed.response = answer.model_dump(mode="json")
     await ctx.session.flush()
-    return 201, answer
+    return answer
+
+
+async def cancel_for(
+    session: AsyncSession, principal: Principal, order_id: str, now: datetime
+) -> HoldOut:
+    """The calling till's `cancel`."""
+    return await cancel(session, await service.of_caller(session, principal), order_id, now)
 
 
 async def cancel(
     session: AsyncSession, integration: PosIntegration, order_id: str, now: datetime
-) -> dict[str, Any]:
+) -> HoldOut:
     await holds.lock_order(session, integration.id, order_id)
     return hold_out(await holds.cancel(session, integration.id, order_id, now), now)
 
@@ -208,9 +211,7 @@ async def commit(
         held = None
     card_id = body.card_id or (held.card_id if held else None)
     if card_id is None:
-        raise AppError(
-            "Name the card: this order holds no points.", code="card_required", status=422
-        )
+        raise CardRequired()
     # Points held on another card are not this card's to spend.
     own = held if held is not None and held.card_id == card_id else None
     points = body.points if body.points is not None else (own.points if own else 0)
@@ -263,7 +264,7 @@ async def refund(
 ) -> tuple[int, dict[str, Any]]:
     posted = await _posted(ctx, integration, order_id)
     if posted is None or posted.created_by != ctx.principal.subject or posted.card_id is None:
-        raise NotFound("This till posted no such check.", code="check_not_found")
+        raise CheckNotFound()
     card = await _card(ctx.session, posted.card_id)
     request = CashierRequest(
         type="REFUND",

@@ -20,7 +20,7 @@ from maxloyalty.runtime import Runtime
 from tests.conftest import ROOT, TokenFactory
 from tests.factories import make_tenant
 from tests.integrations.fake_http import Answer, FakeServer
-from tests.integrations.test_webhooks import drain, ping, received, register
+from tests.integrations.webhooks.test_delivery import drain, ping, received, register
 from tests.test_app import assert_problem
 
 

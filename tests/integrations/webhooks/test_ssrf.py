@@ -29,7 +29,7 @@ from maxloyalty.runtime import Runtime
 from tests.conftest import TokenFactory
 from tests.factories import make_tenant
 from tests.integrations.fake_http import FakeServer
-from tests.integrations.test_webhooks import (
+from tests.integrations.webhooks.test_delivery import (
     HeaderAnswer,
     attempts_of,
     drain,

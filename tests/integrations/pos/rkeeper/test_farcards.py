@@ -1,5 +1,5 @@
 """R-Keeper 7 talking FarCards HTTP/XML to us, with documents shaped as in the reference.
-The helpers here serve the other `test_rkeeper_*` modules too."""
+The helpers here serve the other modules of `tests/integrations/pos/rkeeper/` too."""
 
 from __future__ import annotations
 

@@ -13,14 +13,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from maxloyalty.identity.models import User
 from maxloyalty.identity.principal import Role
-from maxloyalty.integrations.webhooks import service
+from maxloyalty.integrations.webhooks import delivery, tasks
 from maxloyalty.integrations.webhooks.models import DeliveryStatus, WebhookDelivery
 from maxloyalty.kit import events, jobs
 from maxloyalty.runtime import Runtime
 from tests.conftest import TokenFactory
 from tests.factories import make_guest, make_program, make_restaurant, make_tenant
 from tests.integrations.fake_http import Answer, FakeServer
-from tests.integrations.test_webhooks import (
+from tests.integrations.webhooks.test_delivery import (
     HeaderAnswer,
     attempts_of,
     drain,
@@ -163,7 +163,7 @@ async def test_one_request_at_a_time_per_endpoint(
         receiver.gate.clear()
         second = await ping(runtime, tenant.id, 2)
         await events.deliver(ctx, {"tenant_id": str(tenant.id), "event_id": str(second.id)})
-        sending = asyncio.create_task(service.drain(ctx, tenant.id, endpoint_id))
+        sending = asyncio.create_task(delivery.drain(ctx, tenant.id, endpoint_id))
         await asyncio.wait_for(receiver.arrived.wait(), timeout=5)
         # While event 2 is in flight, event 1 is queued again: it is older, so it is the
         # head now, and a second drain is woken for it. It must leave it to the first.
@@ -172,7 +172,7 @@ async def test_one_request_at_a_time_per_endpoint(
             f"/api/webhooks/deliveries/{first_attempt.id}/redeliver", headers=admin
         )
         assert again.status_code == 202, again.text
-        await asyncio.wait_for(service.drain(ctx, tenant.id, endpoint_id), timeout=5)
+        await asyncio.wait_for(delivery.drain(ctx, tenant.id, endpoint_id), timeout=5)
         assert receiver.most_open == 1
         receiver.gate.set()
         await asyncio.wait_for(sending, timeout=10)  # the holder looks again: sends event 1
@@ -191,7 +191,7 @@ async def test_the_sweep_wakes_a_queue_whose_wake_up_was_lost(
         await events.deliver(ctx, {"tenant_id": str(tenant.id), "event_id": str(event.id)})
         async with owner_engine.begin() as conn:  # the drain job is lost
             await conn.execute(text("DELETE FROM pgqueuer WHERE entrypoint = 'webhooks.drain'"))
-        await service.sweep(ctx, {})
+        await tasks.sweep(ctx, {})
         await drain(runtime)
         assert receiver.requests == []  # due for under a minute: not stalled yet
 
@@ -201,7 +201,7 @@ async def test_the_sweep_wakes_a_queue_whose_wake_up_was_lost(
                     created_at=WebhookDelivery.created_at - timedelta(minutes=2)
                 )
             )
-        await service.sweep(ctx, {})
+        await tasks.sweep(ctx, {})
         await drain(runtime)
     assert [p["data"]["n"] for p in received(receiver, hook["secret"])] == [1]
     async with runtime.db.transaction(tenant.id) as session:
