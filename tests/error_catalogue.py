@@ -105,11 +105,11 @@ def collect() -> dict[str, Code]:
     trees = [ast.parse(path.read_text()) for path in sorted(SOURCE.rglob("*.py"))]
     classes = _classes(trees)
     codes: dict[str, Code] = defaultdict(Code)
-    naming = {  # the classes that name a code of their own (others only answer when raised)
+    naming = {  # classes that name a code, or say their code's refusal their own way
         node.name
         for tree in trees
         for node in ast.walk(tree)
-        if isinstance(node, ast.ClassDef) and "code" in _attributes(node)
+        if isinstance(node, ast.ClassDef) and {"code", "message"} & set(_attributes(node))
     }
     for name, (code, status, message) in classes.items():
         if name in naming:

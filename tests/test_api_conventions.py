@@ -218,6 +218,8 @@ KNOWN_CODES = {
     "reward_unavailable": [409],
     "role_forbidden": [403],
     "same_card": [422],
+    "sms_rejected": [422],
+    "sms_unavailable": [503],
     "self_management": [403],
     "session_revoked": [401],
     "staff_exists": [409],

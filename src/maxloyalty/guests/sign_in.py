@@ -39,10 +39,10 @@ from maxloyalty.identity.telegram import validate_init_data
 from maxloyalty.identity.throttle import count_failure, refuse_if_locked
 from maxloyalty.integrations.sms import SmsError, SmsSender
 from maxloyalty.integrations.sms.base import mask_phone
+from maxloyalty.integrations.sms.errors import SmsRejected, SmsUnavailable
 from maxloyalty.kit import context
 from maxloyalty.kit.clock import utcnow
 from maxloyalty.kit.db import bind, for_update
-from maxloyalty.kit.errors import AppError
 from maxloyalty.kit.ids import uuid7
 from maxloyalty.kit.ratelimit import RateLimiter
 from maxloyalty.kit.signing import SessionPolicy
@@ -127,13 +127,7 @@ async def send_code(
     try:
         await sms.send(e164, f"{tenant.name}: код входа {code}. Никому его не сообщайте.")
     except SmsError as exc:
-        raise AppError(
-            "The SMS could not be sent; try again later."
-            if exc.retryable
-            else "The SMS provider refused this number.",
-            code="sms_unavailable" if exc.retryable else "sms_rejected",
-            status=503 if exc.retryable else 422,
-        ) from exc
+        raise (SmsUnavailable() if exc.retryable else SmsRejected()) from exc
     await record(session, "auth.otp_sent", "phone", mask_phone(e164))
     return CodeSent(expires_in=settings.otp_ttl_seconds, resend_after=settings.otp_resend_seconds)
 

@@ -126,7 +126,7 @@ async def change_password(
     if user is None or not verify_password(user.password_hash, current):
         await count_failure(limiter, failures, "password", account)
         await record(session, "auth.password_change_failed", "user", principal.subject)
-        raise WrongCurrentPassword("The current password is wrong.")
+        raise WrongCurrentPassword()
     user.password_hash = hash_password(new)
     revoked = await revoke_user_sessions(session, user.id, None)
     await record(

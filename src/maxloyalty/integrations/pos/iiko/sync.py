@@ -56,7 +56,7 @@ def webhook_uri(settings: Settings) -> str:
 
 async def _client(settings: Settings, cache: Cache, integration: PosIntegration) -> IikoCloud:
     if integration.system is not PosSystem.IIKO:
-        raise NotAnIikoIntegration("This is not an iiko integration.")
+        raise NotAnIikoIntegration()
     credentials = service.credentials_of(integration)
     if "api_login" not in credentials:
         raise CredentialsRequired()
