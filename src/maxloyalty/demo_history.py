@@ -56,13 +56,8 @@ from maxloyalty.ledger.models import (
     TxStatus,
     TxType,
 )
-from maxloyalty.ledger.operations import (
-    CashierRequest,
-    business_key_of,
-    channel_for,
-    level_out,
-    tx_out,
-)
+from maxloyalty.ledger.operations import CashierRequest, business_key_of, channel_for
+from maxloyalty.ledger.schemas import LevelOut, PostedTransaction
 from maxloyalty.loyalty.models import (
     LoyaltyLevel,
     LoyaltySystem,
@@ -113,6 +108,16 @@ WRITE_ORDER: list[type[Base]] = [
 
 
 _Event = tuple[datetime, int, str, Any]  # when, order, kind, what
+
+
+def _tx_out(tx: PointTransaction) -> dict[str, Any]:
+    """A row as an operation's stored answer shows it."""
+    return PostedTransaction.of(tx).model_dump(mode="json")
+
+
+def _level_out(level: LoyaltyLevel | None) -> dict[str, Any] | None:
+    found = LevelOut.of(level)
+    return found.model_dump(mode="json") if found else None
 
 
 @dataclass(frozen=True)
@@ -360,8 +365,8 @@ class _Book:
             "type": operation["kind"],
             "balance": card.row["balance"],
             "pending_balance": 0,
-            "level": level_out(card.level),
-            "level_changed": level_out(new_level),
+            "level": _level_out(card.level),
+            "level_changed": _level_out(new_level),
         }
 
     def _till_record(
@@ -471,7 +476,7 @@ class _Book:
             operation,
             {
                 "status": "COMPLETED",
-                "transactions": [tx_out(PointTransaction(**tx)) for tx in rows],
+                "transactions": [_tx_out(PointTransaction(**tx)) for tx in rows],
                 "check_amount": amount,
                 "paid_amount": paid,
                 "accrued": accrual["amount"],
@@ -568,7 +573,7 @@ class _Book:
             operation,
             {
                 "status": "COMPLETED",
-                "transactions": [tx_out(PointTransaction(**tx)) for tx in rows],
+                "transactions": [_tx_out(PointTransaction(**tx)) for tx in rows],
                 "refunded_amount": check.amount,
                 "accrued": 0,
                 "redeemed": 0,
@@ -626,7 +631,7 @@ class _Book:
             "operation_id": str(operation["id"]),
             "card_id": str(card.row["id"]),
             "reward": {"id": str(item.id), "name": item.name, "points_price": item.points_price},
-            "transactions": [tx_out(PointTransaction(**tx))],
+            "transactions": [_tx_out(PointTransaction(**tx))],
             "balance": card.row["balance"],
         }
 
@@ -646,7 +651,7 @@ class _Book:
             operation,
             {
                 "status": "COMPLETED",
-                "transactions": [tx_out(PointTransaction(**tx))],
+                "transactions": [_tx_out(PointTransaction(**tx))],
                 "accrued": points,
                 "redeemed": 0,
                 "discount": 0,
@@ -656,7 +661,7 @@ class _Book:
         )
 
     def birthday(self, card: _Card, when: datetime, year: int) -> None:
-        """The level's birthday bonus (`ledger.tasks._credit_birthday`), keyed as the daily
+        """The level's birthday bonus (`ledger.daily._credit_birthday`), keyed as the daily
         job keys it, so its run after the load does not pay today's twice."""
         bonus = card.level.birthday_bonus if card.level else 0
         if not bonus:

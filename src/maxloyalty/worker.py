@@ -17,7 +17,6 @@ from maxloyalty.integrations.pos.iiko import webhook as _iiko_event_jobs  # noqa
 from maxloyalty.integrations.webhooks import service as _webhook_jobs  # noqa: F401
 from maxloyalty.kit import events as _event_jobs  # noqa: F401
 from maxloyalty.kit.jobs import build_worker
-from maxloyalty.ledger import holds as _hold_jobs  # noqa: F401
 from maxloyalty.ledger import tasks as _ledger_jobs  # noqa: F401
 from maxloyalty.runtime import Runtime
 

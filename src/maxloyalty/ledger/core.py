@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from maxloyalty.guests.models import GuestCard
 from maxloyalty.kit.db import for_update
-from maxloyalty.kit.errors import AppError
+from maxloyalty.ledger.errors import InsufficientPoints
 from maxloyalty.ledger.models import (
     HoldStatus,
     LotAllocation,
@@ -36,11 +36,6 @@ from maxloyalty.ledger.models import (
     TxStatus,
     TxType,
 )
-
-
-class InsufficientPoints(AppError):
-    status = 409
-    code = "insufficient_points"
 
 
 def end_of_day(moment: datetime, zone: str) -> datetime:

@@ -5,16 +5,22 @@ from __future__ import annotations
 
 import uuid
 
-from fastapi import APIRouter
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Response
 
+from maxloyalty.guests.errors import CardNotFound
 from maxloyalty.identity.auth import TenantAdmin, TenantMember
 from maxloyalty.identity.dependencies import TenantSession
 from maxloyalty.kit.clock import utcnow
 from maxloyalty.kit.errors import problem_responses
 from maxloyalty.kit.pagination import Page, Paging, make_page
 from maxloyalty.ledger import operations
-from maxloyalty.ledger.idempotency import require_key
+from maxloyalty.ledger.errors import (
+    IdempotencyKeyRequired,
+    IdempotencyKeyReused,
+    InsufficientPoints,
+    OperationInFlight,
+)
+from maxloyalty.ledger.idempotency import require_key, status_of
 from maxloyalty.ledger.schemas import IdempotencyKey
 from maxloyalty.rewards import service
 from maxloyalty.rewards.errors import (
@@ -23,7 +29,13 @@ from maxloyalty.rewards.errors import (
     RewardOutOfStock,
     RewardUnavailable,
 )
-from maxloyalty.rewards.schemas import RedeemRequest, RewardIn, RewardOut, RewardUpdate
+from maxloyalty.rewards.schemas import (
+    RedeemRequest,
+    RewardIn,
+    RewardOut,
+    RewardRedeemed,
+    RewardUpdate,
+)
 
 router = APIRouter(tags=["rewards"], responses=problem_responses(401, 403, 404, 422))
 
@@ -58,17 +70,30 @@ async def update_reward(
 @router.post(
     "/api/rewards/{item_id}/redeem",
     status_code=201,
-    responses=problem_responses(400, RewardUnavailable, RewardOutOfStock, GuestRequired),
+    responses=problem_responses(
+        400,
+        RewardNotFound,
+        RewardUnavailable,
+        RewardOutOfStock,
+        GuestRequired,
+        CardNotFound,
+        InsufficientPoints,
+        IdempotencyKeyRequired,
+        IdempotencyKeyReused,
+        OperationInFlight,
+    ),
 )
 async def redeem_reward(
     item_id: uuid.UUID,
     body: RedeemRequest,
     principal: TenantMember,
     session: TenantSession,
+    response: Response,
     idempotency_key: IdempotencyKey = None,
-) -> JSONResponse:
+) -> RewardRedeemed:
     """Buy the reward with the guest's points (guests buy for themselves)."""
     key = require_key(idempotency_key)
     ctx = await operations.open_context(session, principal, body.restaurant_id, utcnow())
-    status, answer = await service.redeem(ctx, body.guest_id, item_id, key)
-    return JSONResponse(answer, status_code=status)
+    outcome = await service.redeem(ctx, body.guest_id, item_id, key)
+    response.status_code = status_of(outcome, 201)
+    return outcome.answer

@@ -28,7 +28,7 @@ from maxloyalty.kit.errors import problem_responses
 from maxloyalty.ledger.idempotency import require_key
 from maxloyalty.ledger.identify import identify
 from maxloyalty.ledger.operations import Context
-from maxloyalty.ledger.schemas import IdempotencyKey
+from maxloyalty.ledger.schemas import IdempotencyKey, IdentifiedCard
 from maxloyalty.runtime import runtime_of
 
 router = APIRouter(
@@ -77,7 +77,7 @@ async def _posting(
 @router.post("/identify", responses=problem_responses(429))
 async def pos_identify(
     body: PosIdentifyRequest, principal: TillKey, session: TenantSession, request: Request
-) -> dict[str, Any]:
+) -> IdentifiedCard:
     """The guest by QR payload, 6-digit code, phone or card number (the card number a till
     reads is the card's 6-digit code): level, balance, points free to spend, discount and
     this check's limit."""
