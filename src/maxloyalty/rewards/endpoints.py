@@ -25,6 +25,7 @@ from maxloyalty.ledger.schemas import IdempotencyKey
 from maxloyalty.rewards import service
 from maxloyalty.rewards.errors import (
     GuestRequired,
+    RequiredField,
     RewardNotFound,
     RewardOutOfStock,
     RewardUnavailable,
@@ -58,12 +59,11 @@ async def create_reward(body: RewardIn, admin: TenantAdmin, session: TenantSessi
     return RewardOut.model_validate(item)
 
 
-@router.patch("/api/rewards/{item_id}", responses=problem_responses(RewardNotFound))
+@router.patch("/api/rewards/{item_id}", responses=problem_responses(RewardNotFound, RequiredField))
 async def update_reward(
     item_id: uuid.UUID, body: RewardUpdate, _admin: TenantAdmin, session: TenantSession
 ) -> RewardOut:
-    item = await service.get_reward(session, item_id)
-    await service.update_reward(session, item, body.model_dump(exclude_unset=True))
+    item = await service.update_reward(session, item_id, body.model_dump(exclude_unset=True))
     return RewardOut.model_validate(item)
 
 

@@ -74,8 +74,11 @@ async def create_reward(
 
 
 async def update_reward(
-    session: AsyncSession, item: RedemptionItem, changes: dict[str, Any]
+    session: AsyncSession, item_id: uuid.UUID, changes: dict[str, Any]
 ) -> RedemptionItem:
+    """Apply the fields given (the PATCH rule: null clears an optional field and is refused
+    for a required one)."""
+    item = await get_reward(session, item_id)
     before = snapshot(item)
     for field, value in changes.items():
         if value is None and field in _REQUIRED:
