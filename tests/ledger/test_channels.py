@@ -17,9 +17,7 @@ from maxloyalty.ledger.models import PointTransaction
 from maxloyalty.runtime import Runtime
 from tests.conftest import TokenFactory
 from tests.factories import make_guest
-from tests.ledger.conftest import Shop
-from tests.ledger.test_cashier import grant
-from tests.ledger.test_jobs import post_at
+from tests.ledger.conftest import Shop, grant, post_at
 from tests.test_app import assert_problem
 
 

@@ -7,8 +7,7 @@ from typing import Any
 
 from maxloyalty.ledger.daily import run_daily
 from maxloyalty.runtime import Runtime
-from tests.ledger.conftest import Shop
-from tests.ledger.test_jobs import post_at
+from tests.ledger.conftest import Shop, post_at
 from tests.test_app import assert_problem
 
 
