@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import AwareDatetime
 
-from maxloyalty.guests.errors import CardNotFound, GuestNotFound, RestaurantRequired
+from maxloyalty.guests.errors import CardBlocked, CardNotFound, GuestNotFound, RestaurantRequired
 from maxloyalty.guests.schemas import IdentifyRequest
 from maxloyalty.identity.auth import CardOperator, Manager, TenantMember
 from maxloyalty.identity.dependencies import TenantSession
@@ -46,15 +46,26 @@ from maxloyalty.ledger.schemas import (
     TransferOut,
     TransferRequest,
 )
+from maxloyalty.loyalty.errors import ProgramNotFound
+from maxloyalty.network.errors import RestaurantForbidden, RestaurantNotFound
 from maxloyalty.runtime import runtime_of
 
 router = APIRouter(tags=["ledger"], responses=problem_responses(401, 403, 404, 422))
 
+# Where an operation happens: a restaurant the caller may act in, under a programme.
+_PLACE = (RestaurantNotFound, RestaurantForbidden, ProgramNotFound)
 # What every idempotent posting may answer besides its own refusals.
-_POSTING = (IdempotencyKeyRequired, IdempotencyKeyReused, OperationInFlight, CardNotFound)
+_POSTING = (
+    *_PLACE,
+    IdempotencyKeyRequired,
+    IdempotencyKeyReused,
+    OperationInFlight,
+    CardNotFound,
+    CardBlocked,
+)
 
 
-@router.post("/api/cards/identify", responses=problem_responses(429, CardNotFound))
+@router.post("/api/cards/identify", responses=problem_responses(429, *_PLACE, CardNotFound))
 async def identify_card(
     body: IdentifyRequest, principal: CardOperator, session: TenantSession, request: Request
 ) -> IdentifiedCard:
@@ -123,7 +134,7 @@ async def post_transfer(
 
 @router.get(
     "/api/guest/{guest_id}/balance",
-    responses=problem_responses(GuestNotFound, CardNotFound, RestaurantRequired),
+    responses=problem_responses(*_PLACE, GuestNotFound, CardNotFound, RestaurantRequired),
 )
 async def get_balance(
     guest_id: uuid.UUID,
@@ -137,7 +148,7 @@ async def get_balance(
 
 @router.get(
     "/api/guest/{guest_id}/history",
-    responses=problem_responses(GuestNotFound, CardNotFound, RestaurantRequired),
+    responses=problem_responses(*_PLACE, GuestNotFound, CardNotFound, RestaurantRequired),
 )
 async def get_history(
     guest_id: uuid.UUID,
@@ -162,7 +173,9 @@ async def get_history(
 
 @router.post(
     "/api/transactions/{transaction_id}/approve",
-    responses=problem_responses(409, TransactionNotFound, NotPending, InsufficientPoints),
+    responses=problem_responses(
+        409, TransactionNotFound, NotPending, InsufficientPoints, CardBlocked
+    ),
 )
 async def approve(
     transaction_id: uuid.UUID, principal: Manager, session: TenantSession

@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from maxloyalty.identity.auth import Staff, TenantAdmin
 from maxloyalty.identity.dependencies import TenantSession
-from maxloyalty.kit.errors import problem_responses
+from maxloyalty.kit.errors import InvalidCursor, problem_responses
 from maxloyalty.kit.pagination import Page, Paging, make_page
 from maxloyalty.loyalty import service
 from maxloyalty.loyalty.errors import (
@@ -41,7 +41,7 @@ async def _answer(session: AsyncSession, system: LoyaltySystem) -> ProgramOut:
     return _out(system, await service.levels_of(session, system.id))
 
 
-@router.get("/api/loyalty/programs")
+@router.get("/api/loyalty/programs", responses=problem_responses(InvalidCursor))
 async def list_programs(_staff: Staff, session: TenantSession, paging: Paging) -> Page[ProgramOut]:
     rows, cursor = make_page(await service.list_programs(session, paging), paging)
     return Page(items=[_out(system, levels) for system, levels in rows], next_cursor=cursor)

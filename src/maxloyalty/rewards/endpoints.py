@@ -7,11 +7,11 @@ import uuid
 
 from fastapi import APIRouter, Response
 
-from maxloyalty.guests.errors import CardNotFound
+from maxloyalty.guests.errors import CardBlocked, CardNotFound
 from maxloyalty.identity.auth import TenantAdmin, TenantMember
 from maxloyalty.identity.dependencies import TenantSession
 from maxloyalty.kit.clock import utcnow
-from maxloyalty.kit.errors import problem_responses
+from maxloyalty.kit.errors import InvalidCursor, ValidationFailed, problem_responses
 from maxloyalty.kit.pagination import Page, Paging, make_page
 from maxloyalty.ledger import operations
 from maxloyalty.ledger.errors import (
@@ -22,6 +22,8 @@ from maxloyalty.ledger.errors import (
 )
 from maxloyalty.ledger.idempotency import require_key, status_of
 from maxloyalty.ledger.schemas import IdempotencyKey
+from maxloyalty.loyalty.errors import ProgramNotFound
+from maxloyalty.network.errors import RestaurantForbidden, RestaurantNotFound
 from maxloyalty.rewards import service
 from maxloyalty.rewards.errors import (
     GuestRequired,
@@ -41,7 +43,7 @@ from maxloyalty.rewards.schemas import (
 router = APIRouter(tags=["rewards"], responses=problem_responses(401, 403, 404, 422))
 
 
-@router.get("/api/rewards")
+@router.get("/api/rewards", responses=problem_responses(InvalidCursor))
 async def list_rewards(
     principal: TenantMember, session: TenantSession, paging: Paging
 ) -> Page[RewardOut]:
@@ -52,7 +54,7 @@ async def list_rewards(
     return Page(items=[RewardOut.model_validate(item) for item in rows], next_cursor=cursor)
 
 
-@router.post("/api/rewards", status_code=201)
+@router.post("/api/rewards", status_code=201, responses=problem_responses(ValidationFailed))
 async def create_reward(body: RewardIn, admin: TenantAdmin, session: TenantSession) -> RewardOut:
     assert admin.tenant_id is not None
     item = await service.create_reward(session, admin.tenant_id, body)
@@ -76,7 +78,11 @@ async def update_reward(
         RewardUnavailable,
         RewardOutOfStock,
         GuestRequired,
+        RestaurantNotFound,
+        RestaurantForbidden,
+        ProgramNotFound,
         CardNotFound,
+        CardBlocked,
         InsufficientPoints,
         IdempotencyKeyRequired,
         IdempotencyKeyReused,
