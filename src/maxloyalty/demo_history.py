@@ -57,7 +57,7 @@ from maxloyalty.ledger.models import (
     TxType,
 )
 from maxloyalty.ledger.operations import CashierRequest, business_key_of, channel_for
-from maxloyalty.ledger.schemas import LevelOut, PostedTransaction
+from maxloyalty.ledger.schemas import LevelOut, OperationOut, PostedTransaction
 from maxloyalty.loyalty.models import (
     LoyaltyLevel,
     LoyaltySystem,
@@ -76,6 +76,7 @@ from maxloyalty.loyalty.service import (
 )
 from maxloyalty.network.models import Restaurant, Tenant
 from maxloyalty.rewards.models import RedemptionItem
+from maxloyalty.rewards.schemas import RewardRedeemed
 
 FIRST = {
     Gender.FEMALE: ["Анна", "Мария", "Елена", "Ольга", "Наталья", "Ирина", "Дарья", "Алина"],
@@ -357,8 +358,9 @@ class _Book:
         body: dict[str, Any],
         new_level: LoyaltyLevel | None,
     ) -> None:
-        """The answer `operations.execute` stores for replays."""
-        operation["response"] = body | {
+        """The answer `operations.execute` stores for replays (through its model, so that a
+        replay of a demo operation answers as one of the API's would)."""
+        answer = body | {
             "operation_id": str(operation["id"]),
             "guest_id": str(card.row["user_id"]),
             "card_id": str(card.row["id"]),
@@ -368,6 +370,9 @@ class _Book:
             "level": _level_out(card.level),
             "level_changed": _level_out(new_level),
         }
+        operation["response"] = OperationOut.model_validate(answer).model_dump(
+            mode="json", exclude_unset=True
+        )
 
     def _till_record(
         self, card: _Card, operation: dict[str, Any], check: _Check, check_amount: int, paid: int
@@ -627,13 +632,14 @@ class _Book:
         left = self.stock[item.id]
         if left is not None:
             self.stock[item.id] = left - 1
-        operation["response"] = {
+        answer = {
             "operation_id": str(operation["id"]),
             "card_id": str(card.row["id"]),
             "reward": {"id": str(item.id), "name": item.name, "points_price": item.points_price},
             "transactions": [_tx_out(PointTransaction(**tx))],
             "balance": card.row["balance"],
         }
+        operation["response"] = RewardRedeemed.model_validate(answer).model_dump(mode="json")
 
     def manual(self, card: _Card, when: datetime, where: uuid.UUID, by: Principal) -> None:
         """A manual credit small enough to need no approval (`operations._manual`)."""
