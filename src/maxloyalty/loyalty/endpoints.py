@@ -5,7 +5,6 @@ from __future__ import annotations
 import uuid
 
 from fastapi import APIRouter
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from maxloyalty.identity.auth import Staff, TenantAdmin
 from maxloyalty.identity.dependencies import TenantSession
@@ -37,10 +36,6 @@ def _out(system: LoyaltySystem, levels: list[LoyaltyLevel]) -> ProgramOut:
     return out
 
 
-async def _answer(session: AsyncSession, system: LoyaltySystem) -> ProgramOut:
-    return _out(system, await service.levels_of(session, system.id))
-
-
 @router.get("/api/loyalty/programs", responses=problem_responses(InvalidCursor))
 async def list_programs(_staff: Staff, session: TenantSession, paging: Paging) -> Page[ProgramOut]:
     rows, cursor = make_page(await service.list_programs(session, paging), paging)
@@ -56,8 +51,7 @@ async def create_program(
     body: ProgramCreate, admin: TenantAdmin, session: TenantSession
 ) -> ProgramOut:
     assert admin.tenant_id is not None
-    system = await service.open_program(session, admin.tenant_id, body)
-    return await _answer(session, system)
+    return _out(*await service.open_program(session, admin.tenant_id, body))
 
 
 @router.patch(
@@ -67,8 +61,8 @@ async def create_program(
 async def update_program(
     program_id: uuid.UUID, body: ProgramSettings, _admin: TenantAdmin, session: TenantSession
 ) -> ProgramOut:
-    system = await service.update_program(session, program_id, body.model_dump(exclude_unset=True))
-    return await _answer(session, system)
+    changes = body.model_dump(exclude_unset=True)
+    return _out(*await service.update_program(session, program_id, changes))
 
 
 @router.put(
@@ -79,5 +73,4 @@ async def replace_levels(
     program_id: uuid.UUID, body: list[LevelIn], _admin: TenantAdmin, session: TenantSession
 ) -> ProgramOut:
     """Replace the levels; every card is then re-evaluated in the background."""
-    system = await service.replace_levels(session, program_id, service.level_specs(body))
-    return await _answer(session, system)
+    return _out(*await service.replace_levels(session, program_id, service.level_specs(body)))

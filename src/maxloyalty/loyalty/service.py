@@ -60,19 +60,27 @@ def default_levels() -> list[LevelSpec]:
     ]
 
 
+# A programme with its active levels, in order: what its answers show.
+Program = tuple[LoyaltySystem, list[LoyaltyLevel]]
+
+
+async def _with_levels(session: AsyncSession, system: LoyaltySystem) -> Program:
+    return system, await levels_of(session, system.id)
+
+
 def level_specs(levels: list[LevelIn]) -> list[LevelSpec]:
     return [LevelSpec(**level.model_dump()) for level in levels]
 
 
 async def open_program(
     session: AsyncSession, tenant_id: uuid.UUID, request: ProgramCreate
-) -> LoyaltySystem:
+) -> Program:
     """A programme as an admin asks for it: the settings given, the defaults for the rest
     (the five default levels when none are given)."""
     settings = request.model_dump(
         exclude={"type", "mode", "restaurant_id", "levels"}, exclude_none=True
     )
-    return await create_program(
+    system = await create_program(
         session,
         tenant_id,
         type=request.type,
@@ -81,6 +89,7 @@ async def open_program(
         levels=level_specs(request.levels) if request.levels else None,
         **settings,
     )
+    return await _with_levels(session, system)
 
 
 async def create_program(
@@ -177,7 +186,7 @@ async def _reevaluate_later(session: AsyncSession, system: LoyaltySystem) -> Non
 
 async def update_program(
     session: AsyncSession, program_id: uuid.UUID, changes: dict[str, Any]
-) -> LoyaltySystem:
+) -> Program:
     """Apply the settings given (null clears a setting that may be unset, and is refused
     for any other); when what decides a level changes, every card is re-evaluated in the
     background."""
@@ -202,12 +211,12 @@ async def update_program(
         or before["rolling_days"] != system.rolling_days
     ):
         await _reevaluate_later(session, system)
-    return system
+    return await _with_levels(session, system)
 
 
 async def replace_levels(
     session: AsyncSession, program_id: uuid.UUID, levels: list[LevelSpec]
-) -> LoyaltySystem:
+) -> Program:
     """Replace the levels; every card is then re-evaluated in the background."""
     system = await get_program(session, program_id)
     before = [
@@ -224,7 +233,7 @@ async def replace_levels(
         after={"levels": after},
     )
     await _reevaluate_later(session, system)
-    return system
+    return await _with_levels(session, system)
 
 
 async def program_for(session: AsyncSession, restaurant_id: uuid.UUID) -> LoyaltySystem:
