@@ -29,9 +29,9 @@ from maxloyalty.integrations.pos.models import PosSystem
 from maxloyalty.kit import context
 from maxloyalty.kit.clock import utcnow
 from maxloyalty.ledger import operations
+from maxloyalty.ledger.daily import run_daily
 from maxloyalty.ledger.models import TxChannel
 from maxloyalty.ledger.operations import CashierRequest
-from maxloyalty.ledger.tasks import run_daily
 from maxloyalty.loyalty.models import CardMode, LoyaltySystem, ProgramType
 from maxloyalty.loyalty.service import LevelSpec, create_program, default_levels
 from maxloyalty.network import service, staff
@@ -205,7 +205,8 @@ async def _pending_approval(
     who = context.actor.set(cashier.actor)  # the audit log names the cashier
     try:
         ctx = await operations.open_context(session, cashier, restaurant_id, utcnow())
-        _, answer = await operations.execute(ctx, uuid.UUID(guest["id"]), request, uuid.uuid4().hex)
+        posted = await operations.execute(ctx, uuid.UUID(guest["id"]), request, uuid.uuid4().hex)
+        answer = posted.dump()
     finally:
         context.actor.reset(who)
     assert answer["status"] == "PENDING_APPROVAL"

@@ -56,13 +56,8 @@ from maxloyalty.ledger.models import (
     TxStatus,
     TxType,
 )
-from maxloyalty.ledger.operations import (
-    CashierRequest,
-    business_key_of,
-    channel_for,
-    level_out,
-    tx_out,
-)
+from maxloyalty.ledger.operations import CashierRequest, business_key_of, channel_for
+from maxloyalty.ledger.schemas import LevelOut, OperationOut, PostedTransaction
 from maxloyalty.loyalty.models import (
     LoyaltyLevel,
     LoyaltySystem,
@@ -81,6 +76,7 @@ from maxloyalty.loyalty.service import (
 )
 from maxloyalty.network.models import Restaurant, Tenant
 from maxloyalty.rewards.models import RedemptionItem
+from maxloyalty.rewards.schemas import RewardRedeemed
 
 FIRST = {
     Gender.FEMALE: ["Анна", "Мария", "Елена", "Ольга", "Наталья", "Ирина", "Дарья", "Алина"],
@@ -113,6 +109,16 @@ WRITE_ORDER: list[type[Base]] = [
 
 
 _Event = tuple[datetime, int, str, Any]  # when, order, kind, what
+
+
+def _tx_out(tx: PointTransaction) -> dict[str, Any]:
+    """A row as an operation's stored answer shows it."""
+    return PostedTransaction.of(tx).model_dump(mode="json")
+
+
+def _level_out(level: LoyaltyLevel | None) -> dict[str, Any] | None:
+    found = LevelOut.of(level)
+    return found.model_dump(mode="json") if found else None
 
 
 @dataclass(frozen=True)
@@ -352,17 +358,21 @@ class _Book:
         body: dict[str, Any],
         new_level: LoyaltyLevel | None,
     ) -> None:
-        """The answer `operations.execute` stores for replays."""
-        operation["response"] = body | {
+        """The answer `operations.execute` stores for replays (through its model, so that a
+        replay of a demo operation answers as one of the API's would)."""
+        answer = body | {
             "operation_id": str(operation["id"]),
             "guest_id": str(card.row["user_id"]),
             "card_id": str(card.row["id"]),
             "type": operation["kind"],
             "balance": card.row["balance"],
             "pending_balance": 0,
-            "level": level_out(card.level),
-            "level_changed": level_out(new_level),
+            "level": _level_out(card.level),
+            "level_changed": _level_out(new_level),
         }
+        operation["response"] = OperationOut.model_validate(answer).model_dump(
+            mode="json", exclude_unset=True
+        )
 
     def _till_record(
         self, card: _Card, operation: dict[str, Any], check: _Check, check_amount: int, paid: int
@@ -471,7 +481,7 @@ class _Book:
             operation,
             {
                 "status": "COMPLETED",
-                "transactions": [tx_out(PointTransaction(**tx)) for tx in rows],
+                "transactions": [_tx_out(PointTransaction(**tx)) for tx in rows],
                 "check_amount": amount,
                 "paid_amount": paid,
                 "accrued": accrual["amount"],
@@ -568,7 +578,7 @@ class _Book:
             operation,
             {
                 "status": "COMPLETED",
-                "transactions": [tx_out(PointTransaction(**tx)) for tx in rows],
+                "transactions": [_tx_out(PointTransaction(**tx)) for tx in rows],
                 "refunded_amount": check.amount,
                 "accrued": 0,
                 "redeemed": 0,
@@ -622,13 +632,14 @@ class _Book:
         left = self.stock[item.id]
         if left is not None:
             self.stock[item.id] = left - 1
-        operation["response"] = {
+        answer = {
             "operation_id": str(operation["id"]),
             "card_id": str(card.row["id"]),
             "reward": {"id": str(item.id), "name": item.name, "points_price": item.points_price},
-            "transactions": [tx_out(PointTransaction(**tx))],
+            "transactions": [_tx_out(PointTransaction(**tx))],
             "balance": card.row["balance"],
         }
+        operation["response"] = RewardRedeemed.model_validate(answer).model_dump(mode="json")
 
     def manual(self, card: _Card, when: datetime, where: uuid.UUID, by: Principal) -> None:
         """A manual credit small enough to need no approval (`operations._manual`)."""
@@ -646,7 +657,7 @@ class _Book:
             operation,
             {
                 "status": "COMPLETED",
-                "transactions": [tx_out(PointTransaction(**tx))],
+                "transactions": [_tx_out(PointTransaction(**tx))],
                 "accrued": points,
                 "redeemed": 0,
                 "discount": 0,
@@ -656,7 +667,7 @@ class _Book:
         )
 
     def birthday(self, card: _Card, when: datetime, year: int) -> None:
-        """The level's birthday bonus (`ledger.tasks._credit_birthday`), keyed as the daily
+        """The level's birthday bonus (`ledger.daily._credit_birthday`), keyed as the daily
         job keys it, so its run after the load does not pay today's twice."""
         bonus = card.level.birthday_bonus if card.level else 0
         if not bonus:

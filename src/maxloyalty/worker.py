@@ -16,7 +16,6 @@ from maxloyalty.integrations.pos.iiko import tasks as _iiko_jobs  # noqa: F401
 from maxloyalty.integrations.webhooks import tasks as _webhook_jobs  # noqa: F401
 from maxloyalty.kit import events as _event_jobs  # noqa: F401
 from maxloyalty.kit.jobs import build_worker
-from maxloyalty.ledger import holds as _hold_jobs  # noqa: F401
 from maxloyalty.ledger import tasks as _ledger_jobs  # noqa: F401
 from maxloyalty.runtime import Runtime
 

@@ -3,6 +3,8 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
 import httpx
 import pytest
@@ -10,6 +12,10 @@ import pytest
 from maxloyalty.guests.models import GuestCard
 from maxloyalty.identity.models import User
 from maxloyalty.identity.principal import Role
+from maxloyalty.identity.tokens import decode_access_token
+from maxloyalty.ledger import operations
+from maxloyalty.ledger.operations import CashierRequest
+from maxloyalty.ledger.verify import verify_tenant
 from maxloyalty.loyalty.models import LoyaltySystem
 from maxloyalty.network.models import Restaurant, Tenant
 from maxloyalty.runtime import Runtime
@@ -78,3 +84,40 @@ def make_shop(
         )
 
     return build
+
+
+async def assert_ledger_consistent(runtime: Runtime, shop: Shop) -> None:
+    async with runtime.db.transaction(shop.tenant.id) as session:
+        _, mismatches = await verify_tenant(session)
+    assert mismatches == []
+
+
+async def grant(shop: Shop, points: int) -> None:
+    """Points for the test to spend: a manual credit by the manager."""
+    answer = await shop.client.post(
+        f"/api/guest/{shop.guest_id}/transaction",
+        json={
+            "type": "MANUAL",
+            "restaurant_id": str(shop.restaurant.id),
+            "points": points,
+            "reason": "test funds",
+        },
+        headers=shop.manager | {"Idempotency-Key": uuid.uuid4().hex},
+    )
+    assert answer.status_code == 201, answer.text
+
+
+async def post_at(
+    runtime: Runtime, shop: Shop, when: datetime, request: dict[str, Any]
+) -> dict[str, Any]:
+    """An operation as if it happened at `when` (services take the clock explicitly)."""
+    principal, _ = decode_access_token(runtime.sessions.keys, shop.manager["Authorization"][7:])
+    async with runtime.db.transaction(shop.tenant.id, principal.subject) as session:
+        ctx = await operations.open_context(session, principal, shop.restaurant.id, when)
+        outcome = await operations.execute(
+            ctx,
+            shop.guest_id,
+            CashierRequest.model_validate({"restaurant_id": str(shop.restaurant.id)} | request),
+            uuid.uuid4().hex,
+        )
+    return outcome.dump()

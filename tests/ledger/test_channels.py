@@ -12,14 +12,12 @@ from sqlalchemy import select
 
 from maxloyalty.identity.models import User
 from maxloyalty.identity.principal import Role
+from maxloyalty.ledger.daily import run_daily
 from maxloyalty.ledger.models import PointTransaction
-from maxloyalty.ledger.tasks import run_daily
 from maxloyalty.runtime import Runtime
 from tests.conftest import TokenFactory
 from tests.factories import make_guest
-from tests.ledger.conftest import Shop
-from tests.ledger.test_cashier import grant
-from tests.ledger.test_jobs import post_at
+from tests.ledger.conftest import Shop, grant, post_at
 from tests.test_app import assert_problem
 
 

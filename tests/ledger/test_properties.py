@@ -10,11 +10,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from maxloyalty.kit.errors import AppError
-from maxloyalty.ledger.tasks import run_daily
+from maxloyalty.ledger.daily import run_daily
 from maxloyalty.runtime import Runtime
-from tests.ledger.conftest import Shop
-from tests.ledger.test_cashier import assert_ledger_consistent
-from tests.ledger.test_jobs import post_at
+from tests.ledger.conftest import Shop, assert_ledger_consistent, post_at
 
 operation = st.one_of(
     st.tuples(st.just("SALE"), st.integers(100, 5_000_000)),

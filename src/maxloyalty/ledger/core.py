@@ -24,7 +24,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from maxloyalty.guests.models import GuestCard
 from maxloyalty.kit.db import for_update
-from maxloyalty.kit.errors import AppError
+from maxloyalty.kit.ids import uuid7
+from maxloyalty.ledger.errors import InsufficientPoints
 from maxloyalty.ledger.models import (
     HoldStatus,
     LotAllocation,
@@ -36,11 +37,6 @@ from maxloyalty.ledger.models import (
     TxStatus,
     TxType,
 )
-
-
-class InsufficientPoints(AppError):
-    status = 409
-    code = "insufficient_points"
 
 
 def end_of_day(moment: datetime, zone: str) -> datetime:
@@ -448,7 +444,7 @@ async def settle_due(session: AsyncSession, card: GuestCard, now: datetime) -> N
             )
         )
     )
-    operation = uuid.uuid4()
+    operation = uuid7()
     for lot in lots:
         await activate_lot(session, card, lot, now)
         await expire_lot(session, card, lot, now, operation)

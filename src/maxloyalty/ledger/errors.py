@@ -40,6 +40,10 @@ class IdempotencyKeyReused(Invalid):
     message = "This Idempotency-Key was used for a different request."
 
 
+class InsufficientPoints(Conflict):
+    code = "insufficient_points"
+
+
 class NotPending(Conflict):
     code = "not_pending"
 

@@ -3,8 +3,8 @@ settles them with the closed check or lets them go.
 
 A hold only lowers what other spends may take (`core.available`); the points stay in the
 balance and in their lots until the check is committed. An ACTIVE hold past its
-`expires_at` reserves nothing from that instant; the sweeper below only brings its status
-up to date.
+`expires_at` reserves nothing from that instant; the sweeper (`expire_due`, run by
+`tasks`) only brings its status up to date.
 """
 
 from __future__ import annotations
@@ -17,16 +17,18 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from maxloyalty.guests.models import GuestCard
-from maxloyalty.kit import jobs
-from maxloyalty.kit.clock import utcnow
 from maxloyalty.kit.db import Database, for_update
-from maxloyalty.kit.errors import AppError, Conflict, NotFound
 from maxloyalty.ledger import core
+from maxloyalty.ledger.errors import (
+    HoldCommitted,
+    HoldNotFound,
+    InsufficientPoints,
+    RedemptionLimitExceeded,
+)
 from maxloyalty.ledger.models import HoldStatus, PointHold
 from maxloyalty.loyalty.models import LoyaltySystem
 from maxloyalty.loyalty.service import max_redeemable
 
-EXPIRE_JOB = "ledger.expire_holds"
 log = structlog.get_logger(__name__)
 
 
@@ -82,14 +84,10 @@ async def place(
         await session.flush()
     free = await core.available(session, card, now)
     if points > free:
-        raise core.InsufficientPoints(f"The card has {free} points free; {points} were asked for.")
+        raise InsufficientPoints(f"The card has {free} points free; {points} were asked for.")
     allowed = max_redeemable(system, free, check_amount)
     if points > allowed:
-        raise AppError(
-            f"This check may take at most {allowed} points.",
-            code="redemption_limit_exceeded",
-            status=422,
-        )
+        raise RedemptionLimitExceeded(f"This check may take at most {allowed} points.")
     hold = PointHold(
         tenant_id=card.tenant_id,
         card_id=card.id,
@@ -112,9 +110,9 @@ async def cancel(
     """Release the order's hold; cancelling again answers the same."""
     hold = await latest_hold(session, integration_id, order_id, lock=True)
     if hold is None:
-        raise NotFound("This order holds no points.", code="hold_not_found")
+        raise HoldNotFound()
     if hold.status is HoldStatus.COMMITTED:
-        raise Conflict("The order was already committed.", code="hold_committed")
+        raise HoldCommitted()
     if hold.status is HoldStatus.ACTIVE:
         _close(hold, HoldStatus.CANCELLED, now)
         await session.flush()
@@ -152,8 +150,3 @@ async def expire_due(db: Database, now: datetime) -> int:
     if expired:
         log.info("holds_expired", count=expired)
     return expired
-
-
-@jobs.registry.periodic(EXPIRE_JOB, "* * * * *")
-async def expire_holds(ctx: jobs.JobContext, payload: jobs.Payload) -> None:
-    await expire_due(ctx.db, utcnow())

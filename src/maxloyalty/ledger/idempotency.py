@@ -18,8 +18,15 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from maxloyalty.kit.errors import AppError, Conflict
+from maxloyalty.kit.ids import uuid7
+from maxloyalty.ledger.errors import (
+    CheckAlreadyPosted,
+    IdempotencyKeyRequired,
+    IdempotencyKeyReused,
+    OperationInFlight,
+)
 from maxloyalty.ledger.models import LedgerOperation
+from maxloyalty.ledger.schemas import Outcome
 
 
 def request_hash(*parts: Any) -> str:
@@ -29,12 +36,18 @@ def request_hash(*parts: Any) -> str:
 
 def require_key(idempotency_key: str | None) -> str:
     if not idempotency_key:
-        raise AppError(
-            "Send an Idempotency-Key header with every operation.",
-            code="idempotency_key_required",
-            status=400,
-        )
+        raise IdempotencyKeyRequired()
     return idempotency_key
+
+
+def status_of(outcome: Outcome[Any], done: int) -> int:
+    """The status to answer: a replay's stored one, else `done` (the route's own)."""
+    return outcome.stored_status if outcome.stored_status is not None else done
+
+
+def check_key(restaurant_id: uuid.UUID, check_number: str) -> str:
+    """The business key of a posted check (sale or redemption)."""
+    return f"check:{restaurant_id}:{check_number}"
 
 
 @dataclass(frozen=True)
@@ -54,7 +67,7 @@ async def claim(
     created_by: uuid.UUID | None = None,
 ) -> LedgerOperation | Replay:
     """The new operation to fill in, or the earlier answer to send again."""
-    operation_id = uuid.uuid4()
+    operation_id = uuid7()
     inserted = await session.scalar(
         insert(LedgerOperation)
         .values(
@@ -87,16 +100,9 @@ async def claim(
             select(LedgerOperation).where(LedgerOperation.business_key == business_key)
         )
     if earlier is None:  # the conflicting row vanished (rolled back): a retry will pass
-        raise Conflict("A concurrent request is in flight; retry.", code="operation_in_flight")
+        raise OperationInFlight()
     if earlier.request_hash != fingerprint:
         if idempotency_key is not None and earlier.idempotency_key == idempotency_key:
-            raise AppError(
-                "This Idempotency-Key was used for a different request.",
-                code="idempotency_key_reused",
-                status=422,
-            )
-        raise Conflict(
-            "This check was already posted with different contents.",
-            code="check_already_posted",
-        )
+            raise IdempotencyKeyReused()
+        raise CheckAlreadyPosted()
     return Replay(earlier.status_code, earlier.response)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from decimal import Decimal
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from maxloyalty.config import Settings
+from maxloyalty.guests.errors import CardNotFound
 from maxloyalty.guests.models import CardStatus, GuestCard, GuestProfile
 from maxloyalty.guests.schemas import IdentifyRequest
 from maxloyalty.guests.service import card_for_guest, ensure_restaurant
@@ -19,6 +20,7 @@ from maxloyalty.kit.errors import NotFound
 from maxloyalty.kit.ratelimit import RateLimiter
 from maxloyalty.kit.signing import QrSigner
 from maxloyalty.ledger.core import available
+from maxloyalty.ledger.schemas import IdentifiedCard, LevelOut
 from maxloyalty.loyalty.models import LoyaltySystem, ProgramType
 from maxloyalty.loyalty.service import discount_percent, levels_of, max_redeemable, program_for
 
@@ -38,20 +40,20 @@ async def identify(
     settings: Settings,
     qr: QrSigner,
     request: IdentifyRequest,
-) -> dict[str, Any]:
+) -> IdentifiedCard:
     assert principal.tenant_id is not None
     ensure_restaurant(principal, request.restaurant_id)
     await limit_lookups(limiter, settings, principal)
     system = await program_for(session, request.restaurant_id)
     card = await _find(session, system, qr, request)
     if card is None or card.status is CardStatus.DELETED:
-        raise NotFound("No card matches.", code="card_not_found")
+        raise CardNotFound("No card matches.")
     return await describe_card(session, system, card, request.check_amount)
 
 
 async def describe_card(
     session: AsyncSession, system: LoyaltySystem, card: GuestCard, check_amount: int | None
-) -> dict[str, Any]:
+) -> IdentifiedCard:
     """What a till shows once the guest is known: who, level, balance, points free to
     spend (the balance less other orders' holds), discount, and this check's limit."""
     levels = await levels_of(session, system.id)
@@ -59,26 +61,24 @@ async def describe_card(
     profile = await session.scalar(select(GuestProfile).where(GuestProfile.user_id == card.user_id))
     name = " ".join(p for p in (profile.first_name, profile.last_name) if p) if profile else ""
     free = await available(session, card, utcnow())
-    return {
-        "guest_id": str(card.user_id),
-        "card_id": str(card.id),
-        "code": card.code,
-        "name": name or None,
-        "status": card.status.value,
-        "program_type": system.type.value,
-        "level": {"id": str(level.id), "name": level.name, "percentage": str(level.percentage)}
-        if level
-        else None,
-        "balance": card.balance,
-        "available": free,
-        "pending_balance": card.pending_balance,
-        "discount_percent": str(discount_percent(system, level))
+    return IdentifiedCard(
+        guest_id=card.user_id,
+        card_id=card.id,
+        code=card.code,
+        name=name or None,
+        status=card.status,
+        program_type=system.type,
+        level=LevelOut.of(level),
+        balance=card.balance,
+        available=free,
+        pending_balance=card.pending_balance,
+        discount_percent=discount_percent(system, level)
         if system.type is ProgramType.DISCOUNT
-        else "0",
-        "max_redeemable": max_redeemable(system, free, check_amount)
+        else Decimal(0),
+        max_redeemable=max_redeemable(system, free, check_amount)
         if check_amount and system.type is ProgramType.POINTS
         else None,
-    }
+    )
 
 
 async def _find(

@@ -9,17 +9,52 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from maxloyalty.guests.models import GuestCard
+from maxloyalty.guests.errors import CardNotFound, GuestNotFound, RestaurantRequired
+from maxloyalty.guests.models import CardStatus, GuestCard
+from maxloyalty.guests.service import card_for_guest, ensure_restaurant
+from maxloyalty.identity.principal import Principal, Role
 from maxloyalty.kit.pagination import PageParams, paginate_newest
 from maxloyalty.kit.timestamps import rfc3339
 from maxloyalty.ledger.levels import spend_for_level
 from maxloyalty.ledger.models import PointLot, PointTransaction, TxChannel, TxType
+from maxloyalty.ledger.schemas import BalanceOut, LevelOut, NearestExpiry, NextLevel
 from maxloyalty.loyalty.models import LoyaltySystem
-from maxloyalty.loyalty.service import levels_of, next_level
+from maxloyalty.loyalty.service import levels_of, next_level, program_for
 from maxloyalty.network.models import Restaurant
 
 
-async def balance(session: AsyncSession, card: GuestCard, now: datetime) -> dict[str, Any]:
+async def guest_card(
+    session: AsyncSession,
+    principal: Principal,
+    guest_id: uuid.UUID,
+    restaurant_id: uuid.UUID | None,
+) -> GuestCard:
+    """The guest's card `principal` may read: a guest reads only their own; staff name the
+    restaurant, or read the one card they can see (a card per restaurant needs the name)."""
+    if principal.role is Role.GUEST and principal.subject != guest_id:
+        raise GuestNotFound()
+    if restaurant_id is not None:
+        ensure_restaurant(principal, restaurant_id)
+        system = await program_for(session, restaurant_id)
+        return await card_for_guest(session, system, guest_id, restaurant_id)
+    cards = list(
+        await session.scalars(
+            select(GuestCard).where(
+                GuestCard.user_id == guest_id, GuestCard.status != CardStatus.DELETED
+            )
+        )
+    )
+    visible = [
+        c for c in cards if c.restaurant_id is None or principal.can_see_restaurant(c.restaurant_id)
+    ]
+    if not visible:
+        raise CardNotFound("This guest has no card here.")
+    if len(visible) > 1:
+        raise RestaurantRequired("The guest has a card per restaurant: pass restaurant_id.")
+    return visible[0]
+
+
+async def balance(session: AsyncSession, card: GuestCard, now: datetime) -> BalanceOut:
     system = await session.get(LoyaltySystem, card.loyalty_system_id)
     assert system is not None
     levels = await levels_of(session, system.id)
@@ -39,29 +74,25 @@ async def balance(session: AsyncSession, card: GuestCard, now: datetime) -> dict
             .limit(1)
         )
     ).first()
-    return {
-        "card_id": str(card.id),
-        "guest_id": str(card.user_id),
-        "code": card.code,
-        "status": card.status.value,
-        "program_type": system.type.value,
-        "balance": card.balance,
-        "pending_balance": card.pending_balance,
-        "lifetime_spent": card.lifetime_spent,
-        "level": {"id": str(level.id), "name": level.name, "percentage": str(level.percentage)}
-        if level
-        else None,
-        "next_level": {
-            "name": upcoming.name,
-            "min_spent": upcoming.min_spent,
-            "remaining_spend": max(0, upcoming.min_spent - spent),
-        }
+    return BalanceOut(
+        card_id=card.id,
+        guest_id=card.user_id,
+        code=card.code,
+        status=card.status,
+        program_type=system.type,
+        balance=card.balance,
+        pending_balance=card.pending_balance,
+        lifetime_spent=card.lifetime_spent,
+        level=LevelOut.of(level),
+        next_level=NextLevel(
+            name=upcoming.name,
+            min_spent=upcoming.min_spent,
+            remaining_spend=max(0, upcoming.min_spent - spent),
+        )
         if upcoming
         else None,
-        "nearest_expiry": {"at": rfc3339(nearest[0]), "points": int(nearest[1])}
-        if nearest
-        else None,
-    }
+        nearest_expiry=NearestExpiry(at=nearest[0], points=int(nearest[1])) if nearest else None,
+    )
 
 
 async def history(

@@ -5,16 +5,17 @@ from __future__ import annotations
 
 import uuid
 from datetime import timedelta
-from typing import Any
 
 from maxloyalty.audit.service import record
+from maxloyalty.guests.errors import CardNotFound
 from maxloyalty.guests.models import GuestCard
 from maxloyalty.guests.service import card_for_guest, ensure_usable, lock_card
-from maxloyalty.kit.errors import AppError, Forbidden, NotFound
 from maxloyalty.ledger import core
+from maxloyalty.ledger.context import Context
+from maxloyalty.ledger.errors import GuestTransfersDisabled, SameCard
 from maxloyalty.ledger.idempotency import Replay, claim, request_hash
 from maxloyalty.ledger.models import TxSource, TxType
-from maxloyalty.ledger.operations import Context, tx_out
+from maxloyalty.ledger.schemas import Outcome, PostedTransaction, TransferOut
 from maxloyalty.loyalty.models import LoyaltySystem
 
 
@@ -24,7 +25,7 @@ async def transfer(
     to_card_id: uuid.UUID,
     points: int,
     idempotency_key: str,
-) -> tuple[int, dict[str, Any]]:
+) -> Outcome[TransferOut]:
     """Move points to another card: the same guest's (SEPARATE mode), or another guest's
     when the programme allows it. A TRANSFER pair, the receiving lot expiring afresh."""
     claimed = await claim(
@@ -36,18 +37,15 @@ async def transfer(
         created_by=ctx.principal.subject,
     )
     if isinstance(claimed, Replay):
-        return claimed.status_code, claimed.response
+        return Outcome(TransferOut.model_validate(claimed.response), claimed.status_code)
     source_id = (await card_for_guest(ctx.session, ctx.system, guest_id, ctx.restaurant.id)).id
     target_row = await ctx.session.get(GuestCard, to_card_id)
     if target_row is None:
-        raise NotFound("No such card to transfer to.", code="card_not_found")
+        raise CardNotFound("No such card to transfer to.")
     if target_row.id == source_id:
-        raise AppError("A card cannot transfer to itself.", code="same_card", status=422)
+        raise SameCard()
     if target_row.user_id != guest_id and not ctx.system.allow_guest_transfers:
-        raise Forbidden(
-            "This programme does not allow transfers between guests.",
-            code="guest_transfers_disabled",
-        )
+        raise GuestTransfersDisabled()
     # Lock in id order, so two opposite transfers cannot deadlock.
     first, second = sorted([source_id, target_row.id])
     locked = {first: await lock_card(ctx.session, first)}
@@ -80,15 +78,17 @@ async def transfer(
             ctx.now + timedelta(days=target_system.expiry_days), ctx.tenant.timezone
         ),
     )
-    answer = {
-        "operation_id": str(claimed.id),
-        "from_card_id": str(source.id),
-        "to_card_id": str(target.id),
-        "points": points,
-        "transactions": [tx_out(out), tx_out(into)],
-        "balance": source.balance,
-    }
-    claimed.card_id, claimed.response = source.id, answer
+    done = Outcome(
+        TransferOut(
+            operation_id=claimed.id,
+            from_card_id=source.id,
+            to_card_id=target.id,
+            points=points,
+            transactions=[PostedTransaction.of(out), PostedTransaction.of(into)],
+            balance=source.balance,
+        )
+    )
+    claimed.card_id, claimed.response = source.id, done.dump()
     await ctx.session.flush()
-    await record(ctx.session, "ledger.transfer", "guest_card", source.id, after=answer)
-    return 201, answer
+    await record(ctx.session, "ledger.transfer", "guest_card", source.id, after=claimed.response)
+    return done

@@ -10,7 +10,7 @@ from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from maxloyalty.kit.db import Database
-from maxloyalty.kit.errors import NotFound
+from maxloyalty.network.errors import TenantNotFound
 from maxloyalty.network.models import Tenant
 
 _CARDS = text(
@@ -88,7 +88,7 @@ async def verify_all(
                 query = query.where(Tenant.slug == tenant)
         tenants = list(await platform.scalars(query))
     if tenant and not tenants:
-        raise NotFound(f"No tenant {tenant!r}.", code="tenant_not_found")
+        raise TenantNotFound(f"No tenant {tenant!r}.")
     for row in tenants:
         async with db.session(row.id) as session:
             await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})

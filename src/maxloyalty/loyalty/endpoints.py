@@ -5,13 +5,18 @@ from __future__ import annotations
 import uuid
 
 from fastapi import APIRouter
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from maxloyalty.identity.auth import Staff, TenantAdmin
 from maxloyalty.identity.dependencies import TenantSession
-from maxloyalty.kit.errors import problem_responses
+from maxloyalty.kit.errors import InvalidCursor, problem_responses
 from maxloyalty.kit.pagination import Page, Paging, make_page
 from maxloyalty.loyalty import service
+from maxloyalty.loyalty.errors import (
+    InvalidLevels,
+    ProgramExists,
+    ProgramNotFound,
+    RequiredSetting,
+)
 from maxloyalty.loyalty.models import LoyaltyLevel, LoyaltySystem
 from maxloyalty.loyalty.schemas import (
     LevelIn,
@@ -20,6 +25,7 @@ from maxloyalty.loyalty.schemas import (
     ProgramOut,
     ProgramSettings,
 )
+from maxloyalty.network.errors import RestaurantNotFound
 
 router = APIRouter(tags=["loyalty programme"], responses=problem_responses(401, 403, 404, 422))
 
@@ -30,54 +36,41 @@ def _out(system: LoyaltySystem, levels: list[LoyaltyLevel]) -> ProgramOut:
     return out
 
 
-async def _answer(session: AsyncSession, system: LoyaltySystem) -> ProgramOut:
-    return _out(system, await service.levels_of(session, system.id))
-
-
-def _specs(levels: list[LevelIn]) -> list[service.LevelSpec]:
-    return [service.LevelSpec(**level.model_dump()) for level in levels]
-
-
-@router.get("/api/loyalty/programs")
+@router.get("/api/loyalty/programs", responses=problem_responses(InvalidCursor))
 async def list_programs(_staff: Staff, session: TenantSession, paging: Paging) -> Page[ProgramOut]:
     rows, cursor = make_page(await service.list_programs(session, paging), paging)
     return Page(items=[_out(system, levels) for system, levels in rows], next_cursor=cursor)
 
 
-@router.post("/api/loyalty/programs", status_code=201, responses=problem_responses(409))
+@router.post(
+    "/api/loyalty/programs",
+    status_code=201,
+    responses=problem_responses(409, ProgramExists, RestaurantNotFound, InvalidLevels),
+)
 async def create_program(
     body: ProgramCreate, admin: TenantAdmin, session: TenantSession
 ) -> ProgramOut:
     assert admin.tenant_id is not None
-    settings = body.model_dump(
-        exclude={"type", "mode", "restaurant_id", "levels"}, exclude_none=True
-    )
-    system = await service.create_program(
-        session,
-        admin.tenant_id,
-        type=body.type,
-        mode=body.mode,
-        restaurant_id=body.restaurant_id,
-        levels=_specs(body.levels) if body.levels else None,
-        **settings,
-    )
-    return await _answer(session, system)
+    return _out(*await service.open_program(session, admin.tenant_id, body))
 
 
-@router.patch("/api/loyalty/programs/{program_id}")
+@router.patch(
+    "/api/loyalty/programs/{program_id}",
+    responses=problem_responses(ProgramNotFound, RequiredSetting),
+)
 async def update_program(
     program_id: uuid.UUID, body: ProgramSettings, _admin: TenantAdmin, session: TenantSession
 ) -> ProgramOut:
-    system = await service.get_program(session, program_id)
-    await service.update_program(session, system, body.model_dump(exclude_unset=True))
-    return await _answer(session, system)
+    changes = body.model_dump(exclude_unset=True)
+    return _out(*await service.update_program(session, program_id, changes))
 
 
-@router.put("/api/loyalty/programs/{program_id}/levels")
+@router.put(
+    "/api/loyalty/programs/{program_id}/levels",
+    responses=problem_responses(ProgramNotFound, InvalidLevels),
+)
 async def replace_levels(
     program_id: uuid.UUID, body: list[LevelIn], _admin: TenantAdmin, session: TenantSession
 ) -> ProgramOut:
     """Replace the levels; every card is then re-evaluated in the background."""
-    system = await service.get_program(session, program_id)
-    await service.replace_levels(session, system, _specs(body))
-    return await _answer(session, system)
+    return _out(*await service.replace_levels(session, program_id, service.level_specs(body)))

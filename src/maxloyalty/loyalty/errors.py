@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from maxloyalty.kit.errors import Conflict, Invalid, NotFound
+from maxloyalty.kit.errors import Conflict, Invalid, NotFound, ValidationFailed
 
 
 class InvalidLevels(Invalid):
@@ -18,3 +18,7 @@ class ProgramExists(Conflict):
 class ProgramNotFound(NotFound):
     code = "program_not_found"
     message = "No such programme."
+
+
+class RequiredSetting(ValidationFailed):
+    """A PATCH sent null for a setting that must have a value (see the README's PATCH rule)."""

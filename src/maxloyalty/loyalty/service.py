@@ -12,8 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from maxloyalty.audit.service import record, snapshot
 from maxloyalty.kit import jobs
-from maxloyalty.kit.errors import AppError, Conflict, NotFound
 from maxloyalty.kit.pagination import PageParams, paginate
+from maxloyalty.loyalty.errors import InvalidLevels, ProgramExists, ProgramNotFound, RequiredSetting
 from maxloyalty.loyalty.models import (
     CardMode,
     LoyaltyLevel,
@@ -21,11 +21,13 @@ from maxloyalty.loyalty.models import (
     ProgramType,
     Rounding,
 )
+from maxloyalty.loyalty.schemas import LevelIn, ProgramCreate
+from maxloyalty.network.errors import RestaurantNotFound
 from maxloyalty.network.models import Restaurant
 
 # Handled by `ledger.tasks`: cards move to the level their spend earns under the new rules.
 REEVALUATE_JOB = "loyalty.reevaluate_levels"
-# Settings a PATCH may clear with null; any other null means "leave as it is".
+# Settings a PATCH may clear with null; null for any other is refused (the PATCH rule).
 _NULLABLE_SETTINGS = frozenset({"discount_cap_percent", "rolling_days"})
 KOPECKS_PER_POINT = 100  # 1 point = 1 ruble of value
 
@@ -58,6 +60,38 @@ def default_levels() -> list[LevelSpec]:
     ]
 
 
+# A programme with its active levels, in order: what its answers show.
+Program = tuple[LoyaltySystem, list[LoyaltyLevel]]
+
+
+async def _with_levels(session: AsyncSession, system: LoyaltySystem) -> Program:
+    return system, await levels_of(session, system.id)
+
+
+def level_specs(levels: list[LevelIn]) -> list[LevelSpec]:
+    return [LevelSpec(**level.model_dump()) for level in levels]
+
+
+async def open_program(
+    session: AsyncSession, tenant_id: uuid.UUID, request: ProgramCreate
+) -> Program:
+    """A programme as an admin asks for it: the settings given, the defaults for the rest
+    (the five default levels when none are given)."""
+    settings = request.model_dump(
+        exclude={"type", "mode", "restaurant_id", "levels"}, exclude_none=True
+    )
+    system = await create_program(
+        session,
+        tenant_id,
+        type=request.type,
+        mode=request.mode,
+        restaurant_id=request.restaurant_id,
+        levels=level_specs(request.levels) if request.levels else None,
+        **settings,
+    )
+    return await _with_levels(session, system)
+
+
 async def create_program(
     session: AsyncSession,
     tenant_id: uuid.UUID,
@@ -69,7 +103,7 @@ async def create_program(
     **settings: object,
 ) -> LoyaltySystem:
     if restaurant_id is not None and await session.get(Restaurant, restaurant_id) is None:
-        raise NotFound("No such restaurant.", code="restaurant_not_found")
+        raise RestaurantNotFound()
     existing = await session.scalar(
         select(LoyaltySystem.id).where(
             LoyaltySystem.restaurant_id.is_(None)
@@ -78,7 +112,7 @@ async def create_program(
         )
     )
     if existing is not None:
-        raise Conflict("A programme already exists here.", code="program_exists")
+        raise ProgramExists()
     system = LoyaltySystem(
         tenant_id=tenant_id, restaurant_id=restaurant_id, type=type, mode=mode, **settings
     )
@@ -97,13 +131,9 @@ async def _write_levels(
     thresholds = [level.min_spent for level in levels]
     names = [level.name for level in levels]
     if not levels or thresholds[0] != 0 or thresholds != sorted(set(thresholds)):
-        raise AppError(
-            "Levels need strictly increasing min_spent, starting at 0.",
-            code="invalid_levels",
-            status=422,
-        )
+        raise InvalidLevels()
     if len(set(names)) != len(names):
-        raise AppError("Level names must differ.", code="invalid_levels", status=422)
+        raise InvalidLevels("Level names must differ.")
     existing = {
         level.name: level
         for level in await session.scalars(
@@ -129,7 +159,7 @@ async def _write_levels(
 async def get_program(session: AsyncSession, program_id: uuid.UUID) -> LoyaltySystem:
     system = await session.get(LoyaltySystem, program_id)
     if system is None:
-        raise NotFound("No such programme.", code="program_not_found")
+        raise ProgramNotFound()
     return system
 
 
@@ -155,14 +185,17 @@ async def _reevaluate_later(session: AsyncSession, system: LoyaltySystem) -> Non
 
 
 async def update_program(
-    session: AsyncSession, system: LoyaltySystem, changes: dict[str, Any]
-) -> LoyaltySystem:
-    """Apply the settings given; when what decides a level changes, every card is
-    re-evaluated in the background."""
+    session: AsyncSession, program_id: uuid.UUID, changes: dict[str, Any]
+) -> Program:
+    """Apply the settings given (null clears a setting that may be unset, and is refused
+    for any other); when what decides a level changes, every card is re-evaluated in the
+    background."""
+    system = await get_program(session, program_id)
     before = snapshot(system)
     for field, value in changes.items():
-        if value is not None or field in _NULLABLE_SETTINGS:
-            setattr(system, field, value)
+        if value is None and field not in _NULLABLE_SETTINGS:
+            raise RequiredSetting(f"{field} cannot be null.")
+        setattr(system, field, value)
     await session.flush()
     await session.refresh(system)
     await record(
@@ -178,13 +211,14 @@ async def update_program(
         or before["rolling_days"] != system.rolling_days
     ):
         await _reevaluate_later(session, system)
-    return system
+    return await _with_levels(session, system)
 
 
 async def replace_levels(
-    session: AsyncSession, system: LoyaltySystem, levels: list[LevelSpec]
-) -> list[LoyaltyLevel]:
+    session: AsyncSession, program_id: uuid.UUID, levels: list[LevelSpec]
+) -> Program:
     """Replace the levels; every card is then re-evaluated in the background."""
+    system = await get_program(session, program_id)
     before = [
         (lv.name, lv.min_spent, str(lv.percentage)) for lv in await levels_of(session, system.id)
     ]
@@ -199,14 +233,14 @@ async def replace_levels(
         after={"levels": after},
     )
     await _reevaluate_later(session, system)
-    return rows
+    return await _with_levels(session, system)
 
 
 async def program_for(session: AsyncSession, restaurant_id: uuid.UUID) -> LoyaltySystem:
     """The restaurant's own programme, else the network's. The restaurant must be one of
     this tenant's (foreign keys would not stop a foreign one: they bypass RLS)."""
     if await session.get(Restaurant, restaurant_id) is None:
-        raise NotFound("No such restaurant.", code="restaurant_not_found")
+        raise RestaurantNotFound()
     system = await session.scalar(
         select(LoyaltySystem)
         .where(
@@ -216,7 +250,7 @@ async def program_for(session: AsyncSession, restaurant_id: uuid.UUID) -> Loyalt
         .limit(1)
     )
     if system is None:
-        raise NotFound("No loyalty programme is set up here.", code="program_not_found")
+        raise ProgramNotFound("No loyalty programme is set up here.")
     return system
 
 

@@ -6,6 +6,7 @@ from typing import Annotated
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
 from maxloyalty.kit.timestamps import Timestamp
+from maxloyalty.ledger.schemas import PostedTransaction
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 
@@ -52,3 +53,21 @@ class RedeemRequest(BaseModel):
 
     restaurant_id: uuid.UUID
     guest_id: uuid.UUID | None = Field(default=None, description="Staff: whose card; guests: omit")
+
+
+class RewardBought(BaseModel):
+    """The reward as a redemption's answer names it."""
+
+    id: uuid.UUID
+    name: str
+    points_price: int
+
+
+class RewardRedeemed(BaseModel):
+    """The answer to buying a reward (and its stored replay)."""
+
+    operation_id: uuid.UUID
+    card_id: uuid.UUID
+    reward: RewardBought
+    transactions: list[PostedTransaction]
+    balance: int

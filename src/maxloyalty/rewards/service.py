@@ -16,9 +16,10 @@ from maxloyalty.kit.db import for_update
 from maxloyalty.kit.events import publish
 from maxloyalty.kit.pagination import PageParams, paginate
 from maxloyalty.ledger import core
+from maxloyalty.ledger.context import Context, claim_with_card
 from maxloyalty.ledger.idempotency import Replay, request_hash
 from maxloyalty.ledger.models import TxType
-from maxloyalty.ledger.operations import Context, claim_with_card, tx_out
+from maxloyalty.ledger.schemas import Outcome, PostedTransaction
 from maxloyalty.rewards.errors import (
     GuestRequired,
     RequiredField,
@@ -27,7 +28,7 @@ from maxloyalty.rewards.errors import (
     RewardUnavailable,
 )
 from maxloyalty.rewards.models import RedemptionItem
-from maxloyalty.rewards.schemas import RewardIn
+from maxloyalty.rewards.schemas import RewardBought, RewardIn, RewardRedeemed
 
 # Fields a PATCH may not clear with null.
 _REQUIRED = frozenset({"name", "points_price", "is_active", "restaurant_ids"})
@@ -73,8 +74,11 @@ async def create_reward(
 
 
 async def update_reward(
-    session: AsyncSession, item: RedemptionItem, changes: dict[str, Any]
+    session: AsyncSession, item_id: uuid.UUID, changes: dict[str, Any]
 ) -> RedemptionItem:
+    """Apply the fields given (the PATCH rule: null clears an optional field and is refused
+    for a required one)."""
+    item = await get_reward(session, item_id)
     before = snapshot(item)
     for field, value in changes.items():
         if value is None and field in _REQUIRED:
@@ -90,7 +94,7 @@ async def update_reward(
 
 async def redeem(
     ctx: Context, guest_id: uuid.UUID | None, item_id: uuid.UUID, idempotency_key: str
-) -> tuple[int, dict[str, Any]]:
+) -> Outcome[RewardRedeemed]:
     """Buy the reward with the guest's points: a REDEMPTION that names the item, stock
     taken under the item's lock. Guests buy for themselves; staff name the guest."""
     guest_id = ctx.principal.subject if ctx.principal.role is Role.GUEST else guest_id
@@ -104,7 +108,7 @@ async def redeem(
         idempotency_key=idempotency_key,
     )
     if isinstance(outcome, Replay):
-        return outcome.status_code, outcome.response
+        return Outcome(RewardRedeemed.model_validate(outcome.response), outcome.status_code)
     claimed, card = outcome
     found = (
         await ctx.session.execute(
@@ -128,15 +132,18 @@ async def redeem(
         )
     entry = ctx.entry(claimed.id, TxType.REDEMPTION, reward_item_id=item.id, reason=item.name)
     tx = await core.debit(ctx.session, card, entry, item.points_price)
-    answer = {
-        "operation_id": str(claimed.id),
-        "card_id": str(card.id),
-        "reward": {"id": str(item.id), "name": item.name, "points_price": item.points_price},
-        "transactions": [tx_out(tx)],
-        "balance": card.balance,
-    }
+    done = Outcome(
+        RewardRedeemed(
+            operation_id=claimed.id,
+            card_id=card.id,
+            reward=RewardBought(id=item.id, name=item.name, points_price=item.points_price),
+            transactions=[PostedTransaction.of(tx)],
+            balance=card.balance,
+        )
+    )
+    answer = done.dump()
     claimed.card_id, claimed.response = card.id, answer
     await ctx.session.flush()
     await record(ctx.session, "ledger.reward_redeemed", "guest_card", card.id, after=answer)
     await publish(ctx.session, ctx.tenant.id, "transaction.created", answer)
-    return 201, answer
+    return done

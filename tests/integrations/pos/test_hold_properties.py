@@ -20,8 +20,7 @@ from maxloyalty.kit.errors import AppError
 from maxloyalty.ledger import core
 from maxloyalty.runtime import Runtime
 from tests.integrations.pos.conftest import Till, TillFactory
-from tests.ledger.test_cashier import assert_ledger_consistent
-from tests.ledger.test_jobs import post_at
+from tests.ledger.conftest import assert_ledger_consistent, post_at
 
 TTL = timedelta(minutes=10)
 ORDERS = ["o0", "o1", "o2", "o3", "o4"]

@@ -226,8 +226,9 @@ async def commit(
         points=points or None,
         check_number=order_id,
     )
-    status, answer = await execute(ctx, card.user_id, request, idempotency_key)
-    if held is not None and not ctx.replayed:
+    outcome = await execute(ctx, card.user_id, request, idempotency_key)
+    status, answer = outcome.stored_status or 201, outcome.dump()
+    if held is not None and not outcome.replayed:
         # Whatever the till held for the order ends with its check: spent, or released.
         await ctx.session.refresh(held, with_for_update=True)
         if held.status is HoldStatus.ACTIVE:  # not cancelled meanwhile
@@ -273,7 +274,8 @@ async def refund(
         check_number=order_id,
         refund_id=body.refund_id,
     )
-    status, answer = await execute(ctx, card.user_id, request, idempotency_key)
+    outcome = await execute(ctx, card.user_id, request, idempotency_key)
+    status, answer = outcome.stored_status or 201, outcome.dump()
     await service.record_check(
         ctx.session,
         integration,

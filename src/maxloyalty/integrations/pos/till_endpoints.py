@@ -38,7 +38,7 @@ from maxloyalty.kit.errors import problem_responses
 from maxloyalty.ledger.errors import CheckNotFound
 from maxloyalty.ledger.idempotency import require_key
 from maxloyalty.ledger.operations import Context
-from maxloyalty.ledger.schemas import IdempotencyKey
+from maxloyalty.ledger.schemas import IdempotencyKey, IdentifiedCard
 from maxloyalty.runtime import runtime_of
 
 router = APIRouter(
@@ -70,7 +70,7 @@ async def _posting(
 @router.post("/identify", responses=problem_responses(429, CardNotFound))
 async def pos_identify(
     body: PosIdentifyRequest, principal: TillKey, session: TenantSession, request: Request
-) -> dict[str, Any]:
+) -> IdentifiedCard:
     """The guest by QR payload, 6-digit code, phone or card number (the card number a till
     reads is the card's 6-digit code): level, balance, points free to spend, discount and
     this check's limit."""

@@ -294,7 +294,7 @@ async def _accrue(session: AsyncSession, integration: PosIntegration, event: Pos
     )
     key = f"iiko:{order_id}"
     try:
-        _, answer = await execute(ctx, card.user_id, request, key)
+        answer = (await execute(ctx, card.user_id, request, key)).dump()
     except AppError as exc:
         if exc.code == "check_already_posted":
             raise Skip("the till already posted this order") from exc

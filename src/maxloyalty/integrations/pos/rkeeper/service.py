@@ -479,7 +479,7 @@ async def _execute(
     ctx: Context, card: GuestCard, request: CashierRequest, key: str, part: CardCheck
 ) -> dict[str, Any]:
     try:
-        _, posted = await execute(ctx, card.user_id, request, key)
+        posted = (await execute(ctx, card.user_id, request, key)).dump()
     except AppError as exc:
         raise Refused(f"{exc.code}: {exc.detail or exc.code}", part) from exc
     return posted

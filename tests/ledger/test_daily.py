@@ -2,40 +2,20 @@
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select, update
 
 from maxloyalty.guests.models import GuestCard, GuestProfile
-from maxloyalty.identity.tokens import decode_access_token
 from maxloyalty.kit.events import IntegrationEvent
-from maxloyalty.ledger import core, operations
+from maxloyalty.ledger import core
+from maxloyalty.ledger.daily import run_daily
 from maxloyalty.ledger.models import PointLot, PointTransaction, TxType
-from maxloyalty.ledger.operations import CashierRequest
-from maxloyalty.ledger.tasks import run_daily
 from maxloyalty.runtime import Runtime
-from tests.ledger.conftest import Shop
-from tests.ledger.test_cashier import assert_ledger_consistent
+from tests.ledger.conftest import Shop, assert_ledger_consistent, post_at
 
 ZONE_OFFSET = timedelta(hours=5)  # Asia/Yekaterinburg, the test network's zone
-
-
-async def post_at(
-    runtime: Runtime, shop: Shop, when: datetime, request: dict[str, Any]
-) -> dict[str, Any]:
-    """An operation as if it happened at `when` (services take the clock explicitly)."""
-    principal, _ = decode_access_token(runtime.sessions.keys, shop.manager["Authorization"][7:])
-    async with runtime.db.transaction(shop.tenant.id, principal.subject) as session:
-        ctx = await operations.open_context(session, principal, shop.restaurant.id, when)
-        _, answer = await operations.execute(
-            ctx,
-            shop.guest_id,
-            CashierRequest.model_validate({"restaurant_id": str(shop.restaurant.id)} | request),
-            uuid.uuid4().hex,
-        )
-    return answer
 
 
 async def test_points_expire_at_local_end_of_day(make_shop: Any, runtime: Runtime) -> None:

@@ -83,3 +83,28 @@ async def test_editing_levels_reevaluates_cards(
     assert reasons == [TierChangeReason.LEVELS_EDITED]
     # The next check earns at the new level.
     assert (await shop.post({"type": "SALE", "amount": 100_000})).json()["accrued"] == 70
+
+
+async def test_patch_null_clears_only_optional_settings(
+    client: Any, runtime: Runtime, auth: TokenFactory
+) -> None:
+    tenant = await make_tenant(runtime)
+    admin = await auth(Role.RESTAURANT_ADMIN, tenant.id)
+    created = await client.post(
+        "/api/loyalty/programs",
+        json={"type": "POINTS", "discount_cap_percent": "10", "rolling_days": 90},
+        headers=admin,
+    )
+    assert created.status_code == 201, created.text
+    url = f"/api/loyalty/programs/{created.json()['id']}"
+    cleared = await client.patch(
+        url, json={"discount_cap_percent": None, "rolling_days": None}, headers=admin
+    )
+    assert cleared.status_code == 200, cleared.text
+    assert (cleared.json()["discount_cap_percent"], cleared.json()["rolling_days"]) == (None, None)
+    assert_problem(
+        await client.patch(url, json={"expiry_days": None}, headers=admin), 422, "validation_error"
+    )
+    assert (await client.get("/api/loyalty/programs", headers=admin)).json()["items"][0][
+        "expiry_days"
+    ] == 180
