@@ -4,6 +4,7 @@ out of format, see `check_time_format` in conftest.)"""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
@@ -249,3 +250,38 @@ KNOWN_CODES = {
 def test_error_codes_stay_as_clients_know_them() -> None:
     found = {code: sorted(entry.statuses) for code, entry in error_catalogue.collect().items()}
     assert found == KNOWN_CODES
+
+
+def _operations(spec: Schema) -> Iterator[tuple[str, Schema]]:
+    for path, operations in spec["paths"].items():
+        for method, operation in operations.items():
+            yield f"{method.upper()} {path}", operation
+
+
+def test_every_json_answer_is_a_described_model(spec: Schema) -> None:
+    """No route answers an untyped object (`dict[str, Any]`, a bare JSONResponse): every JSON
+    success answer is a named model the document describes."""
+    untyped = [route for route, body in _answers(spec) if "$ref" not in body]
+    assert not untyped, f"answers without a model: {untyped}"
+    silent = [
+        route
+        for route, operation in _operations(spec)
+        for status, response in operation["responses"].items()
+        if status.startswith("2") and status != "204" and not response.get("content")
+    ]
+    assert not silent, f"success answers with no content type: {silent}"
+
+
+def test_every_route_lists_the_problem_codes_it_can_answer(spec: Schema) -> None:
+    codes = set(error_catalogue.collect())
+    missing = []
+    for route, operation in _operations(spec):
+        listed = {
+            code
+            for status, response in operation["responses"].items()
+            if status[0] in "45"
+            for code in re.findall(r"`([a-z_]+)`", response.get("description", ""))
+        }
+        if not listed or not listed <= codes:
+            missing.append(route)
+    assert not missing, f"routes that list no (or unknown) problem codes: {missing}"

@@ -27,7 +27,7 @@ from maxloyalty.guests.schemas import (
     GuestRegistered,
     GuestRow,
 )
-from maxloyalty.identity.auth import CardOperator, Manager, Person
+from maxloyalty.identity.auth import SIGNED_IN_REFUSALS, CardOperator, Manager, Person
 from maxloyalty.identity.dependencies import TenantSession
 from maxloyalty.identity.errors import InvalidPhone
 from maxloyalty.identity.models import User
@@ -38,7 +38,7 @@ from maxloyalty.loyalty.models import LoyaltyLevel
 from maxloyalty.network.errors import RestaurantForbidden, RestaurantNotFound
 from maxloyalty.runtime import runtime_of
 
-router = APIRouter(tags=["guests"], responses=problem_responses(401, 403, 404, 422))
+router = APIRouter(tags=["guests"], responses=problem_responses(*SIGNED_IN_REFUSALS))
 
 
 @router.post(

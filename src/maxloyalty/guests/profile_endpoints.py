@@ -20,12 +20,12 @@ from maxloyalty.guests.schemas import (
     ProfileOut,
     ProfileUpdate,
 )
-from maxloyalty.identity.auth import Guest
+from maxloyalty.identity.auth import SIGNED_IN_REFUSALS, Guest
 from maxloyalty.identity.dependencies import TenantSession
 from maxloyalty.identity.errors import RoleForbidden
 from maxloyalty.kit.errors import RequiredField, problem_responses
 
-router = APIRouter(prefix="/api/me", tags=["me"], responses=problem_responses(401, 403, 404, 422))
+router = APIRouter(prefix="/api/me", tags=["me"], responses=problem_responses(*SIGNED_IN_REFUSALS))
 
 
 async def _out(session: AsyncSession, profile: GuestProfile) -> ProfileOut:

@@ -19,6 +19,7 @@ from maxloyalty.guests.schemas import (
     TelegramLoginRequest,
     VerifyRequest,
 )
+from maxloyalty.identity.auth import PUBLIC_REFUSALS
 from maxloyalty.identity.dependencies import (
     PublicSession,
     codes_sent_rule,
@@ -28,17 +29,20 @@ from maxloyalty.identity.dependencies import (
 )
 from maxloyalty.identity.errors import AccountBlocked, AccountLocked, InvalidInitData, InvalidPhone
 from maxloyalty.identity.schemas import TokenPair
+from maxloyalty.integrations.sms.errors import SmsRejected, SmsUnavailable
 from maxloyalty.kit.errors import problem_responses
 from maxloyalty.network.errors import TenantNotFound
 from maxloyalty.runtime import runtime_of
 
-router = APIRouter(prefix="/api/auth", tags=["auth"], responses=problem_responses(400, 422, 429))
+router = APIRouter(prefix="/api/auth", tags=["auth"], responses=problem_responses(*PUBLIC_REFUSALS))
 
 
 @router.post(
     "/register",
     status_code=status.HTTP_202_ACCEPTED,
-    responses=problem_responses(InvalidPhone, ConsentRequired, TenantNotFound, OtpCooldown, 503),
+    responses=problem_responses(
+        InvalidPhone, ConsentRequired, TenantNotFound, OtpCooldown, SmsUnavailable, SmsRejected
+    ),
     dependencies=[per_ip("otp", codes_sent_rule)],
 )
 async def register(body: RegisterRequest, session: PublicSession, request: Request) -> CodeSentOut:

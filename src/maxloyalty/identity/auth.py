@@ -8,7 +8,9 @@ from typing import Annotated
 from fastapi import Depends
 
 from maxloyalty.identity.dependencies import Authorize
+from maxloyalty.identity.errors import CREDENTIAL_REFUSALS, RoleForbidden, TenantRequired
 from maxloyalty.identity.principal import Principal, Role
+from maxloyalty.kit.errors import MalformedJson, TooManyRequests, ValidationFailed
 
 # The tenant's administrator: programme, catalogue, integrations, webhooks, keys, grants.
 TenantAdmin = Annotated[Principal, Depends(Authorize(Role.RESTAURANT_ADMIN))]
@@ -43,3 +45,15 @@ PasswordHolder = Annotated[
 Guest = Annotated[Principal, Depends(Authorize(Role.GUEST))]
 # A till or integration calling with its API key.
 TillKey = Annotated[Principal, Depends(Authorize(Role.SYSTEM))]
+
+# What a route for signed-in callers may answer before its own work: the credential's
+# refusals, the role's, and a body or parameter out of bounds.
+SIGNED_IN_REFUSALS = (
+    *CREDENTIAL_REFUSALS,
+    RoleForbidden,
+    TenantRequired,
+    MalformedJson,
+    ValidationFailed,
+)
+# And a public route (sign-in): the body, and the per-address rate limit.
+PUBLIC_REFUSALS = (MalformedJson, ValidationFailed, TooManyRequests)

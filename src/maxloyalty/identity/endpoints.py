@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request, Response, status
 
 from maxloyalty.identity import sessions
-from maxloyalty.identity.auth import PasswordHolder
+from maxloyalty.identity.auth import PUBLIC_REFUSALS, PasswordHolder
 from maxloyalty.identity.dependencies import (
     PublicSession,
     TenantSession,
@@ -40,7 +40,7 @@ from maxloyalty.identity.schemas import (
 from maxloyalty.kit.errors import problem_responses
 from maxloyalty.runtime import runtime_of
 
-router = APIRouter(prefix="/api/auth", tags=["auth"], responses=problem_responses(400, 422, 429))
+router = APIRouter(prefix="/api/auth", tags=["auth"], responses=problem_responses(*PUBLIC_REFUSALS))
 
 
 @router.post(
@@ -92,7 +92,10 @@ async def logout(body: RefreshRequest, session: PublicSession, request: Request)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.post("/password", responses=problem_responses(401, WrongCurrentPassword, AccountLocked))
+@router.post(
+    "/password",
+    responses=problem_responses(*CREDENTIAL_REFUSALS, WrongCurrentPassword, AccountLocked),
+)
 async def change_password(
     body: PasswordChange,
     principal: PasswordHolder,

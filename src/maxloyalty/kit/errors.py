@@ -150,6 +150,41 @@ class InvalidQr(Invalid):
     message = "The QR code is not a valid card."
 
 
+class DatabaseBusy(Unavailable):
+    """Nothing was written; the same request may be sent again (`Retry-After`)."""
+
+    code = "database_busy"
+
+
+class ConstraintViolation(Conflict):
+    """The database refused what no service check caught (a reference to a missing row)."""
+
+    code = "constraint_violation"
+
+
+class InvalidValue(Invalid):
+    code = "invalid_value"
+    message = "A value is out of range or not valid text."
+
+
+class InternalError(AppError):
+    status = 500
+    code = "internal_error"
+    message = "An unexpected error occurred."
+
+
+class DatabaseUnavailable(Unavailable):
+    """Readiness: the database does not answer."""
+
+    code = "database_unavailable"
+
+
+class MigrationsPending(Unavailable):
+    """Readiness: the database is not at the revision this code expects."""
+
+    code = "migrations_pending"
+
+
 class ValidationFailed(AppError):
     """A field is missing, of the wrong type or out of bounds (the body's `errors` say which)."""
 
@@ -255,13 +290,11 @@ async def _on_statement_error(request: Request, exc: Exception) -> JSONResponse:
         constraint = getattr(getattr(exc.orig, "__cause__", None), "constraint_name", None)
         log.warning("integrity_error", path=request.url.path, constraint=constraint)
         detail = f"The request conflicts with stored data ({constraint})." if constraint else None
-        return problem_response(request, 409, "constraint_violation", detail)
+        return await _on_app_error(request, ConstraintViolation(detail))
     state = _sqlstate(exc)
     if isinstance(exc, DataError) or isinstance(exc.orig, UnicodeError) or state[:2] == "22":
         log.warning("invalid_value", path=request.url.path, error=type(exc.orig).__name__)
-        return problem_response(
-            request, 422, "invalid_value", "A value is out of range or not valid text."
-        )
+        return await _on_app_error(request, InvalidValue())
     if state[:2] == "40":  # a deadlock or serialization failure: void, and safe to retry
         return _database_busy(request, _CONCURRENT, "transaction_rolled_back", sqlstate=state)
     if _unavailable(state):
@@ -282,7 +315,7 @@ def _database_busy(request: Request, detail: str, event: str, **facts: str) -> J
     """503 `database_busy`: nothing was written, the same request may be sent again. A
     warning, not a trace: this is load or an outage, not a bug."""
     log.warning(event, path=request.url.path, **facts)
-    return problem_response(request, 503, "database_busy", detail, headers={"Retry-After": "1"})
+    return problem_response(request, 503, DatabaseBusy.code, detail, headers={"Retry-After": "1"})
 
 
 async def _on_pool_timeout(request: Request, exc: Exception) -> JSONResponse:
@@ -306,7 +339,7 @@ def _sqlstate(exc: StatementError) -> str:
 
 async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled_error", path=request.url.path)
-    return problem_response(request, 500, "internal_error", "An unexpected error occurred.")
+    return await _on_app_error(request, InternalError())
 
 
 def install_error_handlers(app: FastAPI) -> None:

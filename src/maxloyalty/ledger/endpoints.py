@@ -11,10 +11,10 @@ from pydantic import AwareDatetime
 
 from maxloyalty.guests.errors import CardBlocked, CardNotFound, GuestNotFound, RestaurantRequired
 from maxloyalty.guests.schemas import IdentifyRequest
-from maxloyalty.identity.auth import CardOperator, Manager, TenantMember
+from maxloyalty.identity.auth import SIGNED_IN_REFUSALS, CardOperator, Manager, TenantMember
 from maxloyalty.identity.dependencies import TenantSession
 from maxloyalty.kit.clock import utcnow
-from maxloyalty.kit.errors import problem_responses
+from maxloyalty.kit.errors import TooManyRequests, problem_responses
 from maxloyalty.kit.pagination import Page, Paging, make_page
 from maxloyalty.ledger import operations, queries, transfers
 from maxloyalty.ledger.errors import (
@@ -50,7 +50,7 @@ from maxloyalty.loyalty.errors import ProgramNotFound
 from maxloyalty.network.errors import RestaurantForbidden, RestaurantNotFound
 from maxloyalty.runtime import runtime_of
 
-router = APIRouter(tags=["ledger"], responses=problem_responses(401, 403, 404, 422))
+router = APIRouter(tags=["ledger"], responses=problem_responses(*SIGNED_IN_REFUSALS))
 
 # Where an operation happens: a restaurant the caller may act in, under a programme.
 _PLACE = (RestaurantNotFound, RestaurantForbidden, ProgramNotFound)
@@ -65,7 +65,9 @@ _POSTING = (
 )
 
 
-@router.post("/api/cards/identify", responses=problem_responses(429, *_PLACE, CardNotFound))
+@router.post(
+    "/api/cards/identify", responses=problem_responses(TooManyRequests, *_PLACE, CardNotFound)
+)
 async def identify_card(
     body: IdentifyRequest, principal: CardOperator, session: TenantSession, request: Request
 ) -> IdentifiedCard:
@@ -185,7 +187,7 @@ async def approve(
 
 @router.post(
     "/api/transactions/{transaction_id}/reject",
-    responses=problem_responses(409, TransactionNotFound, NotPending),
+    responses=problem_responses(TransactionNotFound, NotPending),
 )
 async def reject(
     transaction_id: uuid.UUID, principal: Manager, session: TenantSession

@@ -6,7 +6,7 @@ import uuid
 
 from fastapi import APIRouter
 
-from maxloyalty.identity.auth import Staff, TenantAdmin
+from maxloyalty.identity.auth import SIGNED_IN_REFUSALS, Staff, TenantAdmin
 from maxloyalty.identity.dependencies import TenantSession
 from maxloyalty.kit.errors import InvalidCursor, problem_responses
 from maxloyalty.kit.pagination import Page, Paging, make_page
@@ -27,7 +27,7 @@ from maxloyalty.loyalty.schemas import (
 )
 from maxloyalty.network.errors import RestaurantNotFound
 
-router = APIRouter(tags=["loyalty programme"], responses=problem_responses(401, 403, 404, 422))
+router = APIRouter(tags=["loyalty programme"], responses=problem_responses(*SIGNED_IN_REFUSALS))
 
 
 def _out(system: LoyaltySystem, levels: list[LoyaltyLevel]) -> ProgramOut:
@@ -45,7 +45,7 @@ async def list_programs(_staff: Staff, session: TenantSession, paging: Paging) -
 @router.post(
     "/api/loyalty/programs",
     status_code=201,
-    responses=problem_responses(409, ProgramExists, RestaurantNotFound, InvalidLevels),
+    responses=problem_responses(ProgramExists, RestaurantNotFound, InvalidLevels),
 )
 async def create_program(
     body: ProgramCreate, admin: TenantAdmin, session: TenantSession

@@ -6,7 +6,7 @@ import uuid
 
 from fastapi import APIRouter, status
 
-from maxloyalty.identity.auth import Staff, TenantAdmin
+from maxloyalty.identity.auth import SIGNED_IN_REFUSALS, Staff, TenantAdmin
 from maxloyalty.identity.dependencies import PlatformSession, TenantSession
 from maxloyalty.kit.errors import InvalidCursor, MalformedJson, RequiredField, problem_responses
 from maxloyalty.kit.pagination import Page, Paging, make_page
@@ -30,8 +30,8 @@ from maxloyalty.network.schemas import (
     TenantOut,
 )
 
-router = APIRouter(tags=["restaurants"], responses=problem_responses(401, 403, 422))
-platform_router = APIRouter(tags=["platform"], responses=problem_responses(401, 403, 422))
+router = APIRouter(tags=["restaurants"], responses=problem_responses(*SIGNED_IN_REFUSALS))
+platform_router = APIRouter(tags=["platform"], responses=problem_responses(*SIGNED_IN_REFUSALS))
 
 
 @router.get(

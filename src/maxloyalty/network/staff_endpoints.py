@@ -7,7 +7,7 @@ import uuid
 from fastapi import APIRouter, Request, Response, status
 
 from maxloyalty.identity import api_keys
-from maxloyalty.identity.auth import StaffAdmin, TenantAdmin
+from maxloyalty.identity.auth import SIGNED_IN_REFUSALS, StaffAdmin, TenantAdmin
 from maxloyalty.identity.dependencies import TenantSession
 from maxloyalty.identity.errors import ApiKeyNotFound, RoleForbidden
 from maxloyalty.identity.principal import Principal
@@ -38,7 +38,7 @@ from maxloyalty.network.schemas import (
 )
 from maxloyalty.runtime import runtime_of
 
-router = APIRouter(tags=["staff"], responses=problem_responses(401, 403, 404, 422))
+router = APIRouter(tags=["staff"], responses=problem_responses(*SIGNED_IN_REFUSALS))
 
 
 def _tenant(principal: Principal) -> uuid.UUID:

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response, status
 
-from maxloyalty.identity.auth import Person
+from maxloyalty.identity.auth import SIGNED_IN_REFUSALS, Person
 from maxloyalty.identity.dependencies import TenantSession
 from maxloyalty.kit.errors import problem_responses
 from maxloyalty.privacy import service as personal_data
 from maxloyalty.privacy.errors import UserNotFound
 from maxloyalty.privacy.schemas import ErasureRequest, PersonalDataExport, Scope
 
-router = APIRouter(prefix="/api/me", tags=["me"], responses=problem_responses(401, 403, 404, 422))
+router = APIRouter(prefix="/api/me", tags=["me"], responses=problem_responses(*SIGNED_IN_REFUSALS))
 
 
 @router.get("/data", responses=problem_responses(UserNotFound))

@@ -8,7 +8,7 @@ import uuid
 from fastapi import APIRouter, Response
 
 from maxloyalty.guests.errors import CardBlocked, CardNotFound
-from maxloyalty.identity.auth import TenantAdmin, TenantMember
+from maxloyalty.identity.auth import SIGNED_IN_REFUSALS, TenantAdmin, TenantMember
 from maxloyalty.identity.dependencies import TenantSession
 from maxloyalty.kit.clock import utcnow
 from maxloyalty.kit.errors import InvalidCursor, ValidationFailed, problem_responses
@@ -40,7 +40,7 @@ from maxloyalty.rewards.schemas import (
     RewardUpdate,
 )
 
-router = APIRouter(tags=["rewards"], responses=problem_responses(401, 403, 404, 422))
+router = APIRouter(tags=["rewards"], responses=problem_responses(*SIGNED_IN_REFUSALS))
 
 
 @router.get("/api/rewards", responses=problem_responses(InvalidCursor))

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 
-from maxloyalty.identity.auth import Manager, TenantAdmin
+from maxloyalty.identity.auth import SIGNED_IN_REFUSALS, Manager, TenantAdmin
 from maxloyalty.identity.dependencies import TenantSession
 from maxloyalty.integrations.pos import service
 from maxloyalty.integrations.pos.errors import PosIntegrationNotFound
@@ -37,7 +37,7 @@ from maxloyalty.runtime import runtime_of
 router = APIRouter(
     prefix="/api/pos/integrations",
     tags=["pos"],
-    responses=problem_responses(401, 403, 404, 422),
+    responses=problem_responses(*SIGNED_IN_REFUSALS),
 )
 NOT_FOUND = problem_responses(PosIntegrationNotFound)
 

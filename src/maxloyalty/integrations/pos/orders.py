@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -44,6 +43,7 @@ from maxloyalty.ledger.idempotency import Replay, claim, request_hash
 from maxloyalty.ledger.identify import identify as identify_guest
 from maxloyalty.ledger.models import HoldStatus, LedgerOperation, PointHold
 from maxloyalty.ledger.operations import CashierRequest, Context, check_key, execute
+from maxloyalty.ledger.schemas import IdentifiedCard, OperationOut, Outcome
 from maxloyalty.loyalty.service import levels_of
 
 
@@ -77,7 +77,7 @@ async def identify(
     settings: Settings,
     qr: QrSigner,
     body: PosIdentifyRequest,
-) -> dict[str, Any]:
+) -> IdentifiedCard:
     """The guest by QR payload, 6-digit code, phone or card number (the card number a till
     reads is the card's 6-digit code), as the ledger identifies them at the integration's
     restaurant."""
@@ -200,7 +200,7 @@ async def commit(
     order_id: str,
     body: CommitRequest,
     idempotency_key: str,
-) -> tuple[int, dict[str, Any]]:
+) -> Outcome[OperationOut]:
     """Post the closed check; the points spent default to what the order held on that card.
     A hold that ran out is no longer a reservation, but its points are still spent if they
     are free."""
@@ -227,7 +227,7 @@ async def commit(
         check_number=order_id,
     )
     outcome = await execute(ctx, card.user_id, request, idempotency_key)
-    status, answer = outcome.stored_status or 201, outcome.dump()
+    answer = outcome.dump()
     if held is not None and not outcome.replayed:
         # Whatever the till held for the order ends with its check: spent, or released.
         await ctx.session.refresh(held, with_for_update=True)
@@ -242,7 +242,7 @@ async def commit(
         items=[line.model_dump(mode="json") for line in body.lines],
         payments=[p.model_dump(mode="json") for p in body.payments],
     )
-    return status, answer
+    return outcome
 
 
 async def _posted(
@@ -262,7 +262,7 @@ async def refund(
     order_id: str,
     body: RefundRequest,
     idempotency_key: str,
-) -> tuple[int, dict[str, Any]]:
+) -> Outcome[OperationOut]:
     posted = await _posted(ctx, integration, order_id)
     if posted is None or posted.created_by != ctx.principal.subject or posted.card_id is None:
         raise CheckNotFound()
@@ -275,7 +275,7 @@ async def refund(
         refund_id=body.refund_id,
     )
     outcome = await execute(ctx, card.user_id, request, idempotency_key)
-    status, answer = outcome.stored_status or 201, outcome.dump()
+    answer = outcome.dump()
     await service.record_check(
         ctx.session,
         integration,
@@ -283,4 +283,4 @@ async def refund(
         order_id=order_id,
         check_amount=answer.get("refunded_amount", 0),
     )
-    return status, answer
+    return outcome

@@ -5,8 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Request
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Path, Request, Response
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -34,11 +33,11 @@ from maxloyalty.integrations.pos.schemas import (
     RefundRequest,
 )
 from maxloyalty.kit.clock import utcnow
-from maxloyalty.kit.errors import problem_responses
+from maxloyalty.kit.errors import TooManyRequests, problem_responses
 from maxloyalty.ledger.errors import CheckNotFound
-from maxloyalty.ledger.idempotency import require_key
+from maxloyalty.ledger.idempotency import require_key, status_of
 from maxloyalty.ledger.operations import Context
-from maxloyalty.ledger.schemas import IdempotencyKey, IdentifiedCard
+from maxloyalty.ledger.schemas import IdempotencyKey, IdentifiedCard, OperationOut, Outcome
 from maxloyalty.runtime import runtime_of
 
 router = APIRouter(
@@ -49,7 +48,7 @@ router = APIRouter(
     ),
 )
 OrderId = Annotated[str, Path(min_length=1, max_length=64, pattern=ORDER_ID_PATTERN)]
-Posting = Callable[[Context, PosIntegration, str, Any, str], Awaitable[tuple[int, dict[str, Any]]]]
+Posting = Callable[[Context, PosIntegration, str, Any, str], Awaitable[Outcome[OperationOut]]]
 
 
 async def _posting(
@@ -58,16 +57,19 @@ async def _posting(
     body: BaseModel,
     principal: Principal,
     session: AsyncSession,
+    response: Response,
     idempotency_key: str | None,
-) -> JSONResponse:
-    """An order operation that writes: keyed, in the integration's restaurant, committed."""
+) -> OperationOut:
+    """An order operation that writes: keyed, in the integration's restaurant; a replay
+    answers the stored status."""
     key = require_key(idempotency_key)
     integration, ctx = await service.till_context(session, principal, utcnow())
-    status, answer = await run(ctx, integration, order_id, body, key)
-    return JSONResponse(answer, status_code=status)
+    outcome = await run(ctx, integration, order_id, body, key)
+    response.status_code = status_of(outcome, 201)
+    return outcome.answer
 
 
-@router.post("/identify", responses=problem_responses(429, CardNotFound))
+@router.post("/identify", responses=problem_responses(TooManyRequests, CardNotFound))
 async def pos_identify(
     body: PosIdentifyRequest, principal: TillKey, session: TenantSession, request: Request
 ) -> IdentifiedCard:
@@ -116,6 +118,7 @@ async def pos_cancel(order_id: OrderId, principal: TillKey, session: TenantSessi
 @router.post(
     "/orders/{order_id}/commit",
     status_code=201,
+    response_model_exclude_unset=True,
     responses=problem_responses(CardNotFound, CardRequired),
 )
 async def pos_commit(
@@ -123,15 +126,19 @@ async def pos_commit(
     body: CommitRequest,
     principal: TillKey,
     session: TenantSession,
+    response: Response,
     idempotency_key: IdempotencyKey = None,
-) -> JSONResponse:
+) -> OperationOut:
     """Post the closed check: spend the held points, accrue on what was paid with money."""
-    return await _posting(orders.commit, order_id, body, principal, session, idempotency_key)
+    return await _posting(
+        orders.commit, order_id, body, principal, session, response, idempotency_key
+    )
 
 
 @router.post(
     "/orders/{order_id}/refund",
     status_code=201,
+    response_model_exclude_unset=True,
     responses=problem_responses(CardNotFound, CheckNotFound),
 )
 async def pos_refund(
@@ -139,7 +146,10 @@ async def pos_refund(
     body: RefundRequest,
     principal: TillKey,
     session: TenantSession,
+    response: Response,
     idempotency_key: IdempotencyKey = None,
-) -> JSONResponse:
+) -> OperationOut:
     """Refund the order's check, whole or `amount` kopecks of it."""
-    return await _posting(orders.refund, order_id, body, principal, session, idempotency_key)
+    return await _posting(
+        orders.refund, order_id, body, principal, session, response, idempotency_key
+    )

@@ -8,7 +8,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Request
 
-from maxloyalty.identity.auth import TenantAdmin
+from maxloyalty.identity.auth import SIGNED_IN_REFUSALS, TenantAdmin
 from maxloyalty.identity.dependencies import TenantSession
 from maxloyalty.integrations.webhooks import service
 from maxloyalty.integrations.webhooks.errors import (
@@ -34,7 +34,7 @@ from maxloyalty.kit.errors import problem_responses
 from maxloyalty.kit.pagination import Page, Paging
 from maxloyalty.runtime import runtime_of
 
-router = APIRouter(tags=["webhooks"], responses=problem_responses(401, 403, 404, 422))
+router = APIRouter(tags=["webhooks"], responses=problem_responses(*SIGNED_IN_REFUSALS))
 NOT_FOUND = problem_responses(WebhookEndpointNotFound)
 
 

@@ -6,7 +6,7 @@ import uuid
 
 from fastapi import APIRouter, Request
 
-from maxloyalty.identity.auth import TenantAdmin
+from maxloyalty.identity.auth import SIGNED_IN_REFUSALS, TenantAdmin
 from maxloyalty.identity.dependencies import PublicSession, TenantSession
 from maxloyalty.integrations.pos.errors import (
     InvalidWebhookToken,
@@ -24,11 +24,11 @@ from maxloyalty.integrations.pos.iiko.errors import (
     RetryLater,
 )
 from maxloyalty.integrations.pos.schemas import EventsReceived, PosEventOut, PosSyncOut
-from maxloyalty.kit.errors import problem_responses
+from maxloyalty.kit.errors import PayloadTooLarge, problem_responses
 from maxloyalty.kit.http import read_limited
 from maxloyalty.runtime import runtime_of
 
-router = APIRouter(tags=["pos"], responses=problem_responses(401, 403, 404, 422))
+router = APIRouter(tags=["pos"], responses=problem_responses(*SIGNED_IN_REFUSALS))
 MAX_BODY = 4 << 20
 JSON_BODY = {
     "requestBody": {
@@ -57,7 +57,7 @@ def _token(request: Request) -> str:
 
 @router.post(
     "/api/pos/iiko/webhook",
-    responses=problem_responses(413, InvalidWebhookToken, InvalidEvents),
+    responses=problem_responses(PayloadTooLarge, InvalidWebhookToken, InvalidEvents),
     openapi_extra=JSON_BODY,
 )
 async def iiko_webhook(request: Request, session: PublicSession) -> EventsReceived:

@@ -11,6 +11,7 @@ from fastapi.responses import Response
 
 from maxloyalty.identity.auth import TillKey
 from maxloyalty.identity.dependencies import TenantSession
+from maxloyalty.identity.errors import CREDENTIAL_REFUSALS, RoleForbidden
 from maxloyalty.integrations.pos.errors import (
     PosIntegrationInactive,
     PosIntegrationRequired,
@@ -19,14 +20,16 @@ from maxloyalty.integrations.pos.errors import (
 from maxloyalty.integrations.pos.rkeeper import protocol, service
 from maxloyalty.integrations.pos.rkeeper.errors import InvalidRequest, InvalidXml, UnknownCall
 from maxloyalty.kit.clock import utcnow
-from maxloyalty.kit.errors import problem_responses
+from maxloyalty.kit.errors import PayloadTooLarge, problem_responses
 from maxloyalty.kit.http import read_limited
 from maxloyalty.runtime import runtime_of
 
 XML_ANSWER: dict[int | str, dict[str, Any]] = {
     200: {"content": {"application/xml": {"schema": {"type": "string"}}}}
 }
-router = APIRouter(tags=["pos"], responses=problem_responses(400, 401, 403, 404, 413))
+router = APIRouter(
+    tags=["pos"], responses=problem_responses(*CREDENTIAL_REFUSALS, RoleForbidden, PayloadTooLarge)
+)
 MAX_BODY = 1 << 20
 XML_BODY = {
     "requestBody": {
