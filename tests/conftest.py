@@ -23,7 +23,7 @@ from maxloyalty.app import create_app
 from maxloyalty.config import Settings
 from maxloyalty.identity.models import User, UserRole, UserSession
 from maxloyalty.identity.principal import Principal, Role
-from maxloyalty.identity.tokens import issue_access_token
+from maxloyalty.identity.service.tokens import issue_access_token
 from maxloyalty.kit import timestamps
 from maxloyalty.kit.clock import utcnow
 from maxloyalty.kit.db import async_url

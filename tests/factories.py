@@ -7,13 +7,14 @@ import uuid
 import httpx
 
 from maxloyalty.guests.models import GuestCard, RegistrationSource
-from maxloyalty.guests.service import find_or_create_user_by_phone, join_network
+from maxloyalty.guests.service.cards import find_or_create_user_by_phone, join_network
 from maxloyalty.identity.principal import Role
 from maxloyalty.loyalty.models import CardMode, LoyaltySystem, ProgramType
 from maxloyalty.loyalty.service import create_program
-from maxloyalty.network import service, staff
 from maxloyalty.network.models import Restaurant, Tenant
 from maxloyalty.network.schemas import RestaurantCreate, StaffCreate, TenantCreate
+from maxloyalty.network.service import restaurants as service
+from maxloyalty.network.service import staff
 from maxloyalty.runtime import Runtime
 
 

@@ -28,7 +28,7 @@ from maxloyalty.identity.principal import Role
 from maxloyalty.integrations.pos.models import PosIntegration, PosSystem, PosTransaction
 from maxloyalty.integrations.pos.service import credentials_of
 from maxloyalty.ledger.models import PointTransaction, TxChannel, TxStatus, TxType
-from maxloyalty.ledger.verify import verify_tenant
+from maxloyalty.ledger.service.verify import verify_tenant
 from maxloyalty.loyalty.models import LoyaltyLevel
 from maxloyalty.loyalty.service import level_for
 from maxloyalty.network.models import PointOfSale, Restaurant, Tenant

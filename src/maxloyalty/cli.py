@@ -249,7 +249,7 @@ def ledger_verify(
 ) -> None:
     """Check balance == completed transactions == active lots for every card; exit 1 on
     any mismatch."""
-    from maxloyalty.ledger.verify import verify_all
+    from maxloyalty.ledger.service.verify import verify_all
     from maxloyalty.runtime import Runtime
 
     settings = get_settings()
@@ -279,7 +279,7 @@ app.add_typer(pii_app, name="pii")
 @pii_app.command("reencrypt")
 def pii_reencrypt() -> None:
     """Rewrite every encrypted value under the current PII key (after a key change)."""
-    from maxloyalty.privacy.key_rotation import reencrypt
+    from maxloyalty.privacy.service.key_rotation import reencrypt
     from maxloyalty.runtime import Runtime
 
     settings = get_settings()
@@ -321,7 +321,7 @@ def user_create(
 
     from maxloyalty.identity.principal import Role
     from maxloyalty.kit.errors import AppError
-    from maxloyalty.network import accounts
+    from maxloyalty.network.service import accounts
     from maxloyalty.runtime import Runtime
 
     try:

@@ -28,14 +28,12 @@ from maxloyalty.integrations.pos import service as pos
 from maxloyalty.integrations.pos.models import PosSystem
 from maxloyalty.kit import context
 from maxloyalty.kit.clock import utcnow
-from maxloyalty.ledger import operations
-from maxloyalty.ledger.daily import run_daily
 from maxloyalty.ledger.models import TxChannel
-from maxloyalty.ledger.operations import CashierRequest
+from maxloyalty.ledger.service import operations
+from maxloyalty.ledger.service.daily import run_daily
+from maxloyalty.ledger.service.operations import CashierRequest
 from maxloyalty.loyalty.models import CardMode, LoyaltySystem, ProgramType
 from maxloyalty.loyalty.service import LevelSpec, create_program, default_levels
-from maxloyalty.network import service, staff
-from maxloyalty.network.accounts import create_owner
 from maxloyalty.network.models import Restaurant, Tenant
 from maxloyalty.network.schemas import (
     PointOfSaleCreate,
@@ -43,6 +41,9 @@ from maxloyalty.network.schemas import (
     StaffCreate,
     TenantCreate,
 )
+from maxloyalty.network.service import restaurants as service
+from maxloyalty.network.service import staff
+from maxloyalty.network.service.accounts import create_owner
 from maxloyalty.rewards.models import RedemptionItem
 from maxloyalty.rewards.schemas import RewardIn
 from maxloyalty.runtime import Runtime

@@ -38,14 +38,12 @@ from maxloyalty.guests.models import (
     GuestProfile,
     RegistrationSource,
 )
-from maxloyalty.identity.contacts import normalize_phone, phone_index
 from maxloyalty.identity.models import User, UserRole
 from maxloyalty.identity.principal import Principal, Role
+from maxloyalty.identity.service.contacts import normalize_phone, phone_index
 from maxloyalty.integrations.pos.models import PosTransaction, PosTransactionStatus
 from maxloyalty.kit.ids import uuid7
 from maxloyalty.kit.models import Base
-from maxloyalty.ledger.core import end_of_day
-from maxloyalty.ledger.idempotency import request_hash
 from maxloyalty.ledger.models import (
     LedgerOperation,
     LotAllocation,
@@ -56,8 +54,10 @@ from maxloyalty.ledger.models import (
     TxStatus,
     TxType,
 )
-from maxloyalty.ledger.operations import CashierRequest, business_key_of, channel_for
 from maxloyalty.ledger.schemas import LevelOut, OperationOut, PostedTransaction
+from maxloyalty.ledger.service.core import end_of_day
+from maxloyalty.ledger.service.idempotency import request_hash
+from maxloyalty.ledger.service.operations import CashierRequest, business_key_of, channel_for
 from maxloyalty.loyalty.models import (
     LoyaltyLevel,
     LoyaltySystem,

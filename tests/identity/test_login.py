@@ -180,7 +180,7 @@ async def test_phone_and_email_are_encrypted_at_rest(runtime: Runtime) -> None:
 async def test_owner_signs_in_and_reaches_platform_routes(
     client: httpx.AsyncClient, runtime: Runtime, auth: TokenFactory
 ) -> None:
-    from maxloyalty.network.accounts import create_owner
+    from maxloyalty.network.service.accounts import create_owner
 
     await create_owner(runtime, email="Owner@Example.com", password=PASSWORD, phone=None)
     tokens = await login(client, "owner@example.com")

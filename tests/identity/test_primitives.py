@@ -12,11 +12,11 @@ from urllib.parse import urlencode
 
 import pytest
 
-from maxloyalty.identity.contacts import normalize_phone
-from maxloyalty.identity.passwords import hash_password, verify_password
 from maxloyalty.identity.principal import Principal, Role
-from maxloyalty.identity.telegram import validate_init_data
-from maxloyalty.identity.tokens import decode_access_token, issue_access_token
+from maxloyalty.identity.service.contacts import normalize_phone
+from maxloyalty.identity.service.passwords import hash_password, verify_password
+from maxloyalty.identity.service.telegram import validate_init_data
+from maxloyalty.identity.service.tokens import decode_access_token, issue_access_token
 from maxloyalty.kit.crypto import Keyring
 from maxloyalty.kit.errors import AppError, Unauthorized
 from maxloyalty.kit.signing import TokenKeys

@@ -14,9 +14,9 @@ import httpx
 import pytest
 from sqlalchemy import event
 
-from maxloyalty.identity import revocation
 from maxloyalty.identity.principal import Principal, Role
-from maxloyalty.identity.tokens import issue_access_token
+from maxloyalty.identity.service import revocation
+from maxloyalty.identity.service.tokens import issue_access_token
 from maxloyalty.kit.signing import TokenKeys
 from maxloyalty.network.models import Restaurant, Tenant
 from maxloyalty.runtime import Runtime

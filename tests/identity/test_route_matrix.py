@@ -14,7 +14,7 @@ import pytest
 from maxloyalty.app import create_app
 from maxloyalty.config import Settings
 from maxloyalty.guests.models import RegistrationSource
-from maxloyalty.guests.service import join_network
+from maxloyalty.guests.service.cards import join_network
 from maxloyalty.identity.models import User
 from maxloyalty.identity.principal import Role
 from maxloyalty.runtime import Runtime

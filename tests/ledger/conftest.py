@@ -12,10 +12,10 @@ import pytest
 from maxloyalty.guests.models import GuestCard
 from maxloyalty.identity.models import User
 from maxloyalty.identity.principal import Role
-from maxloyalty.identity.tokens import decode_access_token
-from maxloyalty.ledger import operations
-from maxloyalty.ledger.operations import CashierRequest
-from maxloyalty.ledger.verify import verify_tenant
+from maxloyalty.identity.service.tokens import decode_access_token
+from maxloyalty.ledger.service import operations
+from maxloyalty.ledger.service.operations import CashierRequest
+from maxloyalty.ledger.service.verify import verify_tenant
 from maxloyalty.loyalty.models import LoyaltySystem
 from maxloyalty.network.models import Restaurant, Tenant
 from maxloyalty.runtime import Runtime

@@ -12,8 +12,8 @@ from sqlalchemy import select
 
 from maxloyalty.identity.models import User
 from maxloyalty.identity.principal import Role
-from maxloyalty.ledger.daily import run_daily
 from maxloyalty.ledger.models import PointTransaction
+from maxloyalty.ledger.service.daily import run_daily
 from maxloyalty.runtime import Runtime
 from tests.conftest import TokenFactory
 from tests.factories import make_guest

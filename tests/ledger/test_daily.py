@@ -9,9 +9,9 @@ from sqlalchemy import select, update
 
 from maxloyalty.guests.models import GuestCard, GuestProfile
 from maxloyalty.kit.events import IntegrationEvent
-from maxloyalty.ledger import core
-from maxloyalty.ledger.daily import run_daily
 from maxloyalty.ledger.models import PointLot, PointTransaction, TxType
+from maxloyalty.ledger.service import core
+from maxloyalty.ledger.service.daily import run_daily
 from maxloyalty.runtime import Runtime
 from tests.ledger.conftest import Shop, assert_ledger_consistent, post_at
 

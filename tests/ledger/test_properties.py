@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from maxloyalty.kit.errors import AppError
-from maxloyalty.ledger.daily import run_daily
+from maxloyalty.ledger.service.daily import run_daily
 from maxloyalty.runtime import Runtime
 from tests.ledger.conftest import Shop, assert_ledger_consistent, post_at
 

@@ -6,7 +6,7 @@ import uuid
 from typing import Any
 
 from maxloyalty.guests.models import RegistrationSource
-from maxloyalty.guests.service import join_network
+from maxloyalty.guests.service.cards import join_network
 from maxloyalty.identity.models import User
 from maxloyalty.runtime import Runtime
 from tests.factories import make_guest, make_restaurant

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from maxloyalty.ledger.daily import run_daily
+from maxloyalty.ledger.service.daily import run_daily
 from maxloyalty.runtime import Runtime
 from tests.ledger.conftest import Shop, post_at
 from tests.test_app import assert_problem

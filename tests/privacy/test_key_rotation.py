@@ -6,7 +6,7 @@ from sqlalchemy import select, text
 
 from maxloyalty.identity.models import User
 from maxloyalty.kit import crypto
-from maxloyalty.privacy.key_rotation import reencrypt
+from maxloyalty.privacy.service.key_rotation import reencrypt
 from maxloyalty.runtime import Runtime
 from tests.factories import make_guest, make_program, make_tenant
 

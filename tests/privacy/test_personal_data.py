@@ -18,7 +18,7 @@ from maxloyalty.identity.models import Consent, User, UserRole
 from maxloyalty.identity.principal import Role
 from maxloyalty.kit.clock import utcnow
 from maxloyalty.ledger.models import PointTransaction
-from maxloyalty.ledger.verify import verify_tenant
+from maxloyalty.ledger.service.verify import verify_tenant
 from maxloyalty.network.models import Restaurant, Tenant
 from maxloyalty.runtime import Runtime
 from tests.conftest import TokenFactory

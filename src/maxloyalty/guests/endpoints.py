@@ -11,7 +11,6 @@ import segno
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
-from maxloyalty.guests import service
 from maxloyalty.guests.errors import (
     CardDeleted,
     CardNotFound,
@@ -27,6 +26,7 @@ from maxloyalty.guests.schemas import (
     GuestRegistered,
     GuestRow,
 )
+from maxloyalty.guests.service import cards as service
 from maxloyalty.identity.auth import SIGNED_IN_REFUSALS, CardOperator, Manager, Person
 from maxloyalty.identity.dependencies import TenantSession
 from maxloyalty.identity.errors import InvalidPhone

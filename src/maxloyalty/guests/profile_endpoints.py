@@ -7,7 +7,6 @@ import uuid
 from fastapi import APIRouter, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from maxloyalty.guests import service
 from maxloyalty.guests.errors import BirthDateLocked, ChildNotFound, ProfileNotFound
 from maxloyalty.guests.models import GuestProfile
 from maxloyalty.guests.schemas import (
@@ -20,6 +19,7 @@ from maxloyalty.guests.schemas import (
     ProfileOut,
     ProfileUpdate,
 )
+from maxloyalty.guests.service import cards as service
 from maxloyalty.identity.auth import SIGNED_IN_REFUSALS, Guest
 from maxloyalty.identity.dependencies import TenantSession
 from maxloyalty.identity.errors import RoleForbidden

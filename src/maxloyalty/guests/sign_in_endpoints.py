@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, status
 
-from maxloyalty.guests import sign_in
 from maxloyalty.guests.errors import (
     CodeSpaceExhausted,
     ConsentRequired,
@@ -19,6 +18,7 @@ from maxloyalty.guests.schemas import (
     TelegramLoginRequest,
     VerifyRequest,
 )
+from maxloyalty.guests.service import sign_in
 from maxloyalty.identity.auth import PUBLIC_REFUSALS
 from maxloyalty.identity.dependencies import (
     PublicSession,

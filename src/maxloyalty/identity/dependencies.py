@@ -18,8 +18,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from maxloyalty.audit.service import record
 from maxloyalty.config import Settings
-from maxloyalty.identity import revocation
-from maxloyalty.identity.api_keys import KEY_PREFIX, authenticate_key, key_hash, tenant_of_key
 from maxloyalty.identity.errors import (
     ApiKeyRevoked,
     ApiKeySuspended,
@@ -29,8 +27,15 @@ from maxloyalty.identity.errors import (
 )
 from maxloyalty.identity.models import UserPermission
 from maxloyalty.identity.principal import STAFF_ROLES, Principal, Role
-from maxloyalty.identity.throttle import client_ip
-from maxloyalty.identity.tokens import decode_access_token
+from maxloyalty.identity.service import revocation
+from maxloyalty.identity.service.api_keys import (
+    KEY_PREFIX,
+    authenticate_key,
+    key_hash,
+    tenant_of_key,
+)
+from maxloyalty.identity.service.throttle import client_ip
+from maxloyalty.identity.service.tokens import decode_access_token
 from maxloyalty.kit import context
 from maxloyalty.kit.clock import utcnow
 from maxloyalty.kit.db import unit_of_work

@@ -6,7 +6,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response, status
 
-from maxloyalty.identity import sessions
 from maxloyalty.identity.auth import PUBLIC_REFUSALS, PasswordHolder
 from maxloyalty.identity.dependencies import (
     PublicSession,
@@ -27,8 +26,6 @@ from maxloyalty.identity.errors import (
     TenantChoiceRequired,
     WrongCurrentPassword,
 )
-from maxloyalty.identity.login import change_password as password_change
-from maxloyalty.identity.login import staff_login
 from maxloyalty.identity.principal import Principal
 from maxloyalty.identity.schemas import (
     LoginRequest,
@@ -37,6 +34,9 @@ from maxloyalty.identity.schemas import (
     RefreshRequest,
     TokenPair,
 )
+from maxloyalty.identity.service import sessions
+from maxloyalty.identity.service.login import change_password as password_change
+from maxloyalty.identity.service.login import staff_login
 from maxloyalty.kit.errors import problem_responses
 from maxloyalty.runtime import runtime_of
 

@@ -16,7 +16,6 @@ from maxloyalty.identity.dependencies import TenantSession
 from maxloyalty.kit.clock import utcnow
 from maxloyalty.kit.errors import TooManyRequests, problem_responses
 from maxloyalty.kit.pagination import Page, Paging, make_page
-from maxloyalty.ledger import operations, queries, transfers
 from maxloyalty.ledger.errors import (
     CheckAlreadyPosted,
     CheckNotFound,
@@ -32,8 +31,6 @@ from maxloyalty.ledger.errors import (
     SameCard,
     TransactionNotFound,
 )
-from maxloyalty.ledger.idempotency import require_key, status_of
-from maxloyalty.ledger.identify import identify
 from maxloyalty.ledger.models import TxChannel, TxType
 from maxloyalty.ledger.schemas import (
     BalanceOut,
@@ -46,6 +43,9 @@ from maxloyalty.ledger.schemas import (
     TransferOut,
     TransferRequest,
 )
+from maxloyalty.ledger.service import operations, queries, transfers
+from maxloyalty.ledger.service.idempotency import require_key, status_of
+from maxloyalty.ledger.service.identify import identify
 from maxloyalty.loyalty.errors import ProgramNotFound
 from maxloyalty.network.errors import RestaurantForbidden, RestaurantNotFound
 from maxloyalty.runtime import runtime_of

@@ -6,9 +6,9 @@ import uuid
 
 from maxloyalty.kit import jobs
 from maxloyalty.kit.clock import utcnow
-from maxloyalty.ledger.daily import run_daily
-from maxloyalty.ledger.holds import expire_due
-from maxloyalty.ledger.levels import reevaluate_program
+from maxloyalty.ledger.service.daily import run_daily
+from maxloyalty.ledger.service.holds import expire_due
+from maxloyalty.ledger.service.levels import reevaluate_program
 from maxloyalty.loyalty.models import TierChangeReason
 from maxloyalty.loyalty.service import REEVALUATE_JOB
 

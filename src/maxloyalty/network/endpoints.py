@@ -10,7 +10,6 @@ from maxloyalty.identity.auth import SIGNED_IN_REFUSALS, Staff, TenantAdmin
 from maxloyalty.identity.dependencies import PlatformSession, TenantSession
 from maxloyalty.kit.errors import InvalidCursor, MalformedJson, RequiredField, problem_responses
 from maxloyalty.kit.pagination import Page, Paging, make_page
-from maxloyalty.network import service
 from maxloyalty.network.errors import (
     PosNameTaken,
     RestaurantForbidden,
@@ -29,6 +28,7 @@ from maxloyalty.network.schemas import (
     TenantCreate,
     TenantOut,
 )
+from maxloyalty.network.service import restaurants as service
 
 router = APIRouter(tags=["restaurants"], responses=problem_responses(*SIGNED_IN_REFUSALS))
 platform_router = APIRouter(tags=["platform"], responses=problem_responses(*SIGNED_IN_REFUSALS))

@@ -6,14 +6,13 @@ import uuid
 
 from fastapi import APIRouter, Request, Response, status
 
-from maxloyalty.identity import api_keys
 from maxloyalty.identity.auth import SIGNED_IN_REFUSALS, StaffAdmin, TenantAdmin
 from maxloyalty.identity.dependencies import TenantSession
 from maxloyalty.identity.errors import ApiKeyNotFound, RoleForbidden
 from maxloyalty.identity.principal import Principal
+from maxloyalty.identity.service import api_keys
 from maxloyalty.kit.errors import InvalidCursor, RequiredField, problem_responses
 from maxloyalty.kit.pagination import Page, Paging, make_page
-from maxloyalty.network import staff
 from maxloyalty.network.errors import (
     ContactRequired,
     ExpiryInPast,
@@ -36,6 +35,7 @@ from maxloyalty.network.schemas import (
     StaffOut,
     StaffUpdate,
 )
+from maxloyalty.network.service import staff
 from maxloyalty.runtime import runtime_of
 
 router = APIRouter(tags=["staff"], responses=problem_responses(*SIGNED_IN_REFUSALS))

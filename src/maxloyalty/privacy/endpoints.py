@@ -7,9 +7,9 @@ from fastapi import APIRouter, Response, status
 from maxloyalty.identity.auth import SIGNED_IN_REFUSALS, Person
 from maxloyalty.identity.dependencies import TenantSession
 from maxloyalty.kit.errors import problem_responses
-from maxloyalty.privacy import service as personal_data
 from maxloyalty.privacy.errors import UserNotFound
 from maxloyalty.privacy.schemas import ErasureRequest, PersonalDataExport, Scope
+from maxloyalty.privacy.service import export_erase as personal_data
 
 router = APIRouter(prefix="/api/me", tags=["me"], responses=problem_responses(*SIGNED_IN_REFUSALS))
 

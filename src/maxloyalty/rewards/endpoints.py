@@ -13,15 +13,15 @@ from maxloyalty.identity.dependencies import TenantSession
 from maxloyalty.kit.clock import utcnow
 from maxloyalty.kit.errors import InvalidCursor, ValidationFailed, problem_responses
 from maxloyalty.kit.pagination import Page, Paging, make_page
-from maxloyalty.ledger import operations
 from maxloyalty.ledger.errors import (
     IdempotencyKeyRequired,
     IdempotencyKeyReused,
     InsufficientPoints,
     OperationInFlight,
 )
-from maxloyalty.ledger.idempotency import require_key, status_of
 from maxloyalty.ledger.schemas import IdempotencyKey
+from maxloyalty.ledger.service import operations
+from maxloyalty.ledger.service.idempotency import require_key, status_of
 from maxloyalty.loyalty.errors import ProgramNotFound
 from maxloyalty.network.errors import RestaurantForbidden, RestaurantNotFound
 from maxloyalty.rewards import service

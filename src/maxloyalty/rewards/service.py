@@ -15,11 +15,11 @@ from maxloyalty.identity.principal import Principal, Role
 from maxloyalty.kit.db import for_update
 from maxloyalty.kit.events import publish
 from maxloyalty.kit.pagination import PageParams, paginate
-from maxloyalty.ledger import core
-from maxloyalty.ledger.context import Context, claim_with_card
-from maxloyalty.ledger.idempotency import Replay, request_hash
 from maxloyalty.ledger.models import TxType
 from maxloyalty.ledger.schemas import Outcome, PostedTransaction
+from maxloyalty.ledger.service import core
+from maxloyalty.ledger.service.context import Context, claim_with_card
+from maxloyalty.ledger.service.idempotency import Replay, request_hash
 from maxloyalty.rewards.errors import (
     GuestRequired,
     RequiredField,

@@ -12,12 +12,12 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from maxloyalty.guests.service import lock_card
+from maxloyalty.guests.service.cards import lock_card
 from maxloyalty.identity.principal import Principal, Role
 from maxloyalty.integrations.pos import orders, service
 from maxloyalty.integrations.pos.schemas import CommitRequest, HoldRequest
 from maxloyalty.kit.errors import AppError
-from maxloyalty.ledger import core
+from maxloyalty.ledger.service import core
 from maxloyalty.runtime import Runtime
 from tests.integrations.pos.conftest import Till, TillFactory
 from tests.ledger.conftest import assert_ledger_consistent, post_at

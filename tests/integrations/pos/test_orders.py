@@ -15,11 +15,11 @@ from sqlalchemy import select
 from maxloyalty.integrations.pos import checks
 from maxloyalty.integrations.pos.models import PosTransaction
 from maxloyalty.kit.clock import utcnow
-from maxloyalty.ledger import operations
-from maxloyalty.ledger.holds import expire_due
-from maxloyalty.ledger.idempotency import request_hash
 from maxloyalty.ledger.models import HoldStatus, PointHold
-from maxloyalty.ledger.operations import CashierRequest
+from maxloyalty.ledger.service import operations
+from maxloyalty.ledger.service.holds import expire_due
+from maxloyalty.ledger.service.idempotency import request_hash
+from maxloyalty.ledger.service.operations import CashierRequest
 from maxloyalty.runtime import Runtime
 from tests.integrations.pos.conftest import Till, TillFactory
 from tests.signing import ml_signature

@@ -11,8 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from maxloyalty.identity.principal import Role
 from maxloyalty.kit import crypto
-from maxloyalty.ledger.verify import verify_tenant
-from maxloyalty.privacy.key_rotation import reencrypt
+from maxloyalty.ledger.service.verify import verify_tenant
+from maxloyalty.privacy.service.key_rotation import reencrypt
 from maxloyalty.runtime import Runtime
 from tests.conftest import TokenFactory
 from tests.integrations.pos.conftest import Till, TillFactory

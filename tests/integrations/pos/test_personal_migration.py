@@ -13,7 +13,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from maxloyalty.config import Settings
-from maxloyalty.identity.contacts import phone_index
+from maxloyalty.identity.service.contacts import phone_index
 from maxloyalty.kit import crypto
 from maxloyalty.kit.db import APP_ROLE
 from maxloyalty.kit.migrate import alembic_config

@@ -29,7 +29,7 @@ from maxloyalty.integrations.webhooks.signing import sign
 from maxloyalty.kit import events
 from maxloyalty.network.models import Restaurant
 from maxloyalty.network.schemas import RestaurantCreate
-from maxloyalty.network.service import create_restaurant
+from maxloyalty.network.service.restaurants import create_restaurant
 from maxloyalty.runtime import Runtime
 from maxloyalty.worker import run_worker
 from tests.conftest import TokenFactory

@@ -19,7 +19,7 @@ from maxloyalty.config import Settings
 from maxloyalty.guests.errors import CardNotFound
 from maxloyalty.guests.models import GuestCard
 from maxloyalty.guests.schemas import IdentifyRequest
-from maxloyalty.guests.service import card_for_guest, ensure_usable, lock_card
+from maxloyalty.guests.service.cards import card_for_guest, ensure_usable, lock_card
 from maxloyalty.identity.principal import Principal
 from maxloyalty.integrations.pos import service
 from maxloyalty.integrations.pos.checks import Quote, calculate
@@ -37,13 +37,13 @@ from maxloyalty.integrations.pos.schemas import (
 )
 from maxloyalty.kit.ratelimit import RateLimiter
 from maxloyalty.kit.signing import QrSigner
-from maxloyalty.ledger import core, holds
 from maxloyalty.ledger.errors import CheckNotFound
-from maxloyalty.ledger.idempotency import Replay, claim, request_hash
-from maxloyalty.ledger.identify import identify as identify_guest
 from maxloyalty.ledger.models import HoldStatus, LedgerOperation, PointHold
-from maxloyalty.ledger.operations import CashierRequest, Context, check_key, execute
 from maxloyalty.ledger.schemas import IdentifiedCard, OperationOut, Outcome
+from maxloyalty.ledger.service import core, holds
+from maxloyalty.ledger.service.idempotency import Replay, claim, request_hash
+from maxloyalty.ledger.service.identify import identify as identify_guest
+from maxloyalty.ledger.service.operations import CashierRequest, Context, check_key, execute
 from maxloyalty.loyalty.service import levels_of
 
 

@@ -24,8 +24,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from maxloyalty.audit.service import record
 from maxloyalty.guests.models import GuestCard
-from maxloyalty.identity import revocation
-from maxloyalty.identity.api_keys import (
+from maxloyalty.identity.models import ApiKey
+from maxloyalty.identity.principal import Principal, Role
+from maxloyalty.identity.service import revocation
+from maxloyalty.identity.service.api_keys import (
     IssuedKey,
     create_key,
     key_hash,
@@ -34,8 +36,6 @@ from maxloyalty.identity.api_keys import (
     revoke_key,
     tenant_named,
 )
-from maxloyalty.identity.models import ApiKey
-from maxloyalty.identity.principal import Principal, Role
 from maxloyalty.integrations.pos.errors import (
     InvalidWebhookToken,
     PosIntegrationInactive,
@@ -55,9 +55,9 @@ from maxloyalty.kit.clock import utcnow
 from maxloyalty.kit.ids import uuid7
 from maxloyalty.kit.pagination import PageParams, make_page, paginate, paginate_newest
 from maxloyalty.kit.timestamps import rfc3339
-from maxloyalty.ledger.idempotency import Replay, claim, request_hash
 from maxloyalty.ledger.models import TxChannel
-from maxloyalty.ledger.operations import Context, open_context
+from maxloyalty.ledger.service.idempotency import Replay, claim, request_hash
+from maxloyalty.ledger.service.operations import Context, open_context
 from maxloyalty.network.errors import RestaurantNotFound
 from maxloyalty.network.models import Restaurant
 

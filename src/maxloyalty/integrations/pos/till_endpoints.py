@@ -35,9 +35,9 @@ from maxloyalty.integrations.pos.schemas import (
 from maxloyalty.kit.clock import utcnow
 from maxloyalty.kit.errors import TooManyRequests, problem_responses
 from maxloyalty.ledger.errors import CheckNotFound
-from maxloyalty.ledger.idempotency import require_key, status_of
-from maxloyalty.ledger.operations import Context
 from maxloyalty.ledger.schemas import IdempotencyKey, IdentifiedCard, OperationOut, Outcome
+from maxloyalty.ledger.service.idempotency import require_key, status_of
+from maxloyalty.ledger.service.operations import Context
 from maxloyalty.runtime import runtime_of
 
 router = APIRouter(

@@ -19,7 +19,7 @@ from pgqueuer import PgQueuer
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from maxloyalty.identity.contacts import phone_index
+from maxloyalty.identity.service.contacts import phone_index
 from maxloyalty.integrations.pos.iiko import personal as webhook_personal
 from maxloyalty.integrations.pos.iiko import webhook as webhook_module
 from maxloyalty.integrations.pos.iiko.errors import RetryLater

@@ -14,7 +14,7 @@ from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from maxloyalty.guests.models import CardStatus, GuestCard, RegistrationSource
-from maxloyalty.guests.service import ensure_card
+from maxloyalty.guests.service.cards import ensure_card
 from maxloyalty.integrations.pos.models import PosTransaction
 from maxloyalty.ledger.models import PointTransaction, TxStatus, TxType
 from maxloyalty.loyalty.service import LevelSpec

@@ -25,7 +25,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from maxloyalty.identity.contacts import normalize_phone, phone_index
+from maxloyalty.identity.service.contacts import normalize_phone, phone_index
 from maxloyalty.kit.errors import AppError
 
 ORDER = ("eventInfo", "order")

@@ -24,9 +24,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from maxloyalty.guests.models import CardStatus, GuestCard
-from maxloyalty.guests.service import card_for_guest
-from maxloyalty.identity.contacts import normalize_phone, phone_index
+from maxloyalty.guests.service.cards import card_for_guest
 from maxloyalty.identity.models import User
+from maxloyalty.identity.service.contacts import normalize_phone, phone_index
 from maxloyalty.integrations.pos import service
 from maxloyalty.integrations.pos.iiko import personal
 from maxloyalty.integrations.pos.iiko.errors import EventNotFound, InvalidEvents, RetryLater
@@ -35,10 +35,10 @@ from maxloyalty.kit import jobs
 from maxloyalty.kit.clock import utcnow
 from maxloyalty.kit.db import Database, bind, for_update
 from maxloyalty.kit.errors import AppError, NotFound
-from maxloyalty.ledger import holds
 from maxloyalty.ledger.errors import OperationInFlight
 from maxloyalty.ledger.models import HoldStatus, LedgerOperation
-from maxloyalty.ledger.operations import CashierRequest, Context, execute
+from maxloyalty.ledger.service import holds
+from maxloyalty.ledger.service.operations import CashierRequest, Context, execute
 
 log = structlog.get_logger(__name__)
 

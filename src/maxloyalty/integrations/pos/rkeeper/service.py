@@ -62,10 +62,10 @@ from maxloyalty.integrations.pos.rkeeper.protocol import (
 from maxloyalty.kit.errors import AppError
 from maxloyalty.kit.ratelimit import RateLimiter
 from maxloyalty.kit.signing import QrSigner
-from maxloyalty.ledger import core
-from maxloyalty.ledger.identify import limit_lookups
 from maxloyalty.ledger.models import LedgerOperation, PointTransaction, TxType
-from maxloyalty.ledger.operations import CashierRequest, Context, check_key, execute
+from maxloyalty.ledger.service import core
+from maxloyalty.ledger.service.identify import limit_lookups
+from maxloyalty.ledger.service.operations import CashierRequest, Context, check_key, execute
 from maxloyalty.loyalty.models import CardMode, LoyaltyLevel, LoyaltySystem, ProgramType
 from maxloyalty.loyalty.service import KOPECKS_PER_POINT, discount_percent, levels_of, percent_of
 

@@ -11,13 +11,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from maxloyalty.guests.errors import CardNotFound, GuestNotFound, RestaurantRequired
 from maxloyalty.guests.models import CardStatus, GuestCard
-from maxloyalty.guests.service import card_for_guest, ensure_restaurant
+from maxloyalty.guests.service.cards import card_for_guest, ensure_restaurant
 from maxloyalty.identity.principal import Principal, Role
 from maxloyalty.kit.pagination import PageParams, paginate_newest
 from maxloyalty.kit.timestamps import rfc3339
-from maxloyalty.ledger.levels import spend_for_level
 from maxloyalty.ledger.models import PointLot, PointTransaction, TxChannel, TxType
 from maxloyalty.ledger.schemas import BalanceOut, LevelOut, NearestExpiry, NextLevel
+from maxloyalty.ledger.service.levels import spend_for_level
 from maxloyalty.loyalty.models import LoyaltySystem
 from maxloyalty.loyalty.service import levels_of, next_level, program_for
 from maxloyalty.network.models import Restaurant

@@ -9,7 +9,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from maxloyalty.audit.service import record
 from maxloyalty.config import Settings
-from maxloyalty.identity.contacts import email_index, normalize_phone, phone_index
 from maxloyalty.identity.errors import (
     InvalidCredentials,
     NoActiveRole,
@@ -17,16 +16,17 @@ from maxloyalty.identity.errors import (
     WrongCurrentPassword,
 )
 from maxloyalty.identity.models import User, UserRole
-from maxloyalty.identity.passwords import hash_password, verify_password
 from maxloyalty.identity.principal import STAFF_ROLES, Principal, Role
 from maxloyalty.identity.schemas import TokenPair
-from maxloyalty.identity.sessions import (
+from maxloyalty.identity.service.contacts import email_index, normalize_phone, phone_index
+from maxloyalty.identity.service.passwords import hash_password, verify_password
+from maxloyalty.identity.service.sessions import (
     ensure_can_sign_in,
     open_session,
     principal_for,
     revoke_user_sessions,
 )
-from maxloyalty.identity.throttle import client_ip, count_failure, refuse_if_locked
+from maxloyalty.identity.service.throttle import client_ip, count_failure, refuse_if_locked
 from maxloyalty.kit import context
 from maxloyalty.kit.clock import utcnow
 from maxloyalty.kit.db import bind, for_update

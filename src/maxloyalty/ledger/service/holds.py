@@ -18,7 +18,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from maxloyalty.guests.models import GuestCard
 from maxloyalty.kit.db import Database, for_update
-from maxloyalty.ledger import core
 from maxloyalty.ledger.errors import (
     HoldCommitted,
     HoldNotFound,
@@ -26,6 +25,7 @@ from maxloyalty.ledger.errors import (
     RedemptionLimitExceeded,
 )
 from maxloyalty.ledger.models import HoldStatus, PointHold
+from maxloyalty.ledger.service import core
 from maxloyalty.loyalty.models import LoyaltySystem
 from maxloyalty.loyalty.service import max_redeemable
 

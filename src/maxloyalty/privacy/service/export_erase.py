@@ -27,16 +27,16 @@ from maxloyalty.identity.models import (
     UserRole,
     UserSession,
 )
-from maxloyalty.identity.sessions import revoke_user_sessions
+from maxloyalty.identity.service.sessions import revoke_user_sessions
 from maxloyalty.integrations.pos import service as pos
 from maxloyalty.kit import context
 from maxloyalty.kit.clock import utcnow
 from maxloyalty.kit.db import bind
 from maxloyalty.kit.timestamps import rfc3339, rfc3339_or_none
 from maxloyalty.network.models import Tenant
-from maxloyalty.privacy import guest_records
 from maxloyalty.privacy.errors import UserNotFound
 from maxloyalty.privacy.schemas import PersonalDataExport, Scope
+from maxloyalty.privacy.service import guest_records
 
 
 async def _user(session: AsyncSession, user_id: uuid.UUID) -> User:

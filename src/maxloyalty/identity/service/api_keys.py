@@ -22,7 +22,6 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from maxloyalty.audit.service import record
-from maxloyalty.identity import revocation
 from maxloyalty.identity.errors import (
     ApiKeyNotFound,
     ApiKeyRevoked,
@@ -32,6 +31,7 @@ from maxloyalty.identity.errors import (
 )
 from maxloyalty.identity.models import ApiKey
 from maxloyalty.identity.principal import Principal, Role
+from maxloyalty.identity.service import revocation
 from maxloyalty.kit.clock import utcnow
 from maxloyalty.kit.errors import Unauthorized
 from maxloyalty.kit.pagination import PageParams, paginate

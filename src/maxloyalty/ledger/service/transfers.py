@@ -9,13 +9,13 @@ from datetime import timedelta
 from maxloyalty.audit.service import record
 from maxloyalty.guests.errors import CardNotFound
 from maxloyalty.guests.models import GuestCard
-from maxloyalty.guests.service import card_for_guest, ensure_usable, lock_card
-from maxloyalty.ledger import core
-from maxloyalty.ledger.context import Context
+from maxloyalty.guests.service.cards import card_for_guest, ensure_usable, lock_card
 from maxloyalty.ledger.errors import GuestTransfersDisabled, SameCard
-from maxloyalty.ledger.idempotency import Replay, claim, request_hash
 from maxloyalty.ledger.models import TxSource, TxType
 from maxloyalty.ledger.schemas import Outcome, PostedTransaction, TransferOut
+from maxloyalty.ledger.service import core
+from maxloyalty.ledger.service.context import Context
+from maxloyalty.ledger.service.idempotency import Replay, claim, request_hash
 from maxloyalty.loyalty.models import LoyaltySystem
 
 

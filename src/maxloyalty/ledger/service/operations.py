@@ -14,19 +14,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from maxloyalty.audit.service import record
 from maxloyalty.guests.models import GuestCard
-from maxloyalty.guests.service import ensure_usable, lock_card
+from maxloyalty.guests.service.cards import ensure_usable, lock_card
 from maxloyalty.identity.principal import Principal, Role
 from maxloyalty.kit.events import publish
-from maxloyalty.ledger import core, refunds
-from maxloyalty.ledger.context import Context, channel_for, claim_with_card, open_context
 from maxloyalty.ledger.errors import (
     NotPending,
     PointsNotUsed,
     RedemptionLimitExceeded,
     TransactionNotFound,
 )
-from maxloyalty.ledger.idempotency import Replay, check_key, request_hash
-from maxloyalty.ledger.levels import reevaluate
 from maxloyalty.ledger.models import LedgerOperation, PointTransaction, TxStatus, TxType
 from maxloyalty.ledger.schemas import (
     CashierRequest,
@@ -37,6 +33,10 @@ from maxloyalty.ledger.schemas import (
     Outcome,
     PostedTransaction,
 )
+from maxloyalty.ledger.service import core, refunds
+from maxloyalty.ledger.service.context import Context, channel_for, claim_with_card, open_context
+from maxloyalty.ledger.service.idempotency import Replay, check_key, request_hash
+from maxloyalty.ledger.service.levels import reevaluate
 from maxloyalty.loyalty.models import LoyaltyLevel, LoyaltySystem, ProgramType, TierChangeReason
 from maxloyalty.loyalty.service import (
     KOPECKS_PER_POINT,

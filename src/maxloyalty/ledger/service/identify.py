@@ -11,16 +11,16 @@ from maxloyalty.config import Settings
 from maxloyalty.guests.errors import CardNotFound
 from maxloyalty.guests.models import CardStatus, GuestCard, GuestProfile
 from maxloyalty.guests.schemas import IdentifyRequest
-from maxloyalty.guests.service import card_for_guest, ensure_restaurant
-from maxloyalty.identity.contacts import normalize_phone, phone_index
+from maxloyalty.guests.service.cards import card_for_guest, ensure_restaurant
 from maxloyalty.identity.models import User
 from maxloyalty.identity.principal import Principal
+from maxloyalty.identity.service.contacts import normalize_phone, phone_index
 from maxloyalty.kit.clock import utcnow
 from maxloyalty.kit.errors import NotFound
 from maxloyalty.kit.ratelimit import RateLimiter
 from maxloyalty.kit.signing import QrSigner
-from maxloyalty.ledger.core import available
 from maxloyalty.ledger.schemas import IdentifiedCard, LevelOut
+from maxloyalty.ledger.service.core import available
 from maxloyalty.loyalty.models import LoyaltySystem, ProgramType
 from maxloyalty.loyalty.service import discount_percent, levels_of, max_redeemable, program_for
 

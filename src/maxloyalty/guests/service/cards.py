@@ -38,10 +38,10 @@ from maxloyalty.guests.schemas import (
     GuestFilters,
     ProfileUpdate,
 )
-from maxloyalty.identity.contacts import normalize_phone, phone_index
 from maxloyalty.identity.errors import InvalidPhone
 from maxloyalty.identity.models import Consent, User, UserRole
 from maxloyalty.identity.principal import Principal, Role
+from maxloyalty.identity.service.contacts import normalize_phone, phone_index
 from maxloyalty.kit import context
 from maxloyalty.kit.db import for_update, violated_constraint
 from maxloyalty.kit.errors import refuse_nulls
@@ -50,7 +50,7 @@ from maxloyalty.kit.pagination import PageParams, paginate
 from maxloyalty.loyalty.models import CardMode, LoyaltyLevel, LoyaltySystem
 from maxloyalty.loyalty.service import level_for, levels_of, program_for
 from maxloyalty.network.errors import RestaurantForbidden
-from maxloyalty.network.service import get_restaurant
+from maxloyalty.network.service.restaurants import get_restaurant
 
 _CODE_ATTEMPTS = 20
 

@@ -19,16 +19,16 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from maxloyalty.guests.models import CardStatus, GuestCard, GuestProfile
-from maxloyalty.guests.service import lock_card
+from maxloyalty.guests.service.cards import lock_card
 from maxloyalty.kit.clock import utcnow
 from maxloyalty.kit.db import Database
 from maxloyalty.kit.events import publish
 from maxloyalty.kit.ids import uuid7
 from maxloyalty.kit.timestamps import rfc3339
-from maxloyalty.ledger import core
-from maxloyalty.ledger.idempotency import Replay, claim, request_hash
-from maxloyalty.ledger.levels import reevaluate_program
 from maxloyalty.ledger.models import LedgerOperation, PointLot, TxChannel, TxSource, TxType
+from maxloyalty.ledger.service import core
+from maxloyalty.ledger.service.idempotency import Replay, claim, request_hash
+from maxloyalty.ledger.service.levels import reevaluate_program
 from maxloyalty.loyalty.models import LevelMetric, LoyaltyLevel, LoyaltySystem, TierChangeReason
 from maxloyalty.network.models import Tenant
 

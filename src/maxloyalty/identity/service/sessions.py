@@ -14,7 +14,6 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from maxloyalty.audit.service import record
-from maxloyalty.identity import revocation
 from maxloyalty.identity.errors import (
     AccountBlocked,
     InvalidRefreshToken,
@@ -24,7 +23,8 @@ from maxloyalty.identity.errors import (
 from maxloyalty.identity.models import SessionEnd, User, UserRole, UserSession
 from maxloyalty.identity.principal import Principal, Role
 from maxloyalty.identity.schemas import TokenPair
-from maxloyalty.identity.tokens import issue_access_token
+from maxloyalty.identity.service import revocation
+from maxloyalty.identity.service.tokens import issue_access_token
 from maxloyalty.kit import context
 from maxloyalty.kit.clock import utcnow
 from maxloyalty.kit.db import bind, for_update

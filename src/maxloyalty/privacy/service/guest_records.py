@@ -14,9 +14,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from maxloyalty.audit.service import snapshot
 from maxloyalty.guests.models import CardStatus, GuestCard, GuestChild, GuestProfile
-from maxloyalty.guests.service import lock_card, set_status
+from maxloyalty.guests.service.cards import lock_card, set_status
 from maxloyalty.kit.timestamps import rfc3339, rfc3339_or_none
-from maxloyalty.ledger.queries import every_transaction
+from maxloyalty.ledger.service.queries import every_transaction
 from maxloyalty.loyalty.models import LoyaltyLevel
 
 # What a profile holds about the person; `preferred_channel` is a setting, not about them.

@@ -29,14 +29,14 @@ from maxloyalty.guests.errors import (
 )
 from maxloyalty.guests.models import RegistrationSource
 from maxloyalty.guests.schemas import Consents
-from maxloyalty.guests.service import ensure_card
-from maxloyalty.identity.contacts import normalize_phone, phone_index
+from maxloyalty.guests.service.cards import ensure_card
 from maxloyalty.identity.models import Consent, ConsentKind, OtpCode, User, UserRole
 from maxloyalty.identity.principal import Principal, Role
 from maxloyalty.identity.schemas import TokenPair
-from maxloyalty.identity.sessions import ensure_can_sign_in, open_session
-from maxloyalty.identity.telegram import validate_init_data
-from maxloyalty.identity.throttle import count_failure, refuse_if_locked
+from maxloyalty.identity.service.contacts import normalize_phone, phone_index
+from maxloyalty.identity.service.sessions import ensure_can_sign_in, open_session
+from maxloyalty.identity.service.telegram import validate_init_data
+from maxloyalty.identity.service.throttle import count_failure, refuse_if_locked
 from maxloyalty.integrations.sms import SmsError, SmsSender
 from maxloyalty.integrations.sms.base import mask_phone
 from maxloyalty.integrations.sms.errors import SmsRejected, SmsUnavailable

@@ -8,13 +8,18 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from maxloyalty.audit.service import record
-from maxloyalty.identity import api_keys
-from maxloyalty.identity.contacts import email_index, normalize_email, normalize_phone, phone_index
 from maxloyalty.identity.errors import RoleForbidden
 from maxloyalty.identity.models import User, UserPermission, UserRole
-from maxloyalty.identity.passwords import hash_password
 from maxloyalty.identity.principal import RESTAURANT_SCOPED, STAFF_ROLES, Principal, Role
-from maxloyalty.identity.sessions import revoke_user_sessions
+from maxloyalty.identity.service import api_keys
+from maxloyalty.identity.service.contacts import (
+    email_index,
+    normalize_email,
+    normalize_phone,
+    phone_index,
+)
+from maxloyalty.identity.service.passwords import hash_password
+from maxloyalty.identity.service.sessions import revoke_user_sessions
 from maxloyalty.kit.clock import utcnow
 from maxloyalty.kit.errors import refuse_nulls
 from maxloyalty.kit.pagination import PageParams, paginate

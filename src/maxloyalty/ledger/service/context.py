@@ -10,11 +10,16 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from maxloyalty.guests.models import GuestCard
-from maxloyalty.guests.service import card_for_guest, ensure_restaurant, ensure_usable, lock_card
+from maxloyalty.guests.service.cards import (
+    card_for_guest,
+    ensure_restaurant,
+    ensure_usable,
+    lock_card,
+)
 from maxloyalty.identity.principal import Principal, Role
-from maxloyalty.ledger import core
-from maxloyalty.ledger.idempotency import Replay, claim
 from maxloyalty.ledger.models import LedgerOperation, TxChannel, TxSource, TxType
+from maxloyalty.ledger.service import core
+from maxloyalty.ledger.service.idempotency import Replay, claim
 from maxloyalty.loyalty.models import LoyaltySystem
 from maxloyalty.loyalty.service import program_for
 from maxloyalty.network.errors import RestaurantNotFound

@@ -17,12 +17,12 @@ from typing import Any
 from sqlalchemy import select
 
 from maxloyalty.guests.models import GuestCard
-from maxloyalty.ledger import core
-from maxloyalty.ledger.context import Context
 from maxloyalty.ledger.errors import CheckNotFound, RefundExceedsCheck
-from maxloyalty.ledger.idempotency import check_key
 from maxloyalty.ledger.models import LedgerOperation, PointTransaction, TxStatus, TxType
 from maxloyalty.ledger.schemas import CashierRequest, OperationEffect, PostedTransaction
+from maxloyalty.ledger.service import core
+from maxloyalty.ledger.service.context import Context
+from maxloyalty.ledger.service.idempotency import check_key
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from maxloyalty.guests.models import GuestCard
-from maxloyalty.guests.service import lock_card
+from maxloyalty.guests.service.cards import lock_card
 from maxloyalty.kit.clock import utcnow
 from maxloyalty.kit.db import Database
 from maxloyalty.ledger.models import PointTransaction, TxStatus, TxType

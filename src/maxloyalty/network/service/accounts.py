@@ -8,14 +8,19 @@ from pydantic import EmailStr, TypeAdapter, ValidationError
 from sqlalchemy import select
 
 from maxloyalty.audit.service import record
-from maxloyalty.identity.contacts import email_index, normalize_email, normalize_phone, phone_index
 from maxloyalty.identity.models import User
-from maxloyalty.identity.passwords import hash_password
 from maxloyalty.identity.principal import Role
-from maxloyalty.network import staff
+from maxloyalty.identity.service.contacts import (
+    email_index,
+    normalize_email,
+    normalize_phone,
+    phone_index,
+)
+from maxloyalty.identity.service.passwords import hash_password
 from maxloyalty.network.errors import InvalidEmail, TenantNotFound, UserExists
 from maxloyalty.network.models import Tenant
 from maxloyalty.network.schemas import StaffCreate
+from maxloyalty.network.service import staff
 from maxloyalty.runtime import Runtime
 
 _EMAIL = TypeAdapter(EmailStr)

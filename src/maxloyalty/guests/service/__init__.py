@@ -1,0 +1,1 @@
+"""The guests rules, one module per concern."""

@@ -1,0 +1,1 @@
+"""The identity rules, one module per concern."""

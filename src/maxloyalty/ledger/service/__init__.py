@@ -1,0 +1,1 @@
+"""The ledger rules, one module per concern."""

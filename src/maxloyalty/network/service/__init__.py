@@ -1,0 +1,1 @@
+"""The network rules, one module per concern."""

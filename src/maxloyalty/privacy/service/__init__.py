@@ -1,0 +1,1 @@
+"""The privacy rules, one module per concern."""
