@@ -211,3 +211,12 @@ async def test_telegram_login_links_by_telegram_id(
     stale = signed_init_data(TELEGRAM_BOT_TOKEN, user_id=777, auth_date=1_650_000_000)
     answer = await client.post("/api/auth/telegram", json=body | {"init_data": stale})
     assert_problem(answer, 401, "invalid_init_data")
+
+
+async def test_non_ascii_signatures_are_401(client: httpx.AsyncClient, runtime: Runtime) -> None:
+    tenant = await make_tenant(runtime)
+    answer = await client.post(
+        "/api/auth/telegram",
+        json={"init_data": "auth_date=1&user=%7B%7D&hash=%C3%A9", "tenant_id": str(tenant.id)},
+    )
+    assert_problem(answer, 401, "invalid_init_data")
