@@ -8,7 +8,9 @@ from typing import Any
 from maxloyalty.guests.models import RegistrationSource
 from maxloyalty.guests.service.cards import join_network
 from maxloyalty.identity.models import User
+from maxloyalty.identity.principal import Role
 from maxloyalty.runtime import Runtime
+from tests.conftest import TokenFactory
 from tests.factories import make_guest, make_restaurant
 from tests.ledger.conftest import Shop, assert_ledger_consistent, grant
 from tests.test_app import assert_problem
@@ -63,3 +65,29 @@ async def test_transfers(make_shop: Any, runtime: Runtime) -> None:
         "card_not_found",
     )
     await assert_ledger_consistent(runtime, shop)
+
+
+async def test_a_guest_cannot_move_another_guests_points(
+    make_shop: Any, runtime: Runtime, auth: TokenFactory
+) -> None:
+    """Even where guests may give points to each other, only from their own card."""
+    shop: Shop = await make_shop(allow_guest_transfers=True)
+    thief = await make_guest(runtime, shop.system, restaurant_id=shop.restaurant.id)
+    await grant(shop, 300)
+    headers = await auth(Role.GUEST, shop.tenant.id, subject=thief.user_id)
+    taken = await shop.client.post(
+        f"/api/guest/{shop.guest_id}/transfer",
+        json={
+            "restaurant_id": str(shop.restaurant.id),
+            "to_card_id": str(thief.id),
+            "points": 100,
+        },
+        headers=headers | {"Idempotency-Key": uuid.uuid4().hex},
+    )
+    assert_problem(taken, 404, "guest_not_found")
+    balance = await shop.client.get(
+        f"/api/guest/{shop.guest_id}/balance",
+        params={"restaurant_id": str(shop.restaurant.id)},
+        headers=shop.cashier,
+    )
+    assert balance.json()["balance"] == 300

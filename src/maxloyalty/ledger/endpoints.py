@@ -128,6 +128,7 @@ async def post_transfer(
 ) -> TransferOut:
     """Move points from the guest's card here to another card (TRANSFER pair)."""
     key = require_key(idempotency_key)
+    transfers.ensure_own_points(principal, guest_id)
     ctx = await operations.open_context(session, principal, body.restaurant_id, utcnow())
     outcome = await transfers.transfer(ctx, guest_id, body.to_card_id, body.points, key)
     response.status_code = status_of(outcome, 201)

@@ -7,9 +7,10 @@ import uuid
 from datetime import timedelta
 
 from maxloyalty.audit.service import record
-from maxloyalty.guests.errors import CardNotFound
+from maxloyalty.guests.errors import CardNotFound, GuestNotFound
 from maxloyalty.guests.models import GuestCard
 from maxloyalty.guests.service.cards import card_for_guest, ensure_usable, lock_card
+from maxloyalty.identity.principal import Principal, Role
 from maxloyalty.ledger.errors import GuestTransfersDisabled, SameCard
 from maxloyalty.ledger.models import TxSource, TxType
 from maxloyalty.ledger.schemas import Outcome, PostedTransaction, TransferOut
@@ -17,6 +18,13 @@ from maxloyalty.ledger.service import core
 from maxloyalty.ledger.service.context import Context
 from maxloyalty.ledger.service.idempotency import Replay, claim, request_hash
 from maxloyalty.loyalty.models import LoyaltySystem
+
+
+def ensure_own_points(principal: Principal, guest_id: uuid.UUID) -> None:
+    """A guest moves only their own points: another guest's id is, to them, no guest at
+    all. Checked before anything else of the request is looked at."""
+    if principal.role is Role.GUEST and principal.subject != guest_id:
+        raise GuestNotFound()
 
 
 async def transfer(
