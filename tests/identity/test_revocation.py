@@ -122,6 +122,7 @@ async def test_a_password_change_ends_every_older_session(
         headers=laptop,
     )
     assert_problem(wrong, 403, "invalid_credentials")
+    assert "www-authenticate" not in wrong.headers  # a 403 asks for no new credentials
     assert await sees_first(client, net, phone) == 200  # a wrong try changes nothing
 
     changed = await client.post(

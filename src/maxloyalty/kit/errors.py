@@ -110,7 +110,9 @@ class Unauthorized(AppError):
     code = "unauthorized"
 
     def __init__(self, detail: str | None = None, *, code: str | None = None) -> None:
-        super().__init__(detail, code=code, headers={"WWW-Authenticate": "Bearer"})
+        # A subclass answering 403 (a wrong current password) asks for no new credentials.
+        headers = {"WWW-Authenticate": "Bearer"} if self.status == 401 else None
+        super().__init__(detail, code=code, headers=headers)
 
 
 class Forbidden(AppError):

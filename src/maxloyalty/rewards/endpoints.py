@@ -99,7 +99,8 @@ async def redeem_reward(
 ) -> RewardRedeemed:
     """Buy the reward with the guest's points (guests buy for themselves)."""
     key = require_key(idempotency_key)
+    guest_id = service.buyer(principal, body.guest_id)
     ctx = await operations.open_context(session, principal, body.restaurant_id, utcnow())
-    outcome = await service.redeem(ctx, body.guest_id, item_id, key)
+    outcome = await service.redeem(ctx, guest_id, item_id, key)
     response.status_code = status_of(outcome, 201)
     return outcome.answer

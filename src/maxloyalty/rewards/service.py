@@ -92,14 +92,19 @@ async def update_reward(
     return item
 
 
+def buyer(principal: Principal, guest_id: uuid.UUID | None) -> uuid.UUID:
+    """Whose points buy: guests buy for themselves; staff name the guest."""
+    named = principal.subject if principal.role is Role.GUEST else guest_id
+    if named is None:
+        raise GuestRequired()
+    return named
+
+
 async def redeem(
-    ctx: Context, guest_id: uuid.UUID | None, item_id: uuid.UUID, idempotency_key: str
+    ctx: Context, guest_id: uuid.UUID, item_id: uuid.UUID, idempotency_key: str
 ) -> Outcome[RewardRedeemed]:
     """Buy the reward with the guest's points: a REDEMPTION that names the item, stock
-    taken under the item's lock. Guests buy for themselves; staff name the guest."""
-    guest_id = ctx.principal.subject if ctx.principal.role is Role.GUEST else guest_id
-    if guest_id is None:
-        raise GuestRequired()
+    taken under the item's lock."""
     outcome = await claim_with_card(
         ctx,
         guest_id,

@@ -64,9 +64,9 @@ async def iiko_webhook(request: Request, session: PublicSession) -> EventsReceiv
     """iikoTransport events (a JSON array). Every event is kept and handed to the worker in
     the same transaction, then the call is answered: closed orders of members accrue points
     there; other event types are logged."""
-    token = _token(request)
+    integration = await webhook.caller(session, runtime_of(request).api_key_key, _token(request))
     body = await read_limited(request, MAX_BODY)
-    received = await webhook.receive(session, runtime_of(request).api_key_key, token, body)
+    received = await webhook.receive(session, integration, body)
     return EventsReceived(received=received)
 
 

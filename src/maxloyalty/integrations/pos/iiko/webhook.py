@@ -135,11 +135,14 @@ async def enqueue(session: AsyncSession, events: list[PosEvent]) -> None:
         )
 
 
-async def receive(session: AsyncSession, hmac_key: bytes, token: str, body: bytes) -> int:
-    """Keep every event of a webhook call and hand them to the worker, in one transaction;
-    the caller is the integration whose token this is."""
+async def caller(session: AsyncSession, hmac_key: bytes, token: str) -> PosIntegration:
+    """The integration whose webhook token this is; `session` bound to its tenant."""
     await bind(session, tenant_id=service.tenant_of_webhook_token(token))
-    integration = await service.of_webhook_token(session, hmac_key, token)
+    return await service.of_webhook_token(session, hmac_key, token)
+
+
+async def receive(session: AsyncSession, integration: PosIntegration, body: bytes) -> int:
+    """Keep every event of a webhook call and hand them to the worker, in one transaction."""
     stored = [new_event(integration, raw) for raw in parse_events(body)]
     session.add_all(stored)
     await session.flush()

@@ -59,6 +59,7 @@ from maxloyalty.integrations.pos.rkeeper.protocol import (
     query_of,
     required,
 )
+from maxloyalty.kit.db import for_update
 from maxloyalty.kit.errors import AppError
 from maxloyalty.kit.ratelimit import RateLimiter
 from maxloyalty.kit.signing import QrSigner
@@ -333,7 +334,7 @@ async def _sale_of(
     query = select(LedgerOperation).where(
         LedgerOperation.business_key == check_key(integration.restaurant_id, part.number)
     )
-    return await ctx.session.scalar(query.with_for_update() if lock else query)
+    return await ctx.session.scalar(for_update(query) if lock else query)
 
 
 def _usable(card: GuestCard, part: CardCheck) -> None:
