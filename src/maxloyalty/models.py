@@ -1,7 +1,7 @@
 """Every ORM model, imported in one place so metadata (and Alembic) sees the whole schema."""
 
 from maxloyalty.audit.models import ActivityLog
-from maxloyalty.guests.models import GuestCard, GuestChild, GuestProfile
+from maxloyalty.guests.models import CardRotatingCode, GuestCard, GuestChild, GuestProfile
 from maxloyalty.identity.models import (
     ApiKey,
     Consent,
@@ -31,6 +31,7 @@ metadata = Base.metadata
 __all__ = [
     "ActivityLog",
     "ApiKey",
+    "CardRotatingCode",
     "Consent",
     "GuestCard",
     "GuestChild",

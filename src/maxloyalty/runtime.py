@@ -18,7 +18,7 @@ from maxloyalty.kit.db import Database, runtime_urls
 from maxloyalty.kit.embedded import resolve_owner_url
 from maxloyalty.kit.jobs import JobContext
 from maxloyalty.kit.ratelimit import RateLimiter
-from maxloyalty.kit.signing import QrSigner, SessionPolicy, TokenKeys
+from maxloyalty.kit.signing import QrSigner, RotatingCodes, SessionPolicy, TokenKeys
 
 
 def _secret(value: SecretStr | None) -> str | None:
@@ -55,6 +55,7 @@ class Runtime:
     otp_key: bytes
     api_key_key: bytes
     qr: QrSigner
+    rotating_codes: RotatingCodes
     sms: SmsSender
 
     @classmethod
@@ -86,6 +87,7 @@ class Runtime:
             otp_key=_subkey(secret, b"one-time-code"),
             api_key_key=_subkey(secret, b"api-key"),
             qr=QrSigner(_subkey(secret, b"card-qr")),
+            rotating_codes=RotatingCodes(_subkey(secret, b"card-rotating-code")),
             sms=sms_sender(sms_config(settings)),
         )
 

@@ -12,6 +12,7 @@ from pgqueuer.types import QueueExecutionMode
 
 # Importing the modules that register jobs: the registry must be complete before building.
 from maxloyalty.audit import tasks as _audit_jobs  # noqa: F401
+from maxloyalty.guests import tasks as _guest_jobs  # noqa: F401
 from maxloyalty.integrations.pos.iiko import tasks as _iiko_jobs  # noqa: F401
 from maxloyalty.integrations.webhooks import tasks as _webhook_jobs  # noqa: F401
 from maxloyalty.kit import events as _event_jobs  # noqa: F401

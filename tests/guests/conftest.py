@@ -1,3 +1,4 @@
 """The guests' tests use the ledger tests' shop (a network, a restaurant, a card, staff)."""
 
-from tests.ledger.conftest import make_shop  # noqa: F401 - a fixture, registered by import
+# Fixtures, registered by import.
+from tests.ledger.conftest import in_a_window, make_shop  # noqa: F401

@@ -1,18 +1,21 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
+import time_machine
 
 from maxloyalty.guests.models import GuestCard
 from maxloyalty.identity.models import User
 from maxloyalty.identity.principal import Role
 from maxloyalty.identity.service.tokens import decode_access_token
+from maxloyalty.kit.clock import utcnow
+from maxloyalty.kit.signing import window_end, window_of
 from maxloyalty.ledger.service import operations
 from maxloyalty.ledger.service.operations import CashierRequest
 from maxloyalty.ledger.service.verify import verify_tenant
@@ -84,6 +87,15 @@ def make_shop(
         )
 
     return build
+
+
+@pytest.fixture
+def in_a_window() -> Iterator[datetime]:
+    """Time frozen 5 s into the next minute's window of rotating codes, so that every call
+    of a test falls into one window (tokens made before stay good: this is ahead)."""
+    start = window_end(window_of(utcnow())) + timedelta(seconds=5)
+    with time_machine.travel(start, tick=False):
+        yield start
 
 
 async def assert_ledger_consistent(runtime: Runtime, shop: Shop) -> None:

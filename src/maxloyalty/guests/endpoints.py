@@ -1,4 +1,5 @@
-"""Register a guest, list a restaurant's guests, render a card's QR, block or unblock a card."""
+"""Register a guest, list a restaurant's guests, render a card's QR, give the guest their
+card's rotating code, block or unblock a card."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
 from maxloyalty.guests.errors import (
+    CardBlocked,
     CardDeleted,
     CardNotFound,
     CodeSpaceExhausted,
@@ -25,12 +27,15 @@ from maxloyalty.guests.schemas import (
     GuestFilters,
     GuestRegistered,
     GuestRow,
+    RotatingCodeOut,
 )
 from maxloyalty.guests.service import cards as service
-from maxloyalty.identity.auth import SIGNED_IN_REFUSALS, CardOperator, Manager, Person
+from maxloyalty.guests.service import rotating
+from maxloyalty.identity.auth import SIGNED_IN_REFUSALS, CardOperator, Guest, Manager, Person
 from maxloyalty.identity.dependencies import TenantSession
 from maxloyalty.identity.errors import InvalidPhone
 from maxloyalty.identity.models import User
+from maxloyalty.kit.clock import utcnow
 from maxloyalty.kit.errors import InvalidCursor, problem_responses
 from maxloyalty.kit.pagination import Page, Paging, make_page
 from maxloyalty.loyalty.errors import ProgramNotFound
@@ -141,6 +146,27 @@ async def card_qr(
     buffer = io.BytesIO()
     segno.make(payload, error="m").save(buffer, kind="svg", scale=6, border=2)
     return Response(buffer.getvalue(), media_type="image/svg+xml")
+
+
+@router.get(
+    "/api/cards/{card_id}/rotating-code",
+    responses=problem_responses(CardNotFound, CardBlocked, CodeSpaceExhausted),
+)
+async def card_rotating_code(
+    card_id: uuid.UUID,
+    principal: Guest,
+    session: TenantSession,
+    request: Request,
+    response: Response,
+) -> RotatingCodeOut:
+    """This minute's code and QR of the guest's own card, for the guest app to show: the
+    same all through the minute, refused at the till once it has passed. Only the guest
+    may see it (staff identify by what the guest shows them)."""
+    runtime = runtime_of(request)
+    response.headers["Cache-Control"] = "no-store"
+    return await rotating.rotating_code(
+        session, principal, runtime.rotating_codes, runtime.qr, card_id, utcnow()
+    )
 
 
 @router.patch(

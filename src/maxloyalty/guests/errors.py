@@ -67,6 +67,14 @@ class ProfileNotFound(NotFound):
     message = "You have no profile in this network yet."
 
 
+class RotatingCodeRequired(Invalid):
+    code = "rotating_code_required"
+    message = (
+        "This programme accepts only the guest app's current code or QR (or the phone),"
+        " not the card's permanent code or QR."
+    )
+
+
 class RestaurantRequired(Invalid):
     code = "restaurant_required"
     message = "Cards here are per restaurant: name the restaurant."

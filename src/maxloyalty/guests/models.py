@@ -6,7 +6,17 @@ import enum
 import uuid
 from datetime import date, datetime
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, String, UniqueConstraint, text
+from sqlalchemy import (
+    CHAR,
+    CheckConstraint,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    PrimaryKeyConstraint,
+    String,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from maxloyalty.kit.models import Base, TenantOwned, Timestamps, UUIDPrimaryKey, str_enum
@@ -113,3 +123,31 @@ class GuestCard(UUIDPrimaryKey, TenantOwned, Timestamps, Base):
     total_visits: Mapped[int] = mapped_column(default=0)
     last_visit_at: Mapped[datetime | None]
     last_activity_at: Mapped[datetime | None]
+
+
+class CardRotatingCode(Base):
+    """A rotating 6-digit code issued to a card for one window (unix time // 60). Codes are
+    derived (`kit.signing.RotatingCodes`) and cannot be reversed, so each issued one is kept
+    here to be found; rows of past windows are pruned by `guests.prune_rotating_codes`."""
+
+    __tablename__ = "card_rotating_codes"
+    __table_args__ = (
+        # One code per card and window: issuing again in the window answers the same one.
+        PrimaryKeyConstraint("tenant_id", "card_id", "time_window"),
+        # A typed code names one card in its window.
+        UniqueConstraint("tenant_id", "time_window", "code"),
+        ForeignKeyConstraint(
+            ["tenant_id", "card_id"],
+            ["guest_cards.tenant_id", "guest_cards.id"],
+            name="fk_card_rotating_codes_card",
+        ),
+        CheckConstraint("code ~ '^[0-9]{6}$'", name="code_six_digits"),
+    )
+
+    # No index of its own: the primary key leads with it (the row policy filters on it).
+    tenant_id: Mapped[uuid.UUID]
+    card_id: Mapped[uuid.UUID]
+    # Not `window`: a reserved word in SQL, which raw SQL would have to quote.
+    time_window: Mapped[int]
+    code: Mapped[str] = mapped_column(CHAR(6))
+    expires_at: Mapped[datetime]

@@ -119,6 +119,15 @@ class CardStatusOut(BaseModel):
     status: CardStatus
 
 
+class RotatingCodeOut(BaseModel):
+    """What the guest app shows for this minute: a code to type and a QR to scan."""
+
+    code: str = Field(description="6 digits; typed in `code` at identification")
+    qr: str = Field(description="`ML2.…` payload; scanned into `qr` at identification")
+    expires_at: Timestamp = Field(description="Both stop working at this moment")
+    valid_seconds: int = Field(description="Seconds from now until `expires_at` (rounded up)")
+
+
 # --- the guest's own profile --------------------------------------------------------------
 
 

@@ -152,6 +152,11 @@ class InvalidQr(Invalid):
     message = "The QR code is not a valid card."
 
 
+class QrExpired(Invalid):
+    code = "qr_expired"
+    message = "The QR code has expired: the guest's app shows a fresh one."
+
+
 class DatabaseBusy(Unavailable):
     """Nothing was written; the same request may be sent again (`Retry-After`)."""
 

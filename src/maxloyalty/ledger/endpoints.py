@@ -9,12 +9,18 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import AwareDatetime
 
-from maxloyalty.guests.errors import CardBlocked, CardNotFound, GuestNotFound, RestaurantRequired
+from maxloyalty.guests.errors import (
+    CardBlocked,
+    CardNotFound,
+    GuestNotFound,
+    RestaurantRequired,
+    RotatingCodeRequired,
+)
 from maxloyalty.guests.schemas import IdentifyRequest
 from maxloyalty.identity.auth import SIGNED_IN_REFUSALS, CardOperator, Manager, TenantMember
 from maxloyalty.identity.dependencies import TenantSession
 from maxloyalty.kit.clock import utcnow
-from maxloyalty.kit.errors import TooManyRequests, problem_responses
+from maxloyalty.kit.errors import InvalidQr, QrExpired, TooManyRequests, problem_responses
 from maxloyalty.kit.pagination import Page, Paging, make_page
 from maxloyalty.ledger.errors import (
     CheckAlreadyPosted,
@@ -65,14 +71,17 @@ _POSTING = (
 )
 
 
-@router.post(
-    "/api/cards/identify", responses=problem_responses(TooManyRequests, *_PLACE, CardNotFound)
-)
+# What identification may answer besides its place's refusals.
+IDENTIFY_REFUSALS = (TooManyRequests, CardNotFound, InvalidQr, QrExpired, RotatingCodeRequired)
+
+
+@router.post("/api/cards/identify", responses=problem_responses(*IDENTIFY_REFUSALS, *_PLACE))
 async def identify_card(
     body: IdentifyRequest, principal: CardOperator, session: TenantSession, request: Request
 ) -> IdentifiedCard:
-    """Find the card by QR payload, 6-digit code or phone: guest, level, balance, discount
-    and how many points this check may use."""
+    """Find the card by QR payload (the card's `ML1` or the guest app's rotating `ML2`),
+    6-digit code (the card's, or the guest app's code of this minute) or phone: guest,
+    level, balance, discount and how many points this check may use."""
     runtime = runtime_of(request)
     return await identify(session, principal, runtime.limiter, runtime.settings, runtime.qr, body)
 

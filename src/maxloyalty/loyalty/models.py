@@ -82,6 +82,9 @@ class LoyaltySystem(UUIDPrimaryKey, TenantOwned, Timestamps, Base):
     manual_approval_threshold: Mapped[int] = mapped_column(default=1000)
     expiry_reminder_days: Mapped[int] = mapped_column(default=7)
     allow_guest_transfers: Mapped[bool] = mapped_column(default=False)
+    # Refuse the static 6-digit code and the static ML1 QR at identification: only the
+    # guest app's rotating ones (and the phone) find a card, so a screenshot stops working.
+    require_rotating_code: Mapped[bool] = mapped_column(default=False)
     rounding: Mapped[Rounding] = mapped_column(
         str_enum(Rounding, "rounding"), default=Rounding.FLOOR
     )

@@ -45,6 +45,11 @@ class ProgramSettings(_Strict):
     expiry_reminder_days: int | None = Field(default=None, ge=0, le=90)
     rounding: Rounding | None = None
     allow_guest_transfers: bool | None = None
+    require_rotating_code: bool | None = Field(
+        default=None,
+        description="Identify only by the guest app's rotating code or QR (or the phone):"
+        " the static 6-digit code and QR are refused",
+    )
     design: dict[str, Any] | None = Field(
         default=None, description="Card design: colours, logo_url, template"
     )
@@ -74,5 +79,6 @@ class ProgramOut(BaseModel):
     expiry_reminder_days: int
     rounding: Rounding
     allow_guest_transfers: bool
+    require_rotating_code: bool
     design: dict[str, Any]
     levels: list[LevelOut] = []

@@ -17,7 +17,9 @@ from tests.factories import make_guest
 from tests.ledger import conftest as ledger_fixtures
 from tests.ledger.conftest import Shop
 
-make_shop = ledger_fixtures.make_shop  # the ledger tests' fixture, shared here
+# The ledger tests' fixtures, shared here.
+make_shop = ledger_fixtures.make_shop
+in_a_window = ledger_fixtures.in_a_window
 
 
 @dataclass

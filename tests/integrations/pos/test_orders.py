@@ -7,11 +7,14 @@ import asyncio
 import json
 import time
 import uuid
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
+import time_machine
 from sqlalchemy import select
 
+from maxloyalty.identity.principal import Role
 from maxloyalty.integrations.pos import checks
 from maxloyalty.integrations.pos.models import PosTransaction
 from maxloyalty.kit.clock import utcnow
@@ -21,6 +24,7 @@ from maxloyalty.ledger.service.holds import expire_due
 from maxloyalty.ledger.service.idempotency import request_hash
 from maxloyalty.ledger.service.operations import CashierRequest
 from maxloyalty.runtime import Runtime
+from tests.conftest import TokenFactory
 from tests.integrations.pos.conftest import Till, TillFactory
 from tests.signing import ml_signature
 
@@ -54,6 +58,31 @@ async def test_identify_by_code_and_by_card_number(make_till: TillFactory) -> No
     assert by_number.json()["card_id"] == str(till.shop.card.id)
     two = await till.call("/identify", {"code": till.shop.card.code, "phone": "+79250000000"})
     assert two.status_code == 422
+
+
+async def test_a_till_identifies_by_the_guest_apps_rotating_code(
+    make_till: TillFactory, auth: TokenFactory, in_a_window: datetime
+) -> None:
+    till = await make_till(program_settings={"require_rotating_code": True})
+    shop = till.shop
+    guest = await auth(Role.GUEST, shop.tenant.id, subject=shop.guest_id)
+    answer = await shop.client.get(f"/api/cards/{shop.card.id}/rotating-code", headers=guest)
+    rotating = answer.json()
+    for by in (
+        {"code": rotating["code"]},
+        {"card_number": rotating["code"].lstrip("0")},  # a till reading it as a number
+        {"qr": rotating["qr"]},
+    ):
+        found = await till.call("/identify", by)
+        assert found.status_code == 200, found.text
+        assert found.json()["card_id"] == str(shop.card.id)
+    for by in ({"code": shop.card.code}, {"card_number": shop.card.code}):
+        refused = await till.call("/identify", by)
+        assert refused.status_code == 422
+        assert refused.json()["code"] == "rotating_code_required"
+    with time_machine.travel(in_a_window + timedelta(seconds=60), tick=False):
+        gone = await till.call("/identify", {"code": rotating["code"]})
+        assert (gone.status_code, gone.json()["code"]) == (404, "card_not_found")
 
 
 async def test_calculate_quotes_without_writing(

@@ -9,7 +9,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Select, or_, select
+from sqlalchemy import Select, exists, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -25,6 +25,7 @@ from maxloyalty.guests.errors import (
     RestaurantRequired,
 )
 from maxloyalty.guests.models import (
+    CardRotatingCode,
     CardStatus,
     GuestCard,
     GuestChild,
@@ -43,16 +44,42 @@ from maxloyalty.identity.models import Consent, User, UserRole
 from maxloyalty.identity.principal import Principal, Role
 from maxloyalty.identity.service.contacts import normalize_phone, phone_index
 from maxloyalty.kit import context
+from maxloyalty.kit.clock import utcnow
 from maxloyalty.kit.db import for_update, violated_constraint
 from maxloyalty.kit.errors import refuse_nulls
 from maxloyalty.kit.events import publish
 from maxloyalty.kit.pagination import PageParams, paginate
+from maxloyalty.kit.signing import window_of
 from maxloyalty.loyalty.models import CardMode, LoyaltyLevel, LoyaltySystem
 from maxloyalty.loyalty.service import level_for, levels_of, program_for
 from maxloyalty.network.errors import RestaurantForbidden
 from maxloyalty.network.service.restaurants import get_restaurant
 
 _CODE_ATTEMPTS = 20
+
+
+async def lock_code(session: AsyncSession, tenant_id: uuid.UUID, code: str) -> None:
+    """Serialize, until the transaction ends, everyone giving out the 6-digit `code` in the
+    network: a new card's static code and a rotating one live in different tables, and
+    neither may take a value the other holds (a typed code must name one card)."""
+    key = func.hashtextextended(f"card-code:{tenant_id}:{code}", 0)
+    await session.execute(select(func.pg_advisory_xact_lock(key)))
+
+
+async def _free_static_code(session: AsyncSession, tenant_id: uuid.UUID, code: str) -> bool:
+    """Whether `code` may become a card's static code: no guest app shows it as this
+    minute's rotating code (other active cards are kept off it by the unique index)."""
+    await lock_code(session, tenant_id, code)
+    shown = await session.scalar(
+        select(
+            exists().where(
+                CardRotatingCode.tenant_id == tenant_id,
+                CardRotatingCode.time_window >= window_of(utcnow()),
+                CardRotatingCode.code == code,
+            )
+        )
+    )
+    return not shown
 
 
 async def _profile(session: AsyncSession, tenant_id: uuid.UUID, user_id: uuid.UUID) -> GuestProfile:
@@ -90,12 +117,15 @@ async def ensure_card(
     await _profile(session, system.tenant_id, user_id)
     first_level = level_for(await levels_of(session, system.id), 0)
     for _ in range(_CODE_ATTEMPTS):
+        code = f"{secrets.randbelow(1_000_000):06d}"
+        if not await _free_static_code(session, system.tenant_id, code):
+            continue
         card = GuestCard(
             tenant_id=system.tenant_id,
             user_id=user_id,
             loyalty_system_id=system.id,
             restaurant_id=card_restaurant,
-            code=f"{secrets.randbelow(1_000_000):06d}",
+            code=code,
             registration_source=source,
             level_id=first_level.id if first_level else None,
         )

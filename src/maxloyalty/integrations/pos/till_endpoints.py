@@ -9,7 +9,7 @@ from fastapi import APIRouter, Path, Request, Response
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from maxloyalty.guests.errors import CardNotFound
+from maxloyalty.guests.errors import CardNotFound, RotatingCodeRequired
 from maxloyalty.identity.auth import TillKey
 from maxloyalty.identity.dependencies import TenantSession
 from maxloyalty.identity.principal import Principal
@@ -33,7 +33,7 @@ from maxloyalty.integrations.pos.schemas import (
     RefundRequest,
 )
 from maxloyalty.kit.clock import utcnow
-from maxloyalty.kit.errors import TooManyRequests, problem_responses
+from maxloyalty.kit.errors import InvalidQr, QrExpired, TooManyRequests, problem_responses
 from maxloyalty.ledger.errors import CheckNotFound
 from maxloyalty.ledger.schemas import IdempotencyKey, IdentifiedCard, OperationOut, Outcome
 from maxloyalty.ledger.service.idempotency import require_key, status_of
@@ -69,13 +69,18 @@ async def _posting(
     return outcome.answer
 
 
-@router.post("/identify", responses=problem_responses(TooManyRequests, CardNotFound))
+@router.post(
+    "/identify",
+    responses=problem_responses(
+        TooManyRequests, CardNotFound, InvalidQr, QrExpired, RotatingCodeRequired
+    ),
+)
 async def pos_identify(
     body: PosIdentifyRequest, principal: TillKey, session: TenantSession, request: Request
 ) -> IdentifiedCard:
     """The guest by QR payload, 6-digit code, phone or card number (the card number a till
-    reads is the card's 6-digit code): level, balance, points free to spend, discount and
-    this check's limit."""
+    reads is the card's 6-digit code, or the guest app's rotating code of this minute):
+    level, balance, points free to spend, discount and this check's limit."""
     runtime = runtime_of(request)
     return await orders.identify(
         session, principal, runtime.limiter, runtime.settings, runtime.qr, body

@@ -1,17 +1,22 @@
-"""Finding a guest's card by QR, 6-digit code or phone, rate limited against enumeration."""
+"""Finding a guest's card by QR, 6-digit code or phone, rate limited against enumeration.
+A code is the card's static one or this minute's rotating one (the static first: a
+rotating code never takes a static code's value); a QR is the static `ML1` or the
+rotating `ML2`. A programme with `require_rotating_code` refuses the static two."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from maxloyalty.config import Settings
-from maxloyalty.guests.errors import CardNotFound
+from maxloyalty.guests.errors import CardNotFound, RotatingCodeRequired
 from maxloyalty.guests.models import CardStatus, GuestCard, GuestProfile
 from maxloyalty.guests.schemas import IdentifyRequest
 from maxloyalty.guests.service.cards import card_for_guest, ensure_restaurant
+from maxloyalty.guests.service.rotating import card_by_rotating_code
 from maxloyalty.identity.models import User
 from maxloyalty.identity.principal import Principal
 from maxloyalty.identity.service.contacts import normalize_phone, phone_index
@@ -45,7 +50,7 @@ async def identify(
     ensure_restaurant(principal, request.restaurant_id)
     await limit_lookups(limiter, settings, principal)
     system = await program_for(session, request.restaurant_id)
-    card = await _find(session, system, qr, request)
+    card = await _find(session, system, qr, request, utcnow())
     if card is None or card.status is CardStatus.DELETED:
         raise CardNotFound("No card matches.")
     return await describe_card(session, system, card, request.check_amount)
@@ -82,18 +87,32 @@ async def describe_card(
 
 
 async def _find(
-    session: AsyncSession, system: LoyaltySystem, qr: QrSigner, request: IdentifyRequest
+    session: AsyncSession,
+    system: LoyaltySystem,
+    qr: QrSigner,
+    request: IdentifyRequest,
+    now: datetime,
 ) -> GuestCard | None:
     if request.code is not None:
-        return await session.scalar(
+        static = await session.scalar(
             select(GuestCard).where(
                 GuestCard.code == request.code,
                 GuestCard.status == CardStatus.ACTIVE,
                 GuestCard.loyalty_system_id == system.id,
             )
         )
+        if static is None:
+            return await card_by_rotating_code(session, system, request.code, now)
+        if system.require_rotating_code:
+            raise RotatingCodeRequired()
+        return static
     if request.qr is not None:
-        card_id = qr.card_id(system.tenant_id, request.qr)
+        if qr.is_rotating(request.qr):
+            card_id = qr.rotating_card_id(system.tenant_id, request.qr, now)
+        else:
+            card_id = qr.card_id(system.tenant_id, request.qr)
+            if system.require_rotating_code:
+                raise RotatingCodeRequired()
         return await session.get(GuestCard, card_id)
     assert request.phone is not None
     index = phone_index(normalize_phone(request.phone))
