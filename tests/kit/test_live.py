@@ -183,6 +183,29 @@ async def _none_left(subscribers: Callable[[str], Awaitable[int]], *topics: str)
 
 
 @needs_redis
+async def test_leaving_and_joining_a_topic_at_once_keeps_it_subscribed() -> None:
+    """The unsubscribe of the one leaving must not undo the subscribe of the one joining."""
+    async with brokers("redis") as (here, there):
+        async with there.subscribe("t"):
+            pass
+        async with there.subscribe("t") as joined:
+            await asyncio.sleep(0.1)  # the leaver's unsubscribe has had its turn
+            await here.publish("t", {"n": 1})
+            assert await next_message(joined) == {"n": 1}
+
+
+async def test_subscribing_while_redis_is_away_goes_on_after_a_while() -> None:
+    broker = RedisBroker("redis://127.0.0.1:1/0", _prefix(), confirm_timeout=0.2)
+    try:
+        started = asyncio.get_running_loop().time()
+        async with broker.subscribe("t") as listening:
+            assert asyncio.get_running_loop().time() - started < 1
+            assert await nothing_within(listening, 0.1)
+    finally:
+        await broker.close()
+
+
+@needs_redis
 async def test_a_dropped_connection_comes_back_as_a_gap() -> None:
     assert REDIS_URL
     async with brokers("redis") as (here, there), there.subscribe("t") as listening:

@@ -77,7 +77,12 @@ class Subscription:
                 self._gap = False
                 return None
             if self._queue:
-                decoded: Message = json.loads(self._queue.popleft())
+                data = self._queue.popleft()
+                try:
+                    decoded: Message = json.loads(data)
+                except ValueError:
+                    log.warning("live_message_undecodable", topics=self.topics)
+                    continue
                 return decoded
             if self._ended:
                 raise StopAsyncIteration
@@ -111,7 +116,8 @@ class Broker(Protocol):
     def subscribe(self, *topics: str) -> AbstractAsyncContextManager[Subscription]:
         """Listen to `topics` for the life of the block; the subscription is in force
         (confirmed by Redis) when the block begins, so a read made inside it and every
-        later change are both seen."""
+        later change are both seen. With Redis away, the block begins after a few seconds
+        all the same, and a gap follows once Redis confirms."""
 
     async def close(self) -> None:
         """Send what is pending (briefly) and end every subscription."""
@@ -266,7 +272,7 @@ class RedisBroker:
                 self._confirmed[channel] = asyncio.Event()
             listeners.add(subscription)
         try:
-            if self._reader is None:
+            if self._reader is None or self._reader.done():
                 self._reader = asyncio.get_running_loop().create_task(self._read())
             if new:
                 await self._command("subscribe", new)
@@ -327,6 +333,8 @@ class RedisBroker:
                 await self._listen(pubsub)
             except (RedisError, OSError) as exc:
                 log.warning("live_connection_lost", error=str(exc))
+            except Exception:  # whatever it was, the subscribers must not go deaf for good
+                log.exception("live_reader_failed")
             await self._disconnect()
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, self._max_backoff)
