@@ -13,6 +13,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import structlog
 from sqlalchemy import event, inspect
 from sqlalchemy.orm import Session, UOWTransaction
 
@@ -20,6 +21,8 @@ from maxloyalty.guests.models import GuestCard
 from maxloyalty.kit import live
 from maxloyalty.kit.clock import utcnow
 from maxloyalty.kit.timestamps import rfc3339
+
+log = structlog.get_logger(__name__)
 
 WATCHED = ("balance", "pending_balance", "level_id")
 
@@ -46,7 +49,8 @@ def card_message(values: dict[str, Any], at: str) -> live.Message:
 
 @event.listens_for(Session, "after_flush")
 def _stage_changed_cards(session: Session, _flush: UOWTransaction) -> None:
-    """After a flush the session still lists what it wrote, with each attribute's history."""
+    """After a flush the session still lists what it wrote, with each attribute's history.
+    A card just issued is not published: no page follows it yet."""
     if live.broker_of(session) is None:
         return
     at: str | None = None
@@ -58,6 +62,7 @@ def _stage_changed_cards(session: Session, _flush: UOWTransaction) -> None:
             continue
         values = state.dict  # what was just written; reading it never loads
         if any(name not in values for name in (*WATCHED, "id", "tenant_id", "user_id")):
+            log.warning("live_card_unreadable", card_id=str(values.get("id")))
             continue  # expired meanwhile: nothing to tell without a query
         at = at or rfc3339(utcnow())
         message = card_message(values, at)
