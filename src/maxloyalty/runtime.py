@@ -1,4 +1,5 @@
-"""The long-lived resources of one process: settings, database pools, cache, rate limiter."""
+"""The long-lived resources of one process: settings, database pools, cache, rate limiter,
+live-update broker."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from maxloyalty.kit.cache import Cache, cache_from_url
 from maxloyalty.kit.db import Database, runtime_urls
 from maxloyalty.kit.embedded import resolve_owner_url
 from maxloyalty.kit.jobs import JobContext
+from maxloyalty.kit.live import Broker, broker_from_url
 from maxloyalty.kit.ratelimit import RateLimiter
 from maxloyalty.kit.signing import QrSigner, RotatingCodes, SessionPolicy, TokenKeys
 
@@ -50,6 +52,7 @@ class Runtime:
     settings: Settings
     db: Database
     cache: Cache
+    live: Broker
     limiter: RateLimiter
     sessions: SessionPolicy
     otp_key: bytes
@@ -68,6 +71,7 @@ class Runtime:
             current=secret,
             previous=tuple(k.get_secret_value() for k in settings.previous_secret_keys),
         )
+        live = broker_from_url(settings.redis_url, settings.redis_key_prefix)
         return cls(
             settings=settings,
             db=Database(
@@ -75,8 +79,10 @@ class Runtime:
                 platform_url,
                 pool_size=settings.db_pool_size,
                 pool_timeout=settings.db_pool_timeout,
+                live=live,
             ),
             cache=cache_from_url(settings.redis_url, settings.redis_key_prefix),
+            live=live,
             limiter=RateLimiter(settings.redis_url, settings.redis_key_prefix),
             sessions=SessionPolicy(
                 keys=keys,
@@ -97,8 +103,9 @@ class Runtime:
 
     async def close(self) -> None:
         await self.sms.aclose()
-        await self.cache.close()
         await self.db.dispose()
+        await self.live.close()  # after the pools: no commit is left to publish
+        await self.cache.close()
 
 
 def runtime_of(request: Request) -> Runtime:

@@ -31,6 +31,7 @@ from sqlalchemy.sql.selectable import Select
 
 from maxloyalty.config import Settings
 from maxloyalty.kit.errors import DatabaseUnreachable, Rejection
+from maxloyalty.kit.live import BROKER_KEY, Broker
 
 APP_ROLE = "maxloyalty_app"
 PLATFORM_ROLE = "maxloyalty_platform"
@@ -121,17 +122,27 @@ def for_update(statement: _Query) -> _Query:
 
 
 class Database:
-    """The app's and the platform's pools, and sessions bound to a tenant."""
+    """The app's and the platform's pools, and sessions bound to a tenant; with `live`,
+    every session carries the broker that changes it commits are published to."""
 
     def __init__(
-        self, app_url: URL, platform_url: URL, *, pool_size: int = 10, pool_timeout: float = 10
+        self,
+        app_url: URL,
+        platform_url: URL,
+        *,
+        pool_size: int = 10,
+        pool_timeout: float = 10,
+        live: Broker | None = None,
     ) -> None:
         self.engine = _engine(app_url, pool_size=pool_size, pool_timeout=pool_timeout)
         self.platform_engine = _engine(
             platform_url, pool_size=_PLATFORM_POOL_SIZE, pool_timeout=pool_timeout
         )
-        self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
-        self._platform_sessions = async_sessionmaker(self.platform_engine, expire_on_commit=False)
+        info = {BROKER_KEY: live} if live is not None else {}
+        self._sessions = async_sessionmaker(self.engine, expire_on_commit=False, info=info)
+        self._platform_sessions = async_sessionmaker(
+            self.platform_engine, expire_on_commit=False, info=info
+        )
 
     def session(self, tenant_id: UUID | None = None, user_id: UUID | None = None) -> AsyncSession:
         """A session whose every transaction sees only `tenant_id`'s rows (none if unset);

@@ -19,6 +19,7 @@ from pgqueuer import PgQueuer
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from maxloyalty.guests.live import card_topic
 from maxloyalty.identity.service.contacts import phone_index
 from maxloyalty.integrations.pos.iiko import personal as webhook_personal
 from maxloyalty.integrations.pos.iiko import webhook as webhook_module
@@ -864,3 +865,16 @@ async def test_iiko_failures_are_recorded_and_retried(
         assert (syncs[0]["status"], syncs[0]["attempt"]) == ("SUCCESS", 2)
         assert (API_LOGIN, ORGANIZATION) in iiko.webhook_settings
     assert iiko.violations == []
+
+
+async def test_a_closed_order_handled_by_the_worker_publishes_the_new_balance(
+    make_till: TillFactory, runtime: Runtime
+) -> None:
+    till = await _iiko(make_till)
+    guest = await till.guest(runtime, PHONE)
+    async with runtime.live.subscribe(card_topic(guest.id)) as on_card:
+        assert (await _post(till, [table_event(order_id())])).status_code == 200
+        await drain(runtime)
+        message = await asyncio.wait_for(anext(on_card), 2)
+    assert message is not None
+    assert (message["card_id"], message["balance"]) == (str(guest.id), 75)
