@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint types pytest install install-dev clean
+.PHONY: run test lint types pytest install install-dev clean vendor messages screenshots
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,20 @@ pytest: install-dev
 	done
 
 test: lint types pytest
+
+# The pages' third-party scripts, fetched from npm at pinned versions (committed).
+vendor:
+	scripts/vendor.sh
+
+# Extract the pages' messages and merge them into the ru/en catalogues (then translate).
+messages: install-dev
+	$(BIN)/pybabel extract -F babel.cfg -k _ --no-location --omit-header -o .messages.pot .
+	$(BIN)/pybabel update -i .messages.pot -d src/maxloyalty/web/translations --no-fuzzy-matching --width 100
+	rm -f .messages.pot
+
+# Every page at phone and tablet sizes into docs/screenshots/ (Chromium, demo data).
+screenshots: install-dev
+	$(BIN)/python -m scripts.screenshots
 
 clean:
 	rm -rf $(VENV) .data .pytest_cache .mypy_cache .ruff_cache .coverage .coverage.*

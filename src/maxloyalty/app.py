@@ -33,6 +33,7 @@ from maxloyalty.network.staff_endpoints import router as staff_router
 from maxloyalty.privacy.endpoints import router as me_router
 from maxloyalty.rewards.endpoints import router as rewards_router
 from maxloyalty.runtime import Runtime
+from maxloyalty.web.router import install_pages
 from maxloyalty.worker import run_worker
 
 log = structlog.get_logger(__name__)
@@ -94,4 +95,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         platform_router,
     ):
         app.include_router(router)
+    install_pages(app)
     return app

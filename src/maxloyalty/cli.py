@@ -159,6 +159,9 @@ def serve(
         workers=workers,
         log_config=None,
         proxy_headers=True,
+        # Live pages hold their event streams open; a stop waits this long, then cuts them
+        # (the browsers reconnect to another process).
+        timeout_graceful_shutdown=10,
     )
 
 

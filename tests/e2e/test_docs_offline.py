@@ -3,23 +3,18 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 import pytest
-from playwright.async_api import Browser, Page, Route, async_playwright
+from playwright.async_api import Browser, Page, Route
 
 from maxloyalty.config import Settings
+from tests.e2e.conftest import needs_chromium
 from tests.live import served, server_env
 
-CHROMIUM = Path("/usr/bin/chromium")
-# Skipped on a developer's machine without it; CI (.ci/run installs it) never skips.
 pytestmark = [
-    pytest.mark.skipif(
-        not CHROMIUM.exists() and not os.environ.get("CI"), reason="apt-get install -y chromium"
-    ),
+    needs_chromium,
     pytest.mark.xdist_group("docs"),  # one server for the module, on one worker
 ]
 
@@ -28,14 +23,6 @@ pytestmark = [
 def live(migrated: str, settings: Settings) -> Iterator[str]:
     with served(server_env(settings, migrated)) as base:
         yield base
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as p:
-        browser = await p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
-        yield browser
-        await browser.close()
 
 
 async def _offline_page(browser: Browser, refused: list[str]) -> Page:

@@ -23,7 +23,7 @@ async def test_program_lifecycle(client: Any, runtime: Runtime, auth: TokenFacto
     admin = await auth(Role.RESTAURANT_ADMIN, tenant.id)
     created = await client.post(
         "/api/loyalty/programs",
-        json={"type": "POINTS", "mode": "UNIFIED", "design": {"primary": "#112233"}},
+        json={"type": "POINTS", "mode": "UNIFIED", "design": {"background": "#112233"}},
         headers=admin,
     )
     assert created.status_code == 201, created.text
@@ -43,6 +43,12 @@ async def test_program_lifecycle(client: Any, runtime: Runtime, auth: TokenFacto
         "25.00",
     ]
     assert program["expiry_days"] == 180
+    assert program["design"] == {
+        "template": "classic",
+        "background": "#112233",
+        "foreground": "#ffffff",
+        "accent": "#1f6feb",
+    }
     duplicate = await client.post("/api/loyalty/programs", json={"type": "DISCOUNT"}, headers=admin)
     assert_problem(duplicate, 409, "program_exists")
     patched = await client.patch(
@@ -108,3 +114,24 @@ async def test_patch_null_clears_only_optional_settings(
     assert (await client.get("/api/loyalty/programs", headers=admin)).json()["items"][0][
         "expiry_days"
     ] == 180
+
+
+async def test_card_design_takes_hex_colours_and_known_templates_only(
+    client: Any, runtime: Runtime, auth: TokenFactory
+) -> None:
+    tenant = await make_tenant(runtime)
+    admin = await auth(Role.RESTAURANT_ADMIN, tenant.id)
+    for design in (
+        {"background": "red"},
+        {"accent": "#12345"},
+        {"template": "neon"},
+        {"logo_url": "https://example.com/logo.png"},
+    ):
+        refused = await client.post(
+            "/api/loyalty/programs",
+            json={"type": "POINTS", "design": design},
+            headers=admin,
+        )
+        assert_problem(refused, 422, "validation_error")
+    listed = await client.get("/api/loyalty/programs", headers=admin)
+    assert listed.json()["items"] == []

@@ -37,13 +37,14 @@ from maxloyalty.ledger.errors import (
     SameCard,
     TransactionNotFound,
 )
-from maxloyalty.ledger.models import TxChannel, TxType
+from maxloyalty.ledger.models import TxChannel, TxStatus, TxType
 from maxloyalty.ledger.schemas import (
     BalanceOut,
     CashierRequest,
     DecisionOut,
     IdempotencyKey,
     IdentifiedCard,
+    LedgerRowOut,
     OperationOut,
     TransactionOut,
     TransferOut,
@@ -181,6 +182,36 @@ async def get_history(
         await queries.history(session, card.id, paging, type, since, until, channel), paging
     )
     return Page(items=[TransactionOut.model_validate(r) for r in rows], next_cursor=cursor)
+
+
+@router.get("/api/transactions", responses=problem_responses(RestaurantForbidden))
+async def list_transactions(
+    principal: Manager,
+    session: TenantSession,
+    paging: Paging,
+    status: TxStatus | None = None,
+    restaurant_id: uuid.UUID | None = None,
+    type: Annotated[list[TxType] | None, Query()] = None,
+) -> Page[LedgerRowOut]:
+    """The ledger rows of the caller's restaurants, newest first: `status=PENDING` lists the
+    manual operations awaiting approval."""
+    rows, cursor = make_page(
+        await queries.transactions(
+            session, principal, paging, status=status, restaurant_id=restaurant_id, types=type
+        ),
+        paging,
+    )
+    return Page(
+        items=[
+            LedgerRowOut(
+                **TransactionOut.model_validate(row.tx).model_dump(),
+                card_id=row.tx.card_id,
+                card_code=row.code,
+            )
+            for row in rows
+        ],
+        next_cursor=cursor,
+    )
 
 
 @router.post(

@@ -42,6 +42,13 @@ class TransactionOut(BaseModel):
     reward_item_id: uuid.UUID | None
 
 
+class LedgerRowOut(TransactionOut):
+    """A row of the network's ledger, with the card it is on."""
+
+    card_id: uuid.UUID
+    card_code: str
+
+
 class TransferRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import uuid
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
@@ -34,6 +34,29 @@ class LevelOut(LevelIn):
     position: int
 
 
+class CardDesign(_Strict):
+    """How the guest's card and cabinet look: a template and its colours (hex, checked)."""
+
+    template: Literal["classic", "minimal", "bold"] = "classic"
+    background: Color = "#14171c"
+    foreground: Color = "#ffffff"
+    accent: Color = "#1f6feb"
+
+    @classmethod
+    def of(cls, stored: dict[str, Any]) -> CardDesign:
+        """The design a programme keeps, its unknown or broken fields left at the default
+        (rows written before the schema)."""
+        known = {}
+        for name in cls.model_fields:
+            if name in stored:
+                try:
+                    cls.model_validate({name: stored[name]})
+                except ValueError:
+                    continue
+                known[name] = stored[name]
+        return cls.model_validate(known)
+
+
 class ProgramSettings(_Strict):
     expiry_days: int | None = Field(default=None, ge=1, le=3650)
     pending_days: int | None = Field(default=None, ge=0, le=90)
@@ -50,9 +73,7 @@ class ProgramSettings(_Strict):
         description="Identify only by the guest app's rotating code or QR (or the phone):"
         " the static 6-digit code and QR are refused",
     )
-    design: dict[str, Any] | None = Field(
-        default=None, description="Card design: colours, logo_url, template"
-    )
+    design: CardDesign | None = Field(default=None, description="Card design: template, colours")
 
 
 class ProgramCreate(ProgramSettings):

@@ -21,7 +21,7 @@ from maxloyalty.loyalty.models import (
     ProgramType,
     Rounding,
 )
-from maxloyalty.loyalty.schemas import LevelIn, ProgramCreate
+from maxloyalty.loyalty.schemas import CardDesign, LevelIn, ProgramCreate
 from maxloyalty.network.errors import RestaurantNotFound
 from maxloyalty.network.models import Restaurant
 
@@ -252,6 +252,17 @@ async def program_for(session: AsyncSession, restaurant_id: uuid.UUID) -> Loyalt
     if system is None:
         raise ProgramNotFound("No loyalty programme is set up here.")
     return system
+
+
+async def network_design(session: AsyncSession) -> CardDesign:
+    """The card design of the network's programme (the one for every restaurant), or the
+    first restaurant programme's when the network has none."""
+    stored = await session.scalar(
+        select(LoyaltySystem.design).order_by(
+            LoyaltySystem.restaurant_id.is_not(None), LoyaltySystem.created_at
+        )
+    )
+    return CardDesign.of(stored or {})
 
 
 async def levels_of(session: AsyncSession, system_id: uuid.UUID) -> list[LoyaltyLevel]:

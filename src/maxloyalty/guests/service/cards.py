@@ -40,7 +40,7 @@ from maxloyalty.guests.schemas import (
     ProfileUpdate,
 )
 from maxloyalty.identity.errors import InvalidPhone
-from maxloyalty.identity.models import Consent, User, UserRole
+from maxloyalty.identity.models import Consent, ConsentKind, User, UserRole
 from maxloyalty.identity.principal import Principal, Role
 from maxloyalty.identity.service.contacts import normalize_phone, phone_index
 from maxloyalty.kit import context
@@ -437,3 +437,14 @@ async def record_consent(session: AsyncSession, principal: Principal, data: Cons
         session, "guest.consent", "consent", consent.id, after=data.model_dump(mode="json")
     )
     return consent
+
+
+async def consents_given(session: AsyncSession, principal: Principal) -> dict[ConsentKind, bool]:
+    """The guest's standing decision per kind: the latest one wins."""
+    rows = await session.execute(
+        select(Consent.kind, Consent.granted)
+        .where(Consent.user_id == principal.subject)
+        .order_by(Consent.kind, Consent.recorded_at.desc())
+        .distinct(Consent.kind)
+    )
+    return dict(rows.tuples().all())

@@ -149,6 +149,26 @@ async def refresh(session: AsyncSession, policy: SessionPolicy, token: str) -> T
     )
 
 
+async def resume(session: AsyncSession, policy: SessionPolicy, token: str) -> Principal:
+    """The principal of a page's session cookie (a refresh token the page keeps and never
+    rotates: parallel requests of one page must not race a rotation). Checked against its
+    row on every request, so a revocation or a block stops the page at once."""
+    user_id = user_of_refresh_token(token)
+    await bind(session, user_id=user_id)
+    row = await session.scalar(
+        select(UserSession).where(UserSession.refresh_token_hash == policy.token_hash(token))
+    )
+    if row is None or row.revoked_at or row.replaced_at or row.expires_at <= utcnow():
+        raise _invalid_refresh()
+    if row.tenant_id is not None:
+        await bind(session, tenant_id=row.tenant_id)
+    user = await session.get(User, row.user_id)
+    if user is None:
+        raise _invalid_refresh()
+    ensure_can_sign_in(user)
+    return principal_for(user, await membership(session, user.id, row.tenant_id, row.role))
+
+
 async def revoke_family(
     session: AsyncSession, user_id: uuid.UUID, family_id: uuid.UUID, reason: SessionEnd
 ) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -15,7 +15,7 @@ from maxloyalty.guests.service.cards import card_for_guest, ensure_restaurant
 from maxloyalty.identity.principal import Principal, Role
 from maxloyalty.kit.pagination import PageParams, paginate_newest
 from maxloyalty.kit.timestamps import rfc3339
-from maxloyalty.ledger.models import PointLot, PointTransaction, TxChannel, TxType
+from maxloyalty.ledger.models import PointLot, PointTransaction, TxChannel, TxStatus, TxType
 from maxloyalty.ledger.schemas import BalanceOut, LevelOut, NearestExpiry, NextLevel
 from maxloyalty.ledger.service.levels import spend_for_level
 from maxloyalty.loyalty.models import LoyaltySystem
@@ -115,6 +115,42 @@ async def history(
     if until:
         query = query.where(PointTransaction.created_at < until)
     return list(await session.scalars(paginate_newest(query, PointTransaction.id, params)))
+
+
+class LedgerRow(NamedTuple):
+    tx: PointTransaction
+    code: str
+
+    @property
+    def id(self) -> uuid.UUID:  # the page cursor's key
+        return self.tx.id
+
+
+async def transactions(
+    session: AsyncSession,
+    principal: Principal,
+    params: PageParams,
+    *,
+    status: TxStatus | None = None,
+    restaurant_id: uuid.UUID | None = None,
+    types: list[TxType] | None = None,
+) -> list[LedgerRow]:
+    """The network's ledger rows the caller may see (their restaurants'), newest first, each
+    with its card's code: a shift's operations, the manual ones awaiting approval."""
+    query = select(PointTransaction, GuestCard.code).join(
+        GuestCard, GuestCard.id == PointTransaction.card_id
+    )
+    if restaurant_id is not None:
+        ensure_restaurant(principal, restaurant_id)
+        query = query.where(PointTransaction.restaurant_id == restaurant_id)
+    elif principal.restaurant_scope is not None:
+        query = query.where(PointTransaction.restaurant_id.in_(principal.restaurant_scope))
+    if status is not None:
+        query = query.where(PointTransaction.status == status)
+    if types:
+        query = query.where(PointTransaction.type.in_(types))
+    rows = await session.execute(paginate_newest(query, PointTransaction.id, params))
+    return [LedgerRow(tx, code) for tx, code in rows.tuples()]
 
 
 async def every_transaction(

@@ -1,0 +1,32 @@
+"""Finding a network by its public slug before anyone is signed in (the guest pages)."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from maxloyalty.kit.db import bind
+from maxloyalty.network.errors import TenantNotFound
+
+_LOOKUP = text("SELECT id, name, slug, timezone FROM public_tenant(:slug)")
+
+
+@dataclass(frozen=True)
+class PublicTenant:
+    id: uuid.UUID
+    name: str
+    slug: str
+    timezone: str
+
+
+async def tenant_by_slug(session: AsyncSession, slug: str) -> PublicTenant:
+    """The network named by `slug`, with the session bound to it from here on."""
+    row = (await session.execute(_LOOKUP, {"slug": slug[:63]})).first()
+    if row is None:
+        raise TenantNotFound()
+    tenant = PublicTenant(id=row.id, name=row.name, slug=row.slug, timezone=row.timezone)
+    await bind(session, tenant_id=tenant.id)
+    return tenant

@@ -1,0 +1,349 @@
+"""The guest cabinet (`/app/<network>`), a Telegram Mini App and a plain web page: sign-in
+by Telegram's initData or by phone and SMS code, consents first, then the card (QR, code,
+balance, level, nearest expiry) and its history."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import segno
+from fastapi import APIRouter, Depends, Request
+from starlette.responses import RedirectResponse, Response, StreamingResponse
+
+from maxloyalty.guests.errors import CardNotFound
+from maxloyalty.guests.live import guest_topic
+from maxloyalty.guests.models import CardStatus, GuestCard
+from maxloyalty.guests.schemas import ConsentIn, Consents
+from maxloyalty.guests.service import rotating, sign_in
+from maxloyalty.guests.service.cards import cards_of, consents_given, own_profile, record_consent
+from maxloyalty.identity.models import ConsentKind
+from maxloyalty.identity.principal import Principal, Role
+from maxloyalty.kit.clock import utcnow
+from maxloyalty.kit.pagination import make_page, page_params
+from maxloyalty.ledger.models import TxType
+from maxloyalty.ledger.service import queries
+from maxloyalty.loyalty.models import LoyaltySystem
+from maxloyalty.loyalty.service import network_design
+from maxloyalty.network.service.directory import PublicTenant, tenant_by_slug
+from maxloyalty.runtime import runtime_of
+from maxloyalty.web.forms import form_of
+from maxloyalty.web.pages import FormInvalid, PageRoute
+from maxloyalty.web.security import check_csrf
+from maxloyalty.web.sessions import keep_session, public_work, sign_out, signed_in, work_as
+from maxloyalty.web.templating import remember_choices, render
+
+router = APIRouter(
+    prefix="/app/{slug}",
+    route_class=PageRoute,
+    include_in_schema=False,
+    dependencies=[Depends(check_csrf)],
+)
+
+REQUIRED_CONSENTS = (ConsentKind.PRIVACY_POLICY, ConsentKind.PERSONAL_DATA)
+HISTORY_PAGE = 20
+# A live stream pings while idle (so dead ones are noticed) and ends now and then: the
+# browser reconnects, perhaps to another process, and no stream outlives a deployment.
+HEARTBEAT_SECONDS = 15
+STREAM_SECONDS = 300
+
+
+def _path(slug: str) -> str:
+    return f"/app/{slug}"
+
+
+@dataclass
+class Visit:
+    """Who is looking at which network's cabinet."""
+
+    tenant: PublicTenant
+    guest: Principal | None
+
+    @property
+    def path(self) -> str:
+        return _path(self.tenant.slug)
+
+
+async def _visit(request: Request, slug: str) -> Visit:
+    async with public_work(request) as session:
+        tenant = await tenant_by_slug(session, slug)
+    principal = await signed_in(request, _path(tenant.slug))
+    # A session of another network or of staff is no guest session here.
+    if principal is not None and (
+        principal.role is not Role.GUEST or principal.tenant_id != tenant.id
+    ):
+        principal = None
+    return Visit(tenant, principal)
+
+
+def _home(visit: Visit, request: Request) -> Response:
+    if request.headers.get("hx-request"):
+        response = Response(headers={"HX-Redirect": visit.path})
+    else:
+        response = RedirectResponse(visit.path, status_code=303)
+    remember_choices(request, response)
+    return response
+
+
+def _qr_svg(payload: str) -> str:
+    return segno.make(payload, error="m").svg_inline(scale=4, border=0, omitsize=True)
+
+
+def _card_of(cards: list[GuestCard], wanted: str | None) -> GuestCard:
+    usable = [c for c in cards if c.status is not CardStatus.DELETED]
+    chosen = next((c for c in usable if str(c.id) == wanted), usable[0] if usable else None)
+    if chosen is None:
+        raise CardNotFound("You have no card in this network yet.")
+    return chosen
+
+
+@router.get("")
+async def cabinet(request: Request, slug: str) -> Response:
+    visit = await _visit(request, slug)
+    if visit.guest is None:
+        return render(request, "guest/sign_in.html", tenant=visit.tenant, back=visit.path)
+    runtime = runtime_of(request)
+    async with work_as(request, visit.guest) as session:
+        given = await consents_given(session, visit.guest)
+        if not all(given.get(kind) for kind in REQUIRED_CONSENTS):
+            return render(
+                request, "guest/consents.html", tenant=visit.tenant, back=visit.path, signed_in=True
+            )
+        profile = await own_profile(session, visit.guest)
+        cards = await cards_of(session, profile)
+        card = _card_of(cards, request.query_params.get("card"))
+        balance = await queries.balance(session, card, utcnow())
+        design = await network_design(session)
+        system = await session.get(LoyaltySystem, card.loyalty_system_id)
+    return render(
+        request,
+        "guest/card.html",
+        tenant=visit.tenant,
+        profile=profile,
+        card=card,
+        cards=cards,
+        balance=balance,
+        design=design,
+        rotating_only=bool(system and system.require_rotating_code),
+        qr=_qr_svg(runtime.qr.payload(visit.tenant.id, card.id)),
+        zone=visit.tenant.timezone,
+        back=visit.path,
+        signed_in=True,
+    )
+
+
+@router.get("/rotating")
+async def rotating_now(request: Request, slug: str) -> Response:
+    """This minute's code and QR; the fragment asks for the next one as it expires."""
+    visit = await _visit(request, slug)
+    if visit.guest is None:
+        return _home(visit, request)
+    runtime = runtime_of(request)
+    async with work_as(request, visit.guest) as session:
+        profile = await own_profile(session, visit.guest)
+        card = _card_of(await cards_of(session, profile), request.query_params.get("card"))
+        now = await rotating.rotating_code(
+            session, visit.guest, runtime.rotating_codes, runtime.qr, card.id, utcnow()
+        )
+    return render(
+        request,
+        "guest/_rotating.html",
+        tenant=visit.tenant,
+        card=card,
+        rotating=now,
+        qr=_qr_svg(now.qr) if request.query_params.get("qr") else None,
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+@router.get("/live")
+async def live(request: Request, slug: str) -> Response:
+    """Server-sent events: `balance` whenever one of the guest's cards changes (or may have:
+    after a gap in the feed), so the page redraws its figures within a second."""
+    visit = await _visit(request, slug)
+    if visit.guest is None:
+        return Response(status_code=204)  # EventSource stops retrying on 204
+    topic = guest_topic(visit.tenant.id, visit.guest.subject)
+    broker = runtime_of(request).live
+
+    async def events() -> AsyncIterator[str]:
+        yield "retry: 2000\n\n"
+        started = time.monotonic()
+        async with broker.subscribe(topic) as subscription:
+            feed = aiter(subscription)
+            while time.monotonic() - started < STREAM_SECONDS:
+                try:
+                    message = await asyncio.wait_for(anext(feed), HEARTBEAT_SECONDS)
+                except TimeoutError:
+                    if await request.is_disconnected():
+                        return
+                    yield ": still here\n\n"
+                    continue
+                except StopAsyncIteration:
+                    return  # the broker closed: the browser reconnects elsewhere
+                card = message.get("card_id", "") if message else ""
+                yield f"event: balance\ndata: {json.dumps({'card_id': card})}\n\n"
+
+    return StreamingResponse(
+        events(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )
+
+
+@router.get("/summary")
+async def summary(request: Request, slug: str) -> Response:
+    """The card's figures, re-drawn when a live update says they changed."""
+    visit = await _visit(request, slug)
+    if visit.guest is None:
+        return _home(visit, request)
+    async with work_as(request, visit.guest) as session:
+        profile = await own_profile(session, visit.guest)
+        card = _card_of(await cards_of(session, profile), request.query_params.get("card"))
+        balance = await queries.balance(session, card, utcnow())
+    return render(
+        request, "guest/_summary.html", balance=balance, zone=visit.tenant.timezone, card=card
+    )
+
+
+@router.get("/history")
+async def history(request: Request, slug: str) -> Response:
+    visit = await _visit(request, slug)
+    if visit.guest is None:
+        return _home(visit, request)
+    kind = request.query_params.get("type", "")
+    types = [TxType(kind)] if kind in TxType.__members__ else None
+    cursor = request.query_params.get("cursor", "")[:64]
+    paging = page_params(HISTORY_PAGE, cursor or None)
+    async with work_as(request, visit.guest) as session:
+        profile = await own_profile(session, visit.guest)
+        card = _card_of(await cards_of(session, profile), request.query_params.get("card"))
+        rows, next_cursor = make_page(
+            await queries.history(session, card.id, paging, types), paging
+        )
+    template = "guest/_history_rows.html" if cursor else "guest/history.html"
+    return render(
+        request,
+        template,
+        tenant=visit.tenant,
+        rows=rows,
+        next_cursor=next_cursor,
+        kind=kind if types else None,
+        types=[t.value for t in TxType],
+        card=card,
+        zone=visit.tenant.timezone,
+        back=visit.path,
+        signed_in=True,
+    )
+
+
+@router.get("/brand.css")
+async def brand(request: Request, slug: str) -> Response:
+    """The network's card design as CSS custom properties (no inline styles: the policy
+    forbids them)."""
+    async with public_work(request) as session:
+        await tenant_by_slug(session, slug)
+        design = await network_design(session)
+    css = (
+        f":root{{--card-bg:{design.background};--card-fg:{design.foreground};"
+        f"--accent:{design.accent}}}\n"
+    )
+    return Response(css, media_type="text/css", headers={"Cache-Control": "public, max-age=300"})
+
+
+@router.post("/telegram")
+async def telegram(request: Request, slug: str) -> Response:
+    """The Mini App's script posts Telegram's initData here, with no typing."""
+    form = await form_of(request)
+    runtime = runtime_of(request)
+    async with public_work(request) as session:
+        tenant = await tenant_by_slug(session, slug)
+        pair = await sign_in.telegram_login(
+            session,
+            runtime.settings,
+            runtime.sessions,
+            tenant_id=tenant.id,
+            init_data=form.get("init_data", ""),
+        )
+    keep_session(request, pair, _path(tenant.slug))
+    response = Response(status_code=204)
+    remember_choices(request, response)
+    return response
+
+
+@router.post("/code")
+async def send_code(request: Request, slug: str) -> Response:
+    form = await form_of(request)
+    runtime = runtime_of(request)
+    consents = Consents(
+        privacy_policy=form.get("privacy_policy") == "on",
+        personal_data=form.get("personal_data") == "on",
+        marketing=form.get("marketing") == "on",
+    )
+    async with public_work(request) as session:
+        tenant = await tenant_by_slug(session, slug)
+        sent = await sign_in.send_code(
+            session,
+            runtime.settings,
+            runtime.limiter,
+            runtime.sms,
+            runtime.otp_key,
+            tenant_id=tenant.id,
+            phone=form.get("phone", ""),
+            consents=consents,
+        )
+    return render(
+        request,
+        "guest/_code.html",
+        tenant=tenant,
+        phone=form.get("phone", ""),
+        sent=sent,
+    )
+
+
+@router.post("/verify")
+async def verify(request: Request, slug: str) -> Response:
+    form = await form_of(request)
+    code = form.get("code", "")
+    if not (code.isdigit() and len(code) == 6):
+        raise FormInvalid({"code": "six digits"})
+    runtime = runtime_of(request)
+    async with public_work(request) as session:
+        tenant = await tenant_by_slug(session, slug)
+        pair = await sign_in.verify_code(
+            session,
+            runtime.settings,
+            runtime.sessions,
+            runtime.limiter,
+            runtime.otp_key,
+            tenant_id=tenant.id,
+            phone=form.get("phone", ""),
+            code=code,
+        )
+    keep_session(request, pair, _path(tenant.slug))
+    return _home(Visit(tenant, None), request)
+
+
+@router.post("/consents")
+async def consents(request: Request, slug: str) -> Response:
+    visit = await _visit(request, slug)
+    if visit.guest is None:
+        return _home(visit, request)
+    form = await form_of(request)
+    if not all(form.get(kind.value.lower()) == "on" for kind in REQUIRED_CONSENTS):
+        raise FormInvalid({"consents": "required"})
+    async with work_as(request, visit.guest) as session:
+        for kind in ConsentKind:
+            granted = form.get(kind.value.lower()) == "on"
+            await record_consent(session, visit.guest, ConsentIn(kind=kind, granted=granted))
+    return _home(visit, request)
+
+
+@router.post("/sign-out")
+async def sign_out_here(request: Request, slug: str) -> Response:
+    visit = await _visit(request, slug)
+    await sign_out(request, visit.path)
+    return _home(visit, request)

@@ -1,0 +1,119 @@
+"""What every page answer carries: a strict Content Security Policy (no inline script or
+style anywhere), and the CSRF check of every form or htmx post.
+
+CSRF is a double submit: a random `csrf` cookie, echoed by the page in a form field or the
+`X-CSRF-Token` header (htmx sends it from the page's meta tag). A foreign site can make the
+browser send the cookie but cannot read it to echo it. The Origin header, when a browser
+sends one, must be ours as well."""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+
+from starlette.requests import Request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from maxloyalty.kit.errors import Forbidden
+
+CSRF_COOKIE = "csrf"
+CSRF_HEADER = "x-csrf-token"
+CSRF_FIELD = "csrf"
+PAGE_PREFIXES = ("/app", "/cashier", "/static")
+
+# Telegram serves its Mini App script itself; Telegram Web shows the app in a frame.
+POLICY = "; ".join(
+    (
+        "default-src 'self'",
+        "script-src 'self' https://telegram.org",
+        "style-src 'self'",
+        "img-src 'self' data: blob:",
+        "media-src 'self' blob:",
+        "connect-src 'self'",
+        "object-src 'none'",
+        "base-uri 'none'",
+        "form-action 'self'",
+        "frame-ancestors 'self' https://web.telegram.org https://*.telegram.org",
+    )
+)
+_HEADERS = [
+    (b"content-security-policy", POLICY.encode()),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"same-origin"),
+    (b"permissions-policy", b"camera=(self), microphone=(), geolocation=()"),
+]
+
+
+class CsrfRefused(Forbidden):
+    code = "csrf_failed"
+    message = "The form has expired or came from elsewhere: reload the page and try again."
+
+
+def _is_page(path: str) -> bool:
+    return path == "/" or path.startswith(PAGE_PREFIXES)
+
+
+class PageSecurityHeaders:
+    """Adds the policy to the pages' answers (the API's JSON needs none of it)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not _is_page(scope["path"]):
+            await self.app(scope, receive, send)
+            return
+
+        async def with_policy(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), *_HEADERS]
+            await send(message)
+
+        await self.app(scope, receive, with_policy)
+
+
+def is_secure(request: Request) -> bool:
+    return request.url.scheme == "https"
+
+
+def csrf_token(request: Request) -> str:
+    """The page's token: the cookie's value, or a new one set with this answer."""
+    existing = request.cookies.get(CSRF_COOKIE) or getattr(request.state, "csrf", None)
+    if existing:
+        return str(existing)
+    token = secrets.token_urlsafe(32)
+    request.state.csrf = token
+    remember_cookie(request, CSRF_COOKIE, token, path="/", max_age=None)
+    return token
+
+
+def remember_cookie(
+    request: Request, name: str, value: str | None, *, path: str, max_age: int | None
+) -> None:
+    """Queue a cookie for this request's answer (`templating.remember_choices` sets it)."""
+    # Inside Telegram Web the page is a cross-site frame: only SameSite=None cookies reach
+    # it, which browsers accept over https alone. Plain http (development) keeps Lax.
+    secure = is_secure(request)
+    options = {"path": path, "httponly": True, "secure": secure}
+    if value is not None:
+        options |= {"samesite": "none" if secure else "lax", "max_age": max_age}
+    if not hasattr(request.state, "cookies"):
+        request.state.cookies = []
+    request.state.cookies.append((name, value, options))
+
+
+async def check_csrf(request: Request) -> None:
+    """A route dependency of every page that changes something."""
+    if request.method in {"GET", "HEAD", "OPTIONS"}:
+        return
+    origin = request.headers.get("origin")
+    if origin and origin != f"{request.url.scheme}://{request.url.netloc}":
+        raise CsrfRefused()
+    expected = request.cookies.get(CSRF_COOKIE, "")
+    given = request.headers.get(CSRF_HEADER)
+    if given is None:
+        form = await request.form()
+        field = form.get(CSRF_FIELD)
+        given = field if isinstance(field, str) else ""
+    if not expected or not hmac.compare_digest(expected.encode(), given.encode()):
+        raise CsrfRefused()
