@@ -270,6 +270,21 @@ async def test_429_is_retried_after_the_delay_telegram_names(
     assert first == second  # the same message, sent again
 
 
+async def test_a_long_or_endless_429_is_given_up(
+    client: httpx.AsyncClient, connected: Network, bot_api: FakeBotApi
+) -> None:
+    bot_api.plan["sendMessage"] = [too_many(retry_after=60)]
+    answer = await post_update(client, connected, message("hello"))
+    assert answer.status_code == 204  # not waited for a minute, and no error either
+    assert len(bot_api.sent()) == 1
+
+    bot_api.requests.clear()
+    bot_api.plan["sendMessage"] = [too_many(retry_after=1)] * 3
+    answer = await post_update(client, connected, message("hello"))
+    assert answer.status_code == 204
+    assert len(bot_api.sent()) == 3  # three attempts, then it gives up
+
+
 async def test_a_blocked_bot_is_noted_and_swallowed_without_personal_data_in_logs(
     client: httpx.AsyncClient,
     runtime: Runtime,
