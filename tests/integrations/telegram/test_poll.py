@@ -28,7 +28,8 @@ async def test_polling_handles_updates_like_the_webhook(
     stop = asyncio.Event()
     task = asyncio.create_task(poll(runtime, connected.tenant.slug, stop=stop))
     async with asyncio.timeout(10):
-        while len(bot_api.sent()) < 3:  # noqa: ASYNC110 - the fake server sets no event
+        # The third getUpdates comes once both updates are handled (and confirms them).
+        while len(bot_api.calls("getUpdates")) < 3:  # noqa: ASYNC110 - the fake sets no event
             await asyncio.sleep(0.05)
     stop.set()
     await task

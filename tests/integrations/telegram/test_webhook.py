@@ -206,6 +206,38 @@ async def test_a_phone_of_another_account_is_not_taken(
         assert await session.scalar(select(User).where(User.telegram_id == GUEST_ID)) is None
 
 
+async def test_an_account_keeps_its_phone_and_a_blocked_guest_is_told(
+    client: httpx.AsyncClient, runtime: Runtime, connected: Network, bot_api: FakeBotApi
+) -> None:
+    card = await make_guest(runtime, connected.system, phone="+79161112233")
+    async with runtime.db.transaction(connected.tenant.id) as session:
+        user = await session.get(User, card.user_id)
+        assert user is not None
+        user.telegram_id = GUEST_ID
+
+    for contact in (own_contact(), own_contact(phone="12")):
+        await post_update(client, connected, message(contact=contact))
+    async with runtime.db.transaction(connected.tenant.id) as session:
+        user = await session.get(User, card.user_id)
+        assert user is not None
+        assert user.phone == "+79161112233"
+        role = await session.scalar(select(UserRole).where(UserRole.user_id == user.id))
+        assert role is not None
+        role.is_active = False  # the network blocked this guest
+        user.phone = user.phone_hash = None
+    await post_update(client, connected, message(contact=own_contact()))
+
+    assert [m["text"] for m in bot_api.sent()] == [
+        "К вашему аккаунту уже привязан другой номер; он остаётся.",
+        "Не удалось распознать номер телефона.",
+        "Ваша карта в этой сети заблокирована. Обратитесь в ресторан.",
+    ]
+    async with runtime.db.transaction(connected.tenant.id) as session:
+        user = await session.get(User, card.user_id)
+        assert user is not None
+        assert user.phone_hash is None  # nothing linked for a blocked guest
+
+
 async def test_balance_with_pending_points_and_without_a_card(
     client: httpx.AsyncClient, runtime: Runtime, connected: Network, bot_api: FakeBotApi
 ) -> None:

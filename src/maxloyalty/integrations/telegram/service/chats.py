@@ -138,22 +138,22 @@ async def link_contact(
         return Linked.OTHER_PHONE
     outcome = Linked.ALREADY if by_telegram is not None and by_phone is not None else Linked.LINKED
     try:
-        # Changes inside the savepoint, so that a refused one leaves nothing behind.
+        # One savepoint: a refusal (a concurrent link, a blocked guest) leaves nothing behind.
         async with session.begin_nested():
             user = by_telegram or by_phone or User(role=Role.GUEST)
-            if user.id is None:
+            created = user.id is None
+            if created:
                 session.add(user)
             user.telegram_id = sender_id
             user.phone, user.phone_hash = e164, index
             user.phone_verified = True
             await session.flush()
+            if created:
+                await record(session, "user.created", "user", user.id, after={"role": "GUEST"})
+            await join_as_guest(session, user, chat.tenant_id, "telegram_bot")
     except IntegrityError:
         # A concurrent update took the phone or the Telegram account first.
         return Linked.ELSEWHERE
-    if by_telegram is None and by_phone is None:
-        await record(session, "user.created", "user", user.id, after={"role": "GUEST"})
-    try:
-        await join_as_guest(session, user, chat.tenant_id, "telegram_bot")
     except (AccountBlocked, GuestBlocked):
         return Linked.BLOCKED
     chat.user_id = user.id
