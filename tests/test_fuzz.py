@@ -3,10 +3,14 @@ process (as a tenant admin): whatever it sends, the answer is never a 5xx."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
+import threading
 import uuid
 from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
@@ -25,6 +29,34 @@ TILLS: dict[str, dict[str, str]] = {}  # a POS integration's headers per system
 pytestmark = pytest.mark.xdist_group("fuzz")
 
 
+class _RefusingBotApi(BaseHTTPRequestHandler):
+    """Telegram refusing every token: the fuzzed bot connections stay on this machine."""
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("content-length", "0")))
+        body = json.dumps({"ok": False, "error_code": 401, "description": "Unauthorized"})
+        self.send_response(401)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body.encode())
+
+    def log_message(self, *_: object) -> None:
+        pass
+
+
+@contextmanager
+def _bot_api() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _RefusingBotApi)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 def _cli(env: dict[str, str], *args: str) -> None:
     subprocess.run(  # noqa: S603 - our own CLI
         [sys.executable, "-m", "maxloyalty", *args], env=env, check=True, capture_output=True
@@ -37,8 +69,10 @@ def live_api(migrated: str, settings: Settings) -> Iterator[tuple[str, dict[str,
         f"MAXLOYALTY_RATE_LIMIT_{name}": "100000/minute"
         for name in ("DEFAULT", "LOGIN", "IDENTIFY", "IDENTIFY_TENANT", "OTP_IP")
     }
-    env = server_env(settings, migrated, **limits)
-    with served(env) as base:
+    with ExitStack() as stack:
+        bot_api = stack.enter_context(_bot_api())
+        env = server_env(settings, migrated, MAXLOYALTY_TELEGRAM_API_URL=bot_api, **limits)
+        base = stack.enter_context(served(env))
         owner = f"owner-{uuid.uuid4().hex[:6]}@example.com"
         _cli(env, "user", "create", "--email", owner, "--password", PASSWORD, "--role", "OWNER")
         login = {"login": owner, "password": PASSWORD}

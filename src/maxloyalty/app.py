@@ -14,6 +14,7 @@ from maxloyalty import __version__
 from maxloyalty.config import Settings, get_settings
 from maxloyalty.guests.endpoints import router as guests_router
 from maxloyalty.guests.profile_endpoints import router as profile_router
+from maxloyalty.guests.service.sign_in import use_tenant_bot_tokens
 from maxloyalty.guests.sign_in_endpoints import router as guest_sign_in_router
 from maxloyalty.health import router as health_router
 from maxloyalty.identity.endpoints import router as auth_router
@@ -21,6 +22,8 @@ from maxloyalty.integrations.pos.admin_endpoints import router as pos_admin_rout
 from maxloyalty.integrations.pos.iiko.endpoints import router as iiko_router
 from maxloyalty.integrations.pos.rkeeper.endpoints import router as rkeeper_router
 from maxloyalty.integrations.pos.till_endpoints import router as pos_till_router
+from maxloyalty.integrations.telegram.endpoints import router as telegram_router
+from maxloyalty.integrations.telegram.service.bots import tenant_bot_token
 from maxloyalty.integrations.webhooks.endpoints import router as webhooks_router
 from maxloyalty.kit.errors import install_error_handlers
 from maxloyalty.kit.logging import configure_logging
@@ -75,6 +78,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.add_middleware(RequestContextMiddleware)
     install_error_handlers(app)
+    # Guests sit below integrations: the Mini App sign-in learns a network's own bot token
+    # through this lookup.
+    use_tenant_bot_tokens(tenant_bot_token)
     for router in (
         health_router,
         auth_router,
@@ -92,6 +98,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         pos_till_router,
         rkeeper_router,
         iiko_router,
+        telegram_router,
         platform_router,
     ):
         app.include_router(router)

@@ -298,6 +298,41 @@ def pii_reencrypt() -> None:
     typer.echo(f"Re-encrypted {asyncio.run(run())} rows under the current key.")
 
 
+telegram_app = typer.Typer(help="Each network's own Telegram bot.", no_args_is_help=True)
+app.add_typer(telegram_app, name="telegram")
+
+
+@telegram_app.command("poll")
+def telegram_poll(
+    tenant: Annotated[str, typer.Option(help="Tenant slug.")],
+) -> None:
+    """Fetch the network's bot updates by long polling (development: Telegram cannot reach a
+    webhook on this machine). Deletes the bot's webhook first; Ctrl+C stops."""
+    from maxloyalty.integrations.telegram.service.updates import poll
+    from maxloyalty.kit.errors import AppError
+    from maxloyalty.runtime import Runtime
+
+    settings = get_settings()
+    configure_logging(settings.log_format, settings.log_level)
+    _prepare(settings)
+
+    async def run() -> None:
+        runtime = Runtime.start(settings)
+        try:
+            await poll(runtime, tenant)
+        finally:
+            await runtime.close()
+
+    typer.echo(f"Polling the Telegram bot of {tenant}; Ctrl+C stops.", err=True)
+    try:
+        asyncio.run(run())
+    except AppError as exc:
+        typer.echo(f"Error: {exc}", err=True)
+        raise typer.Exit(code=1) from exc
+    except KeyboardInterrupt:
+        pass
+
+
 user_app = typer.Typer(help="Manage user accounts.", no_args_is_help=True)
 app.add_typer(user_app, name="user")
 

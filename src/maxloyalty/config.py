@@ -86,6 +86,8 @@ class Settings(BaseSettings):
 
     telegram_bot_token: SecretStr | None = None
     telegram_init_data_max_age: int = Field(default=86400, ge=60)
+    # The Bot API's address: a local Bot API server, or a fake one in tests.
+    telegram_api_url: str = "https://api.telegram.org"
 
     run_worker_in_process: bool = True
 

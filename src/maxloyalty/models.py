@@ -12,6 +12,7 @@ from maxloyalty.identity.models import (
     UserSession,
 )
 from maxloyalty.integrations.pos.models import PosEvent, PosIntegration, PosSync, PosTransaction
+from maxloyalty.integrations.telegram.models import TelegramBot, TelegramChat
 from maxloyalty.integrations.webhooks.models import WebhookDelivery, WebhookEndpoint
 from maxloyalty.kit.events import IntegrationEvent
 from maxloyalty.kit.models import Base
@@ -52,6 +53,8 @@ __all__ = [
     "PosTransaction",
     "RedemptionItem",
     "Restaurant",
+    "TelegramBot",
+    "TelegramChat",
     "Tenant",
     "TierChange",
     "User",

@@ -84,6 +84,7 @@ class ExportedNetwork(BaseModel):
     children: list[ExportedChild]
     cards: list[dict[str, Any]]  # each card with its ledger rows (`transactions`)
     pos_orders: list[dict[str, Any]]  # what iiko sent with the person's orders
+    telegram_chats: list[dict[str, Any]]  # their chat with the network's bot
 
 
 class PersonalDataExport(BaseModel):

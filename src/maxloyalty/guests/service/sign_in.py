@@ -12,6 +12,7 @@ import hmac
 import math
 import secrets
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -49,6 +50,27 @@ from maxloyalty.kit.signing import SessionPolicy
 from maxloyalty.loyalty.models import CardMode, LoyaltySystem
 from maxloyalty.network.errors import TenantNotFound
 from maxloyalty.network.models import Tenant
+
+# A network's own bot token, if it connected one. Its bots live in integrations.telegram,
+# above this package, which installs the lookup at start-up (`use_tenant_bot_tokens`).
+BotTokenLookup = Callable[[AsyncSession, uuid.UUID], Awaitable[str | None]]
+_tenant_bot_token: BotTokenLookup | None = None
+
+
+def use_tenant_bot_tokens(lookup: BotTokenLookup) -> None:
+    global _tenant_bot_token
+    _tenant_bot_token = lookup
+
+
+async def bot_token_for(
+    session: AsyncSession, settings: Settings, tenant_id: uuid.UUID
+) -> str | None:
+    """The token that signs the network's Mini App: its own bot's, else the global one.
+    `session` must be bound to the tenant."""
+    if _tenant_bot_token is not None and (token := await _tenant_bot_token(session, tenant_id)):
+        return token
+    glob = settings.telegram_bot_token
+    return None if glob is None else glob.get_secret_value()
 
 
 @dataclass(frozen=True)
@@ -163,13 +185,19 @@ async def _guest_role(session: AsyncSession, user: User, tenant_id: uuid.UUID) -
     return role
 
 
-async def _sign_in_guest(
-    session: AsyncSession, policy: SessionPolicy, user: User, tenant_id: uuid.UUID, how: str
-) -> TokenPair:
+async def join_as_guest(session: AsyncSession, user: User, tenant_id: uuid.UUID, how: str) -> None:
+    """Make `user` a guest of the network with its card, as signing in does (refused for a
+    blocked account or membership). `how` names the way in: `sms_login`, `telegram_…`."""
     ensure_can_sign_in(user)
     await bind(session, user_id=user.id)
     await _guest_role(session, user, tenant_id)
     await _issue_network_card(session, user, how)
+
+
+async def _sign_in_guest(
+    session: AsyncSession, policy: SessionPolicy, user: User, tenant_id: uuid.UUID, how: str
+) -> TokenPair:
+    await join_as_guest(session, user, tenant_id, how)
     user.last_login_at = utcnow()
     principal = Principal(subject=user.id, role=Role.GUEST, tenant_id=tenant_id)
     context.actor.set(principal.actor)
@@ -269,15 +297,16 @@ async def telegram_login(
     tenant_id: uuid.UUID,
     init_data: str,
 ) -> TokenPair:
-    """Sign a guest in by the Mini App's `initData`, signed with the chain's bot token."""
-    token = settings.telegram_bot_token
+    """Sign a guest in by the Mini App's `initData`, signed with the chain's bot token (its
+    own connected bot's, else the installation's)."""
+    await bind(session, tenant_id=tenant_id)
+    await _tenant(session, tenant_id)
+    token = await bot_token_for(session, settings, tenant_id)
     if token is None:
         raise TelegramNotConfigured()
     tg = validate_init_data(
-        token.get_secret_value(), init_data, timedelta(seconds=settings.telegram_init_data_max_age)
+        token, init_data, timedelta(seconds=settings.telegram_init_data_max_age)
     )
-    await bind(session, tenant_id=tenant_id)
-    await _tenant(session, tenant_id)
     user = await session.scalar(select(User).where(User.telegram_id == tg.id))
     if user is None:
         user = User(telegram_id=tg.id, role=Role.GUEST)

@@ -29,6 +29,7 @@ from maxloyalty.identity.models import (
 )
 from maxloyalty.identity.service.sessions import revoke_user_sessions
 from maxloyalty.integrations.pos import service as pos
+from maxloyalty.integrations.telegram.service import chats as telegram_chats
 from maxloyalty.kit import context
 from maxloyalty.kit.clock import utcnow
 from maxloyalty.kit.db import bind
@@ -123,6 +124,11 @@ async def _network_data(session: AsyncSession, tenant_id: uuid.UUID, user: User)
         | await _identity(session, tenant_id, user)
         | await guest_records.export(session, user.id)
         | {"pos_orders": await pos.personal_orders(session, user.id, user.phone_hash)}
+        | {
+            "telegram_chats": await telegram_chats.personal_chats(
+                session, user.id, user.telegram_id
+            )
+        }
     )
 
 
@@ -167,11 +173,13 @@ def _without_client() -> Iterator[None]:
 
 
 async def _erase_in(session: AsyncSession, tenant_id: uuid.UUID, user: User, scope: Scope) -> None:
-    """The person's data in one network: profile, children, cards, POS records, consents'
-    addresses, roles, sessions and one-time codes. The ledger keeps every row."""
+    """The person's data in one network: profile, children, cards, POS records, their chat
+    with the network's bot, consents' addresses, roles, sessions and one-time codes. The
+    ledger keeps every row."""
     await bind(session, tenant_id=tenant_id)
     await guest_records.erase(session, user.id)
     await pos.forget_person(session, user.id, user.phone_hash)
+    await telegram_chats.forget_person(session, user.id, user.telegram_id)
     # Consents stay as proof of each decision, without the address it came from.
     await session.execute(
         update(Consent)

@@ -23,6 +23,7 @@ PER_TENANT: dict[str, tuple[str, ...]] = {
     "pos_integrations": ("credentials", "webhook_secret"),
     "pos_events": ("personal",),
     "pos_transactions": ("raw",),
+    "telegram_bots": ("token", "webhook_secret"),
 }
 # Rows read at once: the POS tables hold a row per check or event.
 BATCH = 500
