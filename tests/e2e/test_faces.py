@@ -100,9 +100,11 @@ async def _guest_card(browser: Browser, base: str, tenant: Tenant, telegram_id: 
     """The guest opens the Mini App: signed in with no typing, consents once, the card."""
     page = await _in_telegram(browser, telegram_id)
     await page.goto(f"{base}/app/{tenant.slug}")
-    await page.check("input[name=privacy_policy]")
-    await page.check("input[name=personal_data]")
-    await page.click("button[type=submit]")
+    # The sign-in page (with its own consent boxes, for SMS) gives way to the consents.
+    consents = page.locator('form[action$="/consents"]')
+    await consents.locator("input[name=privacy_policy]").check()
+    await consents.locator("input[name=personal_data]").check()
+    await consents.locator("button[type=submit]").click()
     await expect(page.locator(".loyalty-card")).to_be_visible()
     return page
 
