@@ -34,7 +34,10 @@ _CODE = re.compile(r"код входа (\d{6})")
 def _fresh_database(url: str) -> str:
     target = make_url(url).set(database="maxloyalty_screenshots")
     admin = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-    for sql in ("DROP DATABASE IF EXISTS maxloyalty_screenshots", "CREATE DATABASE maxloyalty_screenshots"):
+    for sql in (
+        "DROP DATABASE IF EXISTS maxloyalty_screenshots",
+        "CREATE DATABASE maxloyalty_screenshots",
+    ):
         subprocess.run(["psql", admin, "-qc", sql], check=True)  # noqa: S603, S607
     return target.render_as_string(hide_password=False)
 
@@ -112,7 +115,9 @@ async def _cashier(browser: Browser, base: str, tenant: dict[str, Any], size: st
     await context.close()
 
 
-async def _guest(browser: Browser, base: str, tenant: dict[str, Any], slug: str, size: str, log: Path) -> None:
+async def _guest(
+    browser: Browser, base: str, tenant: dict[str, Any], slug: str, size: str, log: Path
+) -> None:
     width, height = SIZES[size]
     context = await browser.new_context(viewport={"width": width, "height": height}, locale="ru-RU")
     page = await context.new_page()
@@ -164,7 +169,11 @@ async def main() -> None:
             base, data_dir, log = args.base, args.data_dir, args.log
         else:
             port = 8765
-            base, data_dir, log = f"http://127.0.0.1:{port}", Path(scratch), Path(scratch) / "serve.log"
+            base, data_dir, log = (
+                f"http://127.0.0.1:{port}",
+                Path(scratch),
+                Path(scratch) / "serve.log",
+            )
             server = _serve(data_dir, log, port)
         try:
             _wait_ready(base)

@@ -309,6 +309,11 @@ async def test_the_start_block_says_what_to_do_and_its_calls_work(
             f"POST /api/transactions/{p['transaction_id']}/approve" in block
             for p in tenant["pending_approvals"]
         )
+    assert "http://testserver/cashier" in block
+    for tenant in data["tenants"]:
+        phone = re.search(rf"testserver/app/{tenant['slug']} +\(phone (\+\d+);", block)
+        assert phone is not None
+        assert phone.group(1) in {g["phone"] for g in tenant["guests"]}
     shown = re.findall(r"guest code (\d{6})", block)
     assert len(shown) == 3 * len(data["tenants"])
     chain_levels = {g["level"] for g in data["tenants"][0]["guests"]}

@@ -341,6 +341,7 @@ async def _load_tenant(
     return {
         "id": str(tenant.id),
         "name": tenant.name,
+        "slug": tenant.slug,
         "restaurants": restaurants_out,
         "staff": staff_out,
         "tills": tills,
@@ -413,6 +414,7 @@ def start_block(data: dict[str, Any], base_url: str) -> str:
     lines = [
         "MaxLoyalty demo",
         f"  API docs   {base_url}/api/docs   (ReDoc {base_url}/api/redoc)",
+        f"  cashier    {base_url}/cashier   (sign in as a CASHIER or MANAGER below)",
         "Sign in (POST /api/auth/login):",
         f"  OWNER            {data['owner']['email']} / {data['owner']['password']}",
     ]
@@ -426,6 +428,11 @@ def start_block(data: dict[str, Any], base_url: str) -> str:
             f"  guest code {g['card_code']}  {g.get('level') or '-':<9} {g['balance']} points"
             for g in guests
         ]
+        if tenant.get("slug") and guests and guests[0].get("phone"):
+            lines.append(
+                f"  cabinet    {base_url}/app/{tenant['slug']}   (phone {guests[0]['phone']};"
+                " the SMS code is printed in this console)"
+            )
         # .get: a demo.json saved before these existed has neither.
         if tenant.get("rewards"):
             lines.append(

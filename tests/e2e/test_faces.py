@@ -171,21 +171,33 @@ async def test_the_same_form_sent_again_posts_nothing_more(
     await _identify(till, code)
     form = till.locator('[data-pane="sale"]')
     await form.locator("input[name=amount]").fill("500")
+    # The request as the browser sends it, kept to be sent again as a flaky network would.
+    sent = await till.evaluate(
+        """() => new URLSearchParams(
+            new FormData(document.querySelector('[data-pane="sale"]'))).toString()"""
+    )
     await form.locator("button[type=submit]").click()
     await expect(till.locator("#result .notice-ok")).to_be_visible()
     resent = await till.evaluate(
-        """async () => {
-            const form = document.querySelector('[data-pane="sale"]');
+        """async (body) => {
             const token = document.querySelector('meta[name=csrf-token]').content;
             const r = await fetch('/cashier/operation', {
-                method: 'POST', body: new URLSearchParams(new FormData(form)),
+                method: 'POST', body: new URLSearchParams(body),
                 headers: {'X-CSRF-Token': token, 'HX-Request': 'true'}});
             return [r.status, await r.text()];
-        }"""
+        }""",
+        sent,
     )
     assert resent[0] == 200
     assert 'data-balance="25"' in resent[1]
+    assert "уже проведено, показано повторно" in resent[1]
     assert await _postings(runtime, net.tenant, TxType.ACCRUAL) == 1
+
+    # The next check on this guest is a new operation: the form was given a new key.
+    await form.locator("input[name=amount]").fill("300")
+    await form.locator("button[type=submit]").click()
+    await expect(till.locator("#result [data-balance]")).to_have_attribute("data-balance", "40")
+    assert await _postings(runtime, net.tenant, TxType.ACCRUAL) == 2
 
 
 async def test_a_rotating_code_works_in_its_minute_and_not_after(

@@ -131,6 +131,7 @@ ROUTES = [
     Route("GET", lambda w: "/api/platform/tenants", frozenset({Role.OWNER})),
     Route("GET", lambda w: "/api/loyalty/programs", frozenset(STAFF)),
     Route("GET", lambda w: "/api/rewards", frozenset(TILL | {Role.GUEST})),
+    Route("GET", lambda w: "/api/transactions", frozenset({ADMIN, MANAGER})),
     Route("GET", lambda w: "/api/webhooks/endpoints", frozenset({ADMIN})),
     Route("GET", lambda w: "/api/pos/integrations", frozenset({ADMIN, MANAGER})),
     Route(
@@ -358,6 +359,7 @@ def test_every_api_route_is_in_the_matrix(settings: Settings) -> None:
         "/api/auth/verify",
         "/api/auth/telegram",
         "/api/pos/iiko/webhook",  # iiko's own token, tested with the receiver
+        "/api/telegram/{tenant_slug}/webhook",  # Telegram's secret token, tested with the bot
     }
     covered = {(r.method, r.path(ZERO).replace(str(_Z), "{}")) for r in ROUTES}
     missing = []
@@ -392,5 +394,11 @@ def test_every_api_route_is_in_the_matrix(settings: Settings) -> None:
             ("POST", "/api/transactions/{transaction_id}/approve"),
             ("POST", "/api/transactions/{transaction_id}/reject"),
             ("POST", "/api/webhooks/deliveries/{delivery_id}/redeliver"),
+            # The card's own guest only: tests/guests/test_rotating_code.py.
+            ("GET", "/api/cards/{card_id}/rotating-code"),
+            # They talk to Telegram: tests/integrations/telegram/.
+            ("GET", "/api/telegram/bot"),
+            ("POST", "/api/telegram/bot"),
+            ("DELETE", "/api/telegram/bot"),
         ]
     )

@@ -14,7 +14,9 @@ from babel.numbers import format_currency, format_decimal
 def rubles(kopecks: int, language: str) -> str:
     amount = Decimal(kopecks) / 100
     digits = "#,##0" if kopecks % 100 == 0 else "#,##0.00"
-    return format_currency(amount, "RUB", format=f"{digits}\xa0¤", locale=language)
+    return format_currency(
+        amount, "RUB", format=f"{digits}\xa0¤", locale=language, currency_digits=False
+    )
 
 
 def points(value: int, language: str) -> str:

@@ -8,32 +8,35 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import segno
 from fastapi import APIRouter, Depends, Request
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import RedirectResponse, Response, StreamingResponse
 
-from maxloyalty.guests.errors import CardNotFound
+from maxloyalty.guests.errors import ConsentRequired
 from maxloyalty.guests.live import guest_topic
-from maxloyalty.guests.models import CardStatus, GuestCard
-from maxloyalty.guests.schemas import ConsentIn, Consents
+from maxloyalty.guests.schemas import Consents
 from maxloyalty.guests.service import rotating, sign_in
-from maxloyalty.guests.service.cards import cards_of, consents_given, own_profile, record_consent
+from maxloyalty.guests.service.cards import card_to_show, consents_given, record_consents
+from maxloyalty.identity.dependencies import codes_sent_rule, default_rule, per_ip, sign_in_rule
+from maxloyalty.identity.errors import NotAuthenticated
 from maxloyalty.identity.models import ConsentKind
 from maxloyalty.identity.principal import Principal, Role
 from maxloyalty.kit.clock import utcnow
+from maxloyalty.kit.db import bind
 from maxloyalty.kit.pagination import make_page, page_params
 from maxloyalty.ledger.models import TxType
 from maxloyalty.ledger.service import queries
-from maxloyalty.loyalty.models import LoyaltySystem
-from maxloyalty.loyalty.service import network_design
+from maxloyalty.loyalty.service import get_program, network_design
 from maxloyalty.network.service.directory import PublicTenant, tenant_by_slug
 from maxloyalty.runtime import runtime_of
 from maxloyalty.web.forms import form_of
 from maxloyalty.web.pages import FormInvalid, PageRoute
 from maxloyalty.web.security import check_csrf
-from maxloyalty.web.sessions import keep_session, public_work, sign_out, signed_in, work_as
+from maxloyalty.web.sessions import holder, keep_session, public_work, sign_out
 from maxloyalty.web.templating import remember_choices, render
 
 router = APIRouter(
@@ -61,22 +64,36 @@ class Visit:
 
     tenant: PublicTenant
     guest: Principal | None
+    consented: bool
 
     @property
     def path(self) -> str:
         return _path(self.tenant.slug)
 
+    def reader(self) -> Principal:
+        """The guest, for what only a signed-in guest who consented may see."""
+        if self.guest is None:
+            raise NotAuthenticated()
+        if not self.consented:
+            raise ConsentRequired()
+        return self.guest
 
-async def _visit(request: Request, slug: str) -> Visit:
+
+@asynccontextmanager
+async def _cabinet(request: Request, slug: str) -> AsyncIterator[tuple[Visit, AsyncSession]]:
+    """The page's one unit of work: the network by its slug, and its guest if this is the
+    network's own guest session (another network's, or staff's, is no session here)."""
     async with public_work(request) as session:
         tenant = await tenant_by_slug(session, slug)
-    principal = await signed_in(request, _path(tenant.slug))
-    # A session of another network or of staff is no guest session here.
-    if principal is not None and (
-        principal.role is not Role.GUEST or principal.tenant_id != tenant.id
-    ):
-        principal = None
-    return Visit(tenant, principal)
+        guest = await holder(request, session, _path(tenant.slug))
+        if guest is not None and (guest.role is not Role.GUEST or guest.tenant_id != tenant.id):
+            guest = None
+            await bind(session, tenant_id=tenant.id)
+        consented = False
+        if guest is not None:
+            given = await consents_given(session, guest)
+            consented = all(given.get(kind) for kind in REQUIRED_CONSENTS)
+        yield Visit(tenant, guest, consented), session
 
 
 def _home(visit: Visit, request: Request) -> Response:
@@ -92,32 +109,24 @@ def _qr_svg(payload: str) -> str:
     return segno.make(payload, error="m").svg_inline(scale=4, border=0, omitsize=True)
 
 
-def _card_of(cards: list[GuestCard], wanted: str | None) -> GuestCard:
-    usable = [c for c in cards if c.status is not CardStatus.DELETED]
-    chosen = next((c for c in usable if str(c.id) == wanted), usable[0] if usable else None)
-    if chosen is None:
-        raise CardNotFound("You have no card in this network yet.")
-    return chosen
+def _wanted(request: Request) -> str | None:
+    return request.query_params.get("card")
 
 
 @router.get("")
 async def cabinet(request: Request, slug: str) -> Response:
-    visit = await _visit(request, slug)
-    if visit.guest is None:
-        return render(request, "guest/sign_in.html", tenant=visit.tenant, back=visit.path)
     runtime = runtime_of(request)
-    async with work_as(request, visit.guest) as session:
-        given = await consents_given(session, visit.guest)
-        if not all(given.get(kind) for kind in REQUIRED_CONSENTS):
+    async with _cabinet(request, slug) as (visit, session):
+        if visit.guest is None:
+            return render(request, "guest/sign_in.html", tenant=visit.tenant, back=visit.path)
+        if not visit.consented:
             return render(
                 request, "guest/consents.html", tenant=visit.tenant, back=visit.path, signed_in=True
             )
-        profile = await own_profile(session, visit.guest)
-        cards = await cards_of(session, profile)
-        card = _card_of(cards, request.query_params.get("card"))
+        card, cards, profile = await card_to_show(session, visit.reader(), _wanted(request))
         balance = await queries.balance(session, card, utcnow())
         design = await network_design(session)
-        system = await session.get(LoyaltySystem, card.loyalty_system_id)
+        system = await get_program(session, card.loyalty_system_id)
     return render(
         request,
         "guest/card.html",
@@ -127,7 +136,7 @@ async def cabinet(request: Request, slug: str) -> Response:
         cards=cards,
         balance=balance,
         design=design,
-        rotating_only=bool(system and system.require_rotating_code),
+        rotating_only=system.require_rotating_code,
         qr=_qr_svg(runtime.qr.payload(visit.tenant.id, card.id)),
         zone=visit.tenant.timezone,
         back=visit.path,
@@ -138,15 +147,12 @@ async def cabinet(request: Request, slug: str) -> Response:
 @router.get("/rotating")
 async def rotating_now(request: Request, slug: str) -> Response:
     """This minute's code and QR; the fragment asks for the next one as it expires."""
-    visit = await _visit(request, slug)
-    if visit.guest is None:
-        return _home(visit, request)
     runtime = runtime_of(request)
-    async with work_as(request, visit.guest) as session:
-        profile = await own_profile(session, visit.guest)
-        card = _card_of(await cards_of(session, profile), request.query_params.get("card"))
+    async with _cabinet(request, slug) as (visit, session):
+        guest = visit.reader()
+        card, _, _ = await card_to_show(session, guest, _wanted(request))
         now = await rotating.rotating_code(
-            session, visit.guest, runtime.rotating_codes, runtime.qr, card.id, utcnow()
+            session, guest, runtime.rotating_codes, runtime.qr, card.id, utcnow()
         )
     return render(
         request,
@@ -163,10 +169,10 @@ async def rotating_now(request: Request, slug: str) -> Response:
 async def live(request: Request, slug: str) -> Response:
     """Server-sent events: `balance` whenever one of the guest's cards changes (or may have:
     after a gap in the feed), so the page redraws its figures within a second."""
-    visit = await _visit(request, slug)
-    if visit.guest is None:
-        return Response(status_code=204)  # EventSource stops retrying on 204
-    topic = guest_topic(visit.tenant.id, visit.guest.subject)
+    async with _cabinet(request, slug) as (visit, _):
+        if visit.guest is None or not visit.consented:
+            return Response(status_code=204)  # EventSource stops retrying on 204
+        topic = guest_topic(visit.tenant.id, visit.guest.subject)
     broker = runtime_of(request).live
 
     async def events() -> AsyncIterator[str]:
@@ -178,8 +184,6 @@ async def live(request: Request, slug: str) -> Response:
                 try:
                     message = await asyncio.wait_for(anext(feed), HEARTBEAT_SECONDS)
                 except TimeoutError:
-                    if await request.is_disconnected():
-                        return
                     yield ": still here\n\n"
                     continue
                 except StopAsyncIteration:
@@ -197,12 +201,8 @@ async def live(request: Request, slug: str) -> Response:
 @router.get("/summary")
 async def summary(request: Request, slug: str) -> Response:
     """The card's figures, re-drawn when a live update says they changed."""
-    visit = await _visit(request, slug)
-    if visit.guest is None:
-        return _home(visit, request)
-    async with work_as(request, visit.guest) as session:
-        profile = await own_profile(session, visit.guest)
-        card = _card_of(await cards_of(session, profile), request.query_params.get("card"))
+    async with _cabinet(request, slug) as (visit, session):
+        card, _, _ = await card_to_show(session, visit.reader(), _wanted(request))
         balance = await queries.balance(session, card, utcnow())
     return render(
         request, "guest/_summary.html", balance=balance, zone=visit.tenant.timezone, card=card
@@ -211,28 +211,22 @@ async def summary(request: Request, slug: str) -> Response:
 
 @router.get("/history")
 async def history(request: Request, slug: str) -> Response:
-    visit = await _visit(request, slug)
-    if visit.guest is None:
-        return _home(visit, request)
     kind = request.query_params.get("type", "")
     types = [TxType(kind)] if kind in TxType.__members__ else None
     cursor = request.query_params.get("cursor", "")[:64]
     paging = page_params(HISTORY_PAGE, cursor or None)
-    async with work_as(request, visit.guest) as session:
-        profile = await own_profile(session, visit.guest)
-        card = _card_of(await cards_of(session, profile), request.query_params.get("card"))
+    async with _cabinet(request, slug) as (visit, session):
+        card, _, _ = await card_to_show(session, visit.reader(), _wanted(request))
         rows, next_cursor = make_page(
             await queries.history(session, card.id, paging, types), paging
         )
-    template = "guest/_history_rows.html" if cursor else "guest/history.html"
     return render(
         request,
-        template,
+        "guest/_history_rows.html" if cursor else "guest/history.html",
         tenant=visit.tenant,
         rows=rows,
         next_cursor=next_cursor,
         kind=kind if types else None,
-        types=[t.value for t in TxType],
         card=card,
         zone=visit.tenant.timezone,
         back=visit.path,
@@ -254,7 +248,7 @@ async def brand(request: Request, slug: str) -> Response:
     return Response(css, media_type="text/css", headers={"Cache-Control": "public, max-age=300"})
 
 
-@router.post("/telegram")
+@router.post("/telegram", dependencies=[per_ip("telegram", default_rule)])
 async def telegram(request: Request, slug: str) -> Response:
     """The Mini App's script posts Telegram's initData here, with no typing."""
     form = await form_of(request)
@@ -274,7 +268,7 @@ async def telegram(request: Request, slug: str) -> Response:
     return response
 
 
-@router.post("/code")
+@router.post("/code", dependencies=[per_ip("otp", codes_sent_rule)])
 async def send_code(request: Request, slug: str) -> Response:
     form = await form_of(request)
     runtime = runtime_of(request)
@@ -304,7 +298,7 @@ async def send_code(request: Request, slug: str) -> Response:
     )
 
 
-@router.post("/verify")
+@router.post("/verify", dependencies=[per_ip("verify", sign_in_rule)])
 async def verify(request: Request, slug: str) -> Response:
     form = await form_of(request)
     code = form.get("code", "")
@@ -324,26 +318,25 @@ async def verify(request: Request, slug: str) -> Response:
             code=code,
         )
     keep_session(request, pair, _path(tenant.slug))
-    return _home(Visit(tenant, None), request)
+    return _home(Visit(tenant, None, consented=False), request)
 
 
 @router.post("/consents")
 async def consents(request: Request, slug: str) -> Response:
-    visit = await _visit(request, slug)
-    if visit.guest is None:
-        return _home(visit, request)
     form = await form_of(request)
-    if not all(form.get(kind.value.lower()) == "on" for kind in REQUIRED_CONSENTS):
+    decisions = {kind: form.get(kind.value.lower()) == "on" for kind in ConsentKind}
+    if not all(decisions[kind] for kind in REQUIRED_CONSENTS):
         raise FormInvalid({"consents": "required"})
-    async with work_as(request, visit.guest) as session:
-        for kind in ConsentKind:
-            granted = form.get(kind.value.lower()) == "on"
-            await record_consent(session, visit.guest, ConsentIn(kind=kind, granted=granted))
+    async with _cabinet(request, slug) as (visit, session):
+        if visit.guest is None:
+            raise NotAuthenticated()
+        await record_consents(session, visit.guest, decisions)
     return _home(visit, request)
 
 
 @router.post("/sign-out")
 async def sign_out_here(request: Request, slug: str) -> Response:
-    visit = await _visit(request, slug)
-    await sign_out(request, visit.path)
-    return _home(visit, request)
+    async with public_work(request) as session:
+        tenant = await tenant_by_slug(session, slug)
+    await sign_out(request, _path(tenant.slug))
+    return _home(Visit(tenant, None, consented=False), request)

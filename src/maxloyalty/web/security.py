@@ -10,38 +10,44 @@ from __future__ import annotations
 
 import hmac
 import secrets
+from urllib.parse import urlsplit
 
+from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from maxloyalty.kit.errors import Forbidden
+from maxloyalty.kit.errors import AppError, Forbidden, PayloadTooLarge
+from maxloyalty.runtime import runtime_of
 
 CSRF_COOKIE = "csrf"
 CSRF_HEADER = "x-csrf-token"
 CSRF_FIELD = "csrf"
 PAGE_PREFIXES = ("/app", "/cashier", "/static")
 
-# Telegram serves its Mini App script itself; Telegram Web shows the app in a frame.
-POLICY = "; ".join(
-    (
-        "default-src 'self'",
-        "script-src 'self' https://telegram.org",
-        "style-src 'self'",
-        "img-src 'self' data: blob:",
-        "media-src 'self' blob:",
-        "connect-src 'self'",
-        "object-src 'none'",
-        "base-uri 'none'",
-        "form-action 'self'",
-        "frame-ancestors 'self' https://web.telegram.org https://*.telegram.org",
-    )
+# Telegram serves its Mini App script itself; Telegram Web shows the guest's app in a
+# frame, and nothing else of ours may be framed.
+_POLICY = (
+    "default-src 'self'",
+    "script-src 'self' https://telegram.org",
+    "style-src 'self'",
+    "img-src 'self' data: blob:",
+    "media-src 'self' blob:",
+    "connect-src 'self'",
+    "object-src 'none'",
+    "base-uri 'none'",
+    "form-action 'self'",
 )
+GUEST_POLICY = "; ".join(
+    (*_POLICY, "frame-ancestors 'self' https://web.telegram.org https://*.telegram.org")
+)
+POLICY = "; ".join((*_POLICY, "frame-ancestors 'none'"))
 _HEADERS = [
-    (b"content-security-policy", POLICY.encode()),
     (b"x-content-type-options", b"nosniff"),
     (b"referrer-policy", b"same-origin"),
     (b"permissions-policy", b"camera=(self), microphone=(), geolocation=()"),
 ]
+# The largest form a page posts (a few short fields); anything bigger is not ours.
+MAX_FORM_BYTES = 16 * 1024
 
 
 class CsrfRefused(Forbidden):
@@ -64,16 +70,28 @@ class PageSecurityHeaders:
             await self.app(scope, receive, send)
             return
 
+        policy = GUEST_POLICY if scope["path"].startswith("/app/") else POLICY
+
         async def with_policy(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), *_HEADERS]
+                message["headers"] = [
+                    *message.get("headers", []),
+                    (b"content-security-policy", policy.encode()),
+                    *_HEADERS,
+                ]
             await send(message)
 
         await self.app(scope, receive, with_policy)
 
 
+def _public_origin(request: Request) -> str:
+    return urlsplit(runtime_of(request).settings.public_url)._replace(path="").geturl()
+
+
 def is_secure(request: Request) -> bool:
-    return request.url.scheme == "https"
+    """Served over https: the request says so, or (behind a proxy that terminates TLS and
+    does not say so) the configured public address is https."""
+    return request.url.scheme == "https" or _public_origin(request).startswith("https://")
 
 
 def csrf_token(request: Request) -> str:
@@ -94,12 +112,39 @@ def remember_cookie(
     # Inside Telegram Web the page is a cross-site frame: only SameSite=None cookies reach
     # it, which browsers accept over https alone. Plain http (development) keeps Lax.
     secure = is_secure(request)
-    options = {"path": path, "httponly": True, "secure": secure}
+    options: dict[str, object] = {
+        "path": path,
+        "httponly": True,
+        "secure": secure,
+        "samesite": "none" if secure else "lax",
+    }
     if value is not None:
-        options |= {"samesite": "none" if secure else "lax", "max_age": max_age}
+        options["max_age"] = max_age
     if not hasattr(request.state, "cookies"):
         request.state.cookies = []
     request.state.cookies.append((name, value, options))
+
+
+class FormTooLarge(PayloadTooLarge):
+    code = "form_too_large"
+    message = "The form is larger than any page sends."
+
+
+class FormExpected(AppError):
+    status = 415
+    code = "form_expected"
+    message = "Pages post forms (application/x-www-form-urlencoded)."
+
+
+async def read_form(request: Request) -> FormData:
+    """The posted form: urlencoded only (no files to spool), and small."""
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind != "application/x-www-form-urlencoded":
+        raise FormExpected()
+    length = request.headers.get("content-length", "")
+    if not length.isdigit() or int(length) > MAX_FORM_BYTES:
+        raise FormTooLarge()
+    return await request.form(max_files=0, max_fields=64)
 
 
 async def check_csrf(request: Request) -> None:
@@ -107,13 +152,13 @@ async def check_csrf(request: Request) -> None:
     if request.method in {"GET", "HEAD", "OPTIONS"}:
         return
     origin = request.headers.get("origin")
-    if origin and origin != f"{request.url.scheme}://{request.url.netloc}":
+    ours = {f"{request.url.scheme}://{request.url.netloc}", _public_origin(request)}
+    if origin and origin not in ours:
         raise CsrfRefused()
     expected = request.cookies.get(CSRF_COOKIE, "")
     given = request.headers.get(CSRF_HEADER)
     if given is None:
-        form = await request.form()
-        field = form.get(CSRF_FIELD)
+        field = (await read_form(request)).get(CSRF_FIELD)
         given = field if isinstance(field, str) else ""
     if not expected or not hmac.compare_digest(expected.encode(), given.encode()):
         raise CsrfRefused()

@@ -1,6 +1,7 @@
 """Page sessions: an HttpOnly cookie holding the session's refresh token, scoped by path
 to one face (`/cashier`, or `/app/<network>` so each network keeps its own sign-in), and
-resolved against its row on every request (`identity.service.sessions.resume`)."""
+resolved against its row on every request (`identity.service.sessions.resume`), in the
+request's one unit of work."""
 
 from __future__ import annotations
 
@@ -37,28 +38,20 @@ def forget_session(request: Request, path: str) -> None:
     remember_cookie(request, SESSION_COOKIE, None, path=path, max_age=None)
 
 
-async def signed_in(request: Request, path: str) -> Principal | None:
-    """Who holds this page's session, or None (a dead cookie is dropped)."""
+async def holder(request: Request, session: AsyncSession, path: str) -> Principal | None:
+    """Who holds this page's session (None: nobody, or a dead cookie, which is dropped);
+    `session` is bound to them and their tenant from here on, so row-level security
+    confines the page as it confines the API."""
     token = request.cookies.get(SESSION_COOKIE)
     if not token:
         return None
-    runtime = runtime_of(request)
     try:
-        async with runtime.db.session() as session, unit_of_work(session):
-            principal = await sessions.resume(session, runtime.sessions, token)
+        principal = await sessions.resume(session, runtime_of(request).sessions, token)
     except AppError:
         forget_session(request, path)
         return None
     context.actor.set(principal.actor)
     return principal
-
-
-@asynccontextmanager
-async def work_as(request: Request, principal: Principal) -> AsyncIterator[AsyncSession]:
-    """The page's one unit of work, confined to the principal's tenant as the API's is."""
-    db = runtime_of(request).db
-    async with db.session(principal.tenant_id, principal.subject) as session, unit_of_work(session):
-        yield session
 
 
 @asynccontextmanager

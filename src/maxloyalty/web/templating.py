@@ -12,7 +12,7 @@ from starlette.responses import HTMLResponse, Response
 
 from maxloyalty.web import formatting, i18n
 from maxloyalty.web.messages import TX_TYPES
-from maxloyalty.web.security import csrf_token
+from maxloyalty.web.security import csrf_token, remember_cookie
 
 _templates = Environment(
     loader=FileSystemLoader(Path(__file__).parent / "templates"),
@@ -64,9 +64,10 @@ def remember_choices(request: Request, response: Response) -> None:
     """The language switch and the page's session cookies travel with every answer."""
     chosen = request.query_params.get("lang")
     if chosen in i18n.LANGUAGES:
-        response.set_cookie(i18n.LANG_COOKIE, chosen, max_age=365 * 86400, samesite="lax")
+        remember_cookie(request, i18n.LANG_COOKIE, chosen, path="/", max_age=365 * 86400)
     for name, value, options in getattr(request.state, "cookies", ()):
         if value is None:
             response.delete_cookie(name, **options)
         else:
             response.set_cookie(name, value, **options)
+    request.state.cookies = []

@@ -440,11 +440,31 @@ async def record_consent(session: AsyncSession, principal: Principal, data: Cons
 
 
 async def consents_given(session: AsyncSession, principal: Principal) -> dict[ConsentKind, bool]:
-    """The guest's standing decision per kind: the latest one wins."""
+    """The guest's standing decision per kind: the latest one wins (a guest has a handful)."""
     rows = await session.execute(
         select(Consent.kind, Consent.granted)
         .where(Consent.user_id == principal.subject)
-        .order_by(Consent.kind, Consent.recorded_at.desc())
-        .distinct(Consent.kind)
+        .order_by(Consent.recorded_at, Consent.id)
     )
-    return dict(rows.tuples().all())
+    return dict(rows.all())
+
+
+async def record_consents(
+    session: AsyncSession, principal: Principal, decisions: dict[ConsentKind, bool]
+) -> None:
+    """The guest's answers to the consent form, one decision per kind."""
+    for kind, granted in decisions.items():
+        await record_consent(session, principal, ConsentIn(kind=kind, granted=granted))
+
+
+async def card_to_show(
+    session: AsyncSession, principal: Principal, wanted: str | None
+) -> tuple[GuestCard, list[GuestCard], GuestProfile]:
+    """The guest's card a page shows (the one asked for, else the first), all of them, and
+    the guest's profile."""
+    profile = await own_profile(session, principal)
+    cards = [c for c in await cards_of(session, profile) if c.status is not CardStatus.DELETED]
+    chosen = next((c for c in cards if str(c.id) == wanted), cards[0] if cards else None)
+    if chosen is None:
+        raise CardNotFound("You have no card in this network yet.")
+    return chosen, cards, profile

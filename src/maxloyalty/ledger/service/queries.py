@@ -134,9 +134,11 @@ async def transactions(
     status: TxStatus | None = None,
     restaurant_id: uuid.UUID | None = None,
     types: list[TxType] | None = None,
+    author: uuid.UUID | None = None,
 ) -> list[LedgerRow]:
     """The network's ledger rows the caller may see (their restaurants'), newest first, each
-    with its card's code: a shift's operations, the manual ones awaiting approval."""
+    with its card's code: a shift's operations (`author`'s own), the manual ones awaiting
+    approval."""
     query = select(PointTransaction, GuestCard.code).join(
         GuestCard, GuestCard.id == PointTransaction.card_id
     )
@@ -149,8 +151,10 @@ async def transactions(
         query = query.where(PointTransaction.status == status)
     if types:
         query = query.where(PointTransaction.type.in_(types))
+    if author is not None:
+        query = query.where(PointTransaction.created_by_user_id == author)
     rows = await session.execute(paginate_newest(query, PointTransaction.id, params))
-    return [LedgerRow(tx, code) for tx, code in rows.tuples()]
+    return [LedgerRow(tx, code) for tx, code in rows]
 
 
 async def every_transaction(
