@@ -141,6 +141,12 @@ async def _guest(
     await page.goto(f"{base}/app/{slug}/history")
     await page.wait_for_selector(".history")
     await _shoot(page, "guest-history", size)
+    await page.goto(f"{base}/app/{slug}/rewards")
+    await page.wait_for_selector(".rewards")
+    await _shoot(page, "guest-rewards", size)
+    await page.goto(f"{base}/app/{slug}/profile")
+    await page.wait_for_selector("#children")
+    await _shoot(page, "guest-profile", size)
     await page.goto(f"{base}/app/{slug}?lang=en")
     await page.wait_for_selector("#rotating")
     await _shoot(page, "guest-card-en", size)
@@ -149,7 +155,7 @@ async def _guest(
 
 async def _code_from(log: Path) -> str:
     for _ in range(50):
-        codes = _CODE.findall(log.read_text(errors="replace"))
+        codes = _CODE.findall(await asyncio.to_thread(log.read_text, errors="replace"))
         if codes:
             return codes[-1]
         await asyncio.sleep(0.2)

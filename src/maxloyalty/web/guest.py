@@ -54,7 +54,7 @@ HEARTBEAT_SECONDS = 15
 STREAM_SECONDS = 300
 
 
-def _path(slug: str) -> str:
+def app_path(slug: str) -> str:
     return f"/app/{slug}"
 
 
@@ -68,7 +68,7 @@ class Visit:
 
     @property
     def path(self) -> str:
-        return _path(self.tenant.slug)
+        return app_path(self.tenant.slug)
 
     def reader(self) -> Principal:
         """The guest, for what only a signed-in guest who consented may see."""
@@ -80,12 +80,12 @@ class Visit:
 
 
 @asynccontextmanager
-async def _cabinet(request: Request, slug: str) -> AsyncIterator[tuple[Visit, AsyncSession]]:
+async def cabinet_work(request: Request, slug: str) -> AsyncIterator[tuple[Visit, AsyncSession]]:
     """The page's one unit of work: the network by its slug, and its guest if this is the
     network's own guest session (another network's, or staff's, is no session here)."""
     async with public_work(request) as session:
         tenant = await tenant_by_slug(session, slug)
-        guest = await holder(request, session, _path(tenant.slug))
+        guest = await holder(request, session, app_path(tenant.slug))
         if guest is not None and (guest.role is not Role.GUEST or guest.tenant_id != tenant.id):
             guest = None
             await bind(session, tenant_id=tenant.id)
@@ -96,7 +96,7 @@ async def _cabinet(request: Request, slug: str) -> AsyncIterator[tuple[Visit, As
         yield Visit(tenant, guest, consented), session
 
 
-def _home(visit: Visit, request: Request) -> Response:
+def back_home(visit: Visit, request: Request) -> Response:
     if request.headers.get("hx-request"):
         response = Response(headers={"HX-Redirect": visit.path})
     else:
@@ -109,21 +109,21 @@ def _qr_svg(payload: str) -> str:
     return segno.make(payload, error="m").svg_inline(scale=4, border=0, omitsize=True)
 
 
-def _wanted(request: Request) -> str | None:
+def wanted_card(request: Request) -> str | None:
     return request.query_params.get("card")
 
 
 @router.get("")
 async def cabinet(request: Request, slug: str) -> Response:
     runtime = runtime_of(request)
-    async with _cabinet(request, slug) as (visit, session):
+    async with cabinet_work(request, slug) as (visit, session):
         if visit.guest is None:
             return render(request, "guest/sign_in.html", tenant=visit.tenant, back=visit.path)
         if not visit.consented:
             return render(
                 request, "guest/consents.html", tenant=visit.tenant, back=visit.path, signed_in=True
             )
-        card, cards, profile = await card_to_show(session, visit.reader(), _wanted(request))
+        card, cards, profile = await card_to_show(session, visit.reader(), wanted_card(request))
         balance = await queries.balance(session, card, utcnow())
         design = await network_design(session)
         system = await get_program(session, card.loyalty_system_id)
@@ -148,9 +148,9 @@ async def cabinet(request: Request, slug: str) -> Response:
 async def rotating_now(request: Request, slug: str) -> Response:
     """This minute's code and QR; the fragment asks for the next one as it expires."""
     runtime = runtime_of(request)
-    async with _cabinet(request, slug) as (visit, session):
+    async with cabinet_work(request, slug) as (visit, session):
         guest = visit.reader()
-        card, _, _ = await card_to_show(session, guest, _wanted(request))
+        card, _, _ = await card_to_show(session, guest, wanted_card(request))
         now = await rotating.rotating_code(
             session, guest, runtime.rotating_codes, runtime.qr, card.id, utcnow()
         )
@@ -169,7 +169,7 @@ async def rotating_now(request: Request, slug: str) -> Response:
 async def live(request: Request, slug: str) -> Response:
     """Server-sent events: `balance` whenever one of the guest's cards changes (or may have:
     after a gap in the feed), so the page redraws its figures within a second."""
-    async with _cabinet(request, slug) as (visit, _):
+    async with cabinet_work(request, slug) as (visit, _):
         if visit.guest is None or not visit.consented:
             return Response(status_code=204)  # EventSource stops retrying on 204
         topic = guest_topic(visit.tenant.id, visit.guest.subject)
@@ -201,8 +201,8 @@ async def live(request: Request, slug: str) -> Response:
 @router.get("/summary")
 async def summary(request: Request, slug: str) -> Response:
     """The card's figures, re-drawn when a live update says they changed."""
-    async with _cabinet(request, slug) as (visit, session):
-        card, _, _ = await card_to_show(session, visit.reader(), _wanted(request))
+    async with cabinet_work(request, slug) as (visit, session):
+        card, _, _ = await card_to_show(session, visit.reader(), wanted_card(request))
         balance = await queries.balance(session, card, utcnow())
     return render(
         request, "guest/_summary.html", balance=balance, zone=visit.tenant.timezone, card=card
@@ -215,8 +215,8 @@ async def history(request: Request, slug: str) -> Response:
     types = [TxType(kind)] if kind in TxType.__members__ else None
     cursor = request.query_params.get("cursor", "")[:64]
     paging = page_params(HISTORY_PAGE, cursor or None)
-    async with _cabinet(request, slug) as (visit, session):
-        card, _, _ = await card_to_show(session, visit.reader(), _wanted(request))
+    async with cabinet_work(request, slug) as (visit, session):
+        card, _, _ = await card_to_show(session, visit.reader(), wanted_card(request))
         rows, next_cursor = make_page(
             await queries.history(session, card.id, paging, types), paging
         )
@@ -262,7 +262,7 @@ async def telegram(request: Request, slug: str) -> Response:
             tenant_id=tenant.id,
             init_data=form.get("init_data", ""),
         )
-    keep_session(request, pair, _path(tenant.slug))
+    keep_session(request, pair, app_path(tenant.slug))
     response = Response(status_code=204)
     remember_choices(request, response)
     return response
@@ -317,8 +317,8 @@ async def verify(request: Request, slug: str) -> Response:
             phone=form.get("phone", ""),
             code=code,
         )
-    keep_session(request, pair, _path(tenant.slug))
-    return _home(Visit(tenant, None, consented=False), request)
+    keep_session(request, pair, app_path(tenant.slug))
+    return back_home(Visit(tenant, None, consented=False), request)
 
 
 @router.post("/consents")
@@ -327,16 +327,16 @@ async def consents(request: Request, slug: str) -> Response:
     decisions = {kind: form.get(kind.value.lower()) == "on" for kind in ConsentKind}
     if not all(decisions[kind] for kind in REQUIRED_CONSENTS):
         raise FormInvalid({"consents": "required"})
-    async with _cabinet(request, slug) as (visit, session):
+    async with cabinet_work(request, slug) as (visit, session):
         if visit.guest is None:
             raise NotAuthenticated()
         await record_consents(session, visit.guest, decisions)
-    return _home(visit, request)
+    return back_home(visit, request)
 
 
 @router.post("/sign-out")
 async def sign_out_here(request: Request, slug: str) -> Response:
     async with public_work(request) as session:
         tenant = await tenant_by_slug(session, slug)
-    await sign_out(request, _path(tenant.slug))
-    return _home(Visit(tenant, None, consented=False), request)
+    await sign_out(request, app_path(tenant.slug))
+    return back_home(Visit(tenant, None, consented=False), request)

@@ -138,6 +138,8 @@ class FormExpected(AppError):
 
 async def read_form(request: Request) -> FormData:
     """The posted form: urlencoded only (no files to spool), and small."""
+    if request.headers.get("content-length") == "0":
+        return FormData()  # a form whose only box is unticked
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if kind != "application/x-www-form-urlencoded":
         raise FormExpected()

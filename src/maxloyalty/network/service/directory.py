@@ -1,4 +1,5 @@
-"""Finding a network by its public slug before anyone is signed in (the guest pages)."""
+"""Finding a network by its public slug before anyone is signed in, and a guest's networks
+(the guest pages)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from maxloyalty.kit.db import bind
 from maxloyalty.network.errors import TenantNotFound
 
 _LOOKUP = text("SELECT id, name, slug, timezone FROM public_tenant(:slug)")
+_PERSONS = text("SELECT id, name, slug, timezone FROM person_networks()")
 
 
 @dataclass(frozen=True)
@@ -30,3 +32,9 @@ async def tenant_by_slug(session: AsyncSession, slug: str) -> PublicTenant:
     tenant = PublicTenant(id=row.id, name=row.name, slug=row.slug, timezone=row.timezone)
     await bind(session, tenant_id=tenant.id)
     return tenant
+
+
+async def networks_of_person(session: AsyncSession) -> list[PublicTenant]:
+    """Every network where the person `session` is bound to is an active guest."""
+    rows = await session.execute(_PERSONS)
+    return [PublicTenant(id=r.id, name=r.name, slug=r.slug, timezone=r.timezone) for r in rows]
