@@ -74,7 +74,12 @@ def _staff(tenant: dict[str, Any], role: str) -> dict[str, Any]:
 async def _shoot(page: Page, name: str, size: str) -> None:
     await page.wait_for_timeout(300)  # htmx settles, fonts paint
     path = OUT / f"{name}-{size}.png"
-    await page.screenshot(path=str(path), full_page=True)
+    # As tall as the page, so what sticks to the screen's bottom is drawn at the bottom.
+    width, height = SIZES[size]
+    tall = await page.evaluate("document.documentElement.scrollHeight")
+    await page.set_viewport_size({"width": width, "height": max(height, tall)})
+    await page.screenshot(path=str(path))
+    await page.set_viewport_size({"width": width, "height": height})
     print(f"  {path.relative_to(ROOT)}")
 
 
@@ -110,7 +115,10 @@ async def _cashier(browser: Browser, base: str, tenant: dict[str, Any], size: st
     await page.fill("input[name=login]", manager["email"])
     await page.fill("input[name=password]", manager["password"])
     await page.click("button[type=submit]")
-    await page.wait_for_selector("#pending")
+    await page.click('form[action="/cashier/place"] button[type=submit]')
+    await page.wait_for_selector("#identify")
+    await page.fill("input[name=q]", guest["card_code"])
+    await page.wait_for_selector("#found button.found")
     await _shoot(page, "cashier-manager", size)
     await context.close()
 
