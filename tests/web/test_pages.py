@@ -279,3 +279,34 @@ async def test_a_guest_sees_nothing_before_consenting(
     )
     assert given.headers["hx-redirect"] == app
     assert (await client.get(f"{app}/history", headers=headers)).status_code == 200
+
+
+async def test_over_https_the_cookies_are_secure_and_host_bound(
+    client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    tenant = await make_tenant(runtime)
+    restaurant = await make_restaurant(runtime, tenant)
+    email = await make_staff(runtime, tenant, Role.CASHIER, (restaurant,))
+    page = await client.get("https://testserver/cashier")
+    cookie = page.headers["set-cookie"]
+    assert cookie.startswith("__Host-csrf=")
+    assert "Secure" in cookie
+    assert "SameSite=none" in cookie
+    assert "Path=/;" in cookie
+    token = client.cookies["__Host-csrf"]
+    signed = await client.post(
+        "https://testserver/cashier/sign-in",
+        data={"login": email, "password": PASSWORD, "csrf": token},
+    )
+    assert signed.status_code == 303, signed.text
+    session = next(c for c in signed.headers.get_list("set-cookie") if c.startswith("session="))
+    assert "HttpOnly" in session
+    assert "Secure" in session
+    assert "Path=/cashier" in session
+    # A token under the plain name (planted by a sibling site) counts for nothing.
+    client.cookies.set("csrf", "planted")
+    planted = await client.post(
+        "https://testserver/cashier/sign-in",
+        data={"login": email, "password": PASSWORD, "csrf": "planted"},
+    )
+    assert planted.status_code == 403

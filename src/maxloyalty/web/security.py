@@ -20,6 +20,9 @@ from maxloyalty.kit.errors import AppError, Forbidden, PayloadTooLarge
 from maxloyalty.runtime import runtime_of
 
 CSRF_COOKIE = "csrf"
+# Over https the `__Host-` prefix makes browsers refuse the cookie from a sibling subdomain
+# (which could otherwise plant a token of its choosing).
+SECURE_CSRF_COOKIE = "__Host-csrf"
 CSRF_HEADER = "x-csrf-token"
 CSRF_FIELD = "csrf"
 PAGE_PREFIXES = ("/app", "/cashier", "/static")
@@ -94,14 +97,18 @@ def is_secure(request: Request) -> bool:
     return request.url.scheme == "https" or _public_origin(request).startswith("https://")
 
 
+def _csrf_cookie(request: Request) -> str:
+    return SECURE_CSRF_COOKIE if is_secure(request) else CSRF_COOKIE
+
+
 def csrf_token(request: Request) -> str:
     """The page's token: the cookie's value, or a new one set with this answer."""
-    existing = request.cookies.get(CSRF_COOKIE) or getattr(request.state, "csrf", None)
+    existing = request.cookies.get(_csrf_cookie(request)) or getattr(request.state, "csrf", None)
     if existing:
         return str(existing)
     token = secrets.token_urlsafe(32)
     request.state.csrf = token
-    remember_cookie(request, CSRF_COOKIE, token, path="/", max_age=None)
+    remember_cookie(request, _csrf_cookie(request), token, path="/", max_age=None)
     return token
 
 
@@ -157,7 +164,7 @@ async def check_csrf(request: Request) -> None:
     ours = {f"{request.url.scheme}://{request.url.netloc}", _public_origin(request)}
     if origin and origin not in ours:
         raise CsrfRefused()
-    expected = request.cookies.get(CSRF_COOKIE, "")
+    expected = request.cookies.get(_csrf_cookie(request), "")
     given = request.headers.get(CSRF_HEADER)
     if given is None:
         field = (await read_form(request)).get(CSRF_FIELD)
