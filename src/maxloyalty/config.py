@@ -57,6 +57,7 @@ class Settings(BaseSettings):
     rate_limit_login_failures: str = "5 per 15 minutes"
     rate_limit_identify: str = "60/minute"
     rate_limit_identify_tenant: str = "600/minute"
+    rate_limit_friend_lookup: str = "10/hour"  # a guest naming a friend's card by its code
 
     access_token_minutes: int = Field(default=15, ge=1, le=7 * 24 * 60)
     refresh_token_days: int = Field(default=30, ge=1, le=365)

@@ -137,6 +137,7 @@ async def cabinet(request: Request, slug: str) -> Response:
         balance=balance,
         design=design,
         rotating_only=system.require_rotating_code,
+        can_send=len(cards) > 1 or system.allow_guest_transfers,
         qr=_qr_svg(runtime.qr.payload(visit.tenant.id, card.id)),
         zone=visit.tenant.timezone,
         back=visit.path,

@@ -8,7 +8,7 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.staticfiles import StaticFiles
 from starlette.responses import Response
 
-from maxloyalty.web import cashier, guest, guest_account, guest_rewards
+from maxloyalty.web import cashier, guest, guest_account, guest_rewards, guest_transfers
 from maxloyalty.web.pages import PageRoute
 from maxloyalty.web.security import PageSecurityHeaders
 from maxloyalty.web.templating import render
@@ -25,5 +25,12 @@ async def home(request: Request) -> Response:
 def install_pages(app: FastAPI) -> None:
     app.add_middleware(PageSecurityHeaders)
     app.mount("/static", StaticFiles(directory=_STATIC), name="static")
-    for router in (_home, cashier.router, guest.router, guest_account.router, guest_rewards.router):
+    for router in (
+        _home,
+        cashier.router,
+        guest.router,
+        guest_account.router,
+        guest_rewards.router,
+        guest_transfers.router,
+    ):
         app.include_router(router)

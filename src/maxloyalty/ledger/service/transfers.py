@@ -6,11 +6,16 @@ from __future__ import annotations
 import uuid
 from datetime import timedelta
 
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from maxloyalty.audit.service import record
+from maxloyalty.config import Settings
 from maxloyalty.guests.errors import CardNotFound, GuestNotFound
-from maxloyalty.guests.models import GuestCard
+from maxloyalty.guests.models import CardStatus, GuestCard
 from maxloyalty.guests.service.cards import card_for_guest, ensure_usable, lock_card
 from maxloyalty.identity.principal import Principal, Role
+from maxloyalty.kit.ratelimit import RateLimiter
 from maxloyalty.ledger.errors import GuestTransfersDisabled, SameCard
 from maxloyalty.ledger.models import TxSource, TxType
 from maxloyalty.ledger.schemas import Outcome, PostedTransaction, TransferOut
@@ -25,6 +30,29 @@ def ensure_own_points(principal: Principal, guest_id: uuid.UUID) -> None:
     all. Checked before anything else of the request is looked at."""
     if principal.role is Role.GUEST and principal.subject != guest_id:
         raise GuestNotFound()
+
+
+async def friends_card(
+    session: AsyncSession,
+    limiter: RateLimiter,
+    settings: Settings,
+    principal: Principal,
+    system: LoyaltySystem,
+    code: str,
+) -> GuestCard:
+    """The active card of the programme a guest names by its 6-digit code, to send points
+    to. A guest may ask a few times an hour: codes are not theirs to collect."""
+    await limiter.hit(settings.rate_limit_friend_lookup, "friend-lookup", str(principal.subject))
+    card = await session.scalar(
+        select(GuestCard).where(
+            GuestCard.code == code,
+            GuestCard.status == CardStatus.ACTIVE,
+            GuestCard.loyalty_system_id == system.id,
+        )
+    )
+    if card is None:
+        raise CardNotFound("No card with this code.")
+    return card
 
 
 async def transfer(
