@@ -10,20 +10,23 @@ import re
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 import pytest
-from playwright.async_api import Browser, BrowserContext, Page, Route, expect
+from playwright.async_api import Browser, BrowserContext, Page, Route, async_playwright, expect
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from maxloyalty.config import Settings
+from maxloyalty.guests.models import GuestCard
 from maxloyalty.identity.principal import Role
 from maxloyalty.ledger.models import PointTransaction, TxType
 from maxloyalty.network.models import Restaurant, Tenant
 from maxloyalty.runtime import Runtime
 from tests.conftest import TELEGRAM_BOT_TOKEN
-from tests.e2e.conftest import needs_chromium
+from tests.e2e.camera import qr_clip
+from tests.e2e.conftest import CHROMIUM, needs_chromium
 from tests.factories import PASSWORD, make_program, make_restaurant, make_staff, make_tenant
 from tests.identity.test_primitives import signed_init_data
 from tests.live import served, server_env
@@ -314,3 +317,33 @@ async def test_the_cabinet_speaks_english_when_asked_and_remembers_it(
     await expect(guest.locator("#summary")).to_contain_text("Balance")
     await guest.goto(f"{servers.guest}/app/{net.tenant.slug}/history")
     await expect(guest.locator("h1")).to_have_text("History")
+
+
+async def test_the_cashier_scans_the_guests_qr_with_the_tablets_camera(
+    servers: Servers, browser: Browser, runtime: Runtime, tmp_path: Path
+) -> None:
+    net = await _network(runtime)
+    guest = await _guest_card(browser, servers.guest, net.tenant, telegram_id=7400)
+    code = (await guest.locator("[data-static-code]").inner_text()).strip()
+    async with runtime.db.transaction(net.tenant.id) as session:
+        card_id = await session.scalar(select(GuestCard.id).where(GuestCard.code == code))
+    assert card_id is not None
+    clip = qr_clip(runtime.qr.payload(net.tenant.id, card_id), tmp_path / "card.y4m")
+
+    async with async_playwright() as p:
+        filming = await p.chromium.launch(
+            executable_path=str(CHROMIUM),
+            args=[
+                "--no-sandbox",
+                "--use-fake-ui-for-media-stream",
+                "--use-fake-device-for-media-stream",
+                f"--use-file-for-fake-video-capture={clip}",
+            ],
+        )
+        try:
+            till = await _cashier(filming, servers.cashier, net.cashier)
+            await till.click("#scan")
+            await expect(till.locator(".guest-card .code")).to_have_text(code, timeout=20_000)
+            await expect(till.locator("#camera")).to_be_hidden()
+        finally:
+            await filming.close()

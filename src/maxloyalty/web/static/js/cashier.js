@@ -70,7 +70,8 @@
     if (scanner) { scanner.stop().catch(function () {}); scanner = null; box.hidden = true; return; }
     box.hidden = false;
     scanner = new Html5Qrcode("camera");
-    scanner.start({ facingMode: "environment" }, { fps: 10, qrbox: 220 }, function (text) {
+    var box70 = function (w, h) { var side = Math.floor(Math.min(w, h) * 0.7); return { width: side, height: side }; };
+    scanner.start({ facingMode: "environment" }, { fps: 10, qrbox: box70 }, function (text) {
       scanner.stop().catch(function () {});
       scanner = null;
       box.hidden = true;
