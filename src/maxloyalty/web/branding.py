@@ -38,7 +38,9 @@ from maxloyalty.web.templating import render
 router = APIRouter(prefix="/app/{slug}", route_class=PageRoute, include_in_schema=False)
 api = APIRouter(tags=["loyalty programme"], responses=problem_responses(*SIGNED_IN_REFUSALS))
 
-LOGO_CACHE = "public, max-age=86400"  # the card asks for `?v=<sha256>`: a new logo, a new URL
+# What the address alone decides: the card asks for `?v=<sha256>` (a new logo, a new URL),
+# and a preview stylesheet's colours are in its query.
+DAY_CACHE = "public, max-age=86400"
 # The preview is a picture of the card: no script runs in it (the live feed, the rotating
 # code and Telegram have nothing to show), and the admin's own pages may frame it.
 PREVIEW_POLICY = "; ".join(
@@ -95,7 +97,7 @@ async def logo(request: Request, slug: str) -> Response:
     if found is None:
         raise LogoNotFound()
     etag = f'"{found.sha256}"'
-    headers = {"ETag": etag, "Cache-Control": LOGO_CACHE}
+    headers = {"ETag": etag, "Cache-Control": DAY_CACHE}
     if _etag_matches(request.headers.get("if-none-match", ""), etag):
         return Response(status_code=304, headers=headers)
     return Response(found.data, media_type=found.content_type, headers=headers)
@@ -123,7 +125,7 @@ async def preview_css(request: Request, slug: str) -> Response:
     design = _design_in(request.query_params)
     async with public_work(request) as session:
         await tenant_by_slug(session, slug)
-    return Response(brand_css(design), media_type="text/css", headers={"Cache-Control": LOGO_CACHE})
+    return Response(brand_css(design), media_type="text/css", headers={"Cache-Control": DAY_CACHE})
 
 
 def _sample_balance(program_type: ProgramType, levels: list[LoyaltyLevel]) -> BalanceOut:
