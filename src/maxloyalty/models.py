@@ -23,7 +23,7 @@ from maxloyalty.ledger.models import (
     PointLot,
     PointTransaction,
 )
-from maxloyalty.loyalty.models import LoyaltyLevel, LoyaltySystem, TierChange
+from maxloyalty.loyalty.models import BrandLogo, LoyaltyLevel, LoyaltySystem, TierChange
 from maxloyalty.network.models import PointOfSale, Restaurant, Tenant
 from maxloyalty.rewards.models import RedemptionItem
 
@@ -32,6 +32,7 @@ metadata = Base.metadata
 __all__ = [
     "ActivityLog",
     "ApiKey",
+    "BrandLogo",
     "CardRotatingCode",
     "Consent",
     "GuestCard",

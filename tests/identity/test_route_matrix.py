@@ -171,6 +171,18 @@ ROUTES = [
     ),
     Route(
         "POST",
+        lambda w: f"/api/loyalty/programs/{w.program}/preview",
+        frozenset({ADMIN}),
+        tenant_resource=True,
+    ),
+    Route(
+        "DELETE",
+        lambda w: f"/api/loyalty/programs/{w.program}/logo",
+        frozenset({ADMIN}),
+        tenant_resource=True,
+    ),
+    Route(
+        "POST",
         lambda w: "/api/cards/identify",
         frozenset(TILL),
         lambda w: {"restaurant_id": str(w.mine), "code": w.card_code},
@@ -383,6 +395,8 @@ def test_every_api_route_is_in_the_matrix(settings: Settings) -> None:
             ("PATCH", "/api/rewards/{item_id}"),
             ("POST", "/api/guest/{guest_id}/transfer"),
             ("POST", "/api/loyalty/programs"),
+            # The image itself as the body: tests/loyalty/test_logo.py.
+            ("PUT", "/api/loyalty/programs/{program_id}/logo"),
             ("POST", "/api/me/children"),
             ("POST", "/api/me/consents"),
             ("POST", "/api/me/erase"),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from maxloyalty.kit.errors import Conflict, Invalid, NotFound, ValidationFailed
+from maxloyalty.kit.errors import AppError, Conflict, Invalid, NotFound, ValidationFailed
 
 
 class InvalidLevels(Invalid):
@@ -22,3 +22,19 @@ class ProgramNotFound(NotFound):
 
 class RequiredSetting(ValidationFailed):
     """A PATCH sent null for a setting that must have a value (see the README's PATCH rule)."""
+
+
+class LogoTypeUnsupported(AppError):
+    status = 415
+    code = "logo_type_unsupported"
+    message = "A logo is a PNG, JPEG or WebP image (image/png, image/jpeg or image/webp)."
+
+
+class LogoInvalid(Invalid):
+    code = "logo_invalid"
+    message = "The body is not the image its Content-Type says."
+
+
+class LogoNotFound(NotFound):
+    code = "logo_not_found"
+    message = "This network's card has no logo."

@@ -11,7 +11,9 @@ from typing import Any
 from sqlalchemy import (
     CheckConstraint,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
+    LargeBinary,
     Numeric,
     String,
     UniqueConstraint,
@@ -66,6 +68,7 @@ class LoyaltySystem(UUIDPrimaryKey, TenantOwned, Timestamps, Base):
             "max_redeem_percent > 0 AND max_redeem_percent <= 100", name="max_redeem_range"
         ),
         CheckConstraint("rolling_days IS NULL OR rolling_days > 0", name="rolling_days_positive"),
+        UniqueConstraint("tenant_id", "id"),
     )
 
     restaurant_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("restaurants.id"))
@@ -89,6 +92,40 @@ class LoyaltySystem(UUIDPrimaryKey, TenantOwned, Timestamps, Base):
         str_enum(Rounding, "rounding"), default=Rounding.FLOOR
     )
     design: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+# The image types a logo may be, and the largest one kept. No SVG: it can carry script.
+LOGO_TYPES = ("image/png", "image/jpeg", "image/webp")
+MAX_LOGO_BYTES = 256 * 1024
+
+
+class BrandLogo(UUIDPrimaryKey, TenantOwned, Timestamps, Base):
+    """A programme's logo on the guest's card, uploaded and stored here (never a link to
+    elsewhere): the bytes, their checked type and their digest (the ETag)."""
+
+    __tablename__ = "brand_logos"
+    __table_args__ = (
+        UniqueConstraint("loyalty_system_id"),
+        ForeignKeyConstraint(
+            ["tenant_id", "loyalty_system_id"],
+            ["loyalty_systems.tenant_id", "loyalty_systems.id"],
+            name="fk_brand_logos_program",
+            ondelete="CASCADE",
+        ),
+        CheckConstraint(
+            "content_type IN ({})".format(", ".join(f"'{kind}'" for kind in LOGO_TYPES)),
+            name="content_type_known",
+        ),
+        CheckConstraint(f"size BETWEEN 1 AND {MAX_LOGO_BYTES}", name="size_range"),
+        CheckConstraint("octet_length(data) = size", name="size_matches"),
+    )
+
+    loyalty_system_id: Mapped[uuid.UUID]
+    content_type: Mapped[str] = mapped_column(String(16))
+    size: Mapped[int]
+    sha256: Mapped[str] = mapped_column(String(64))
+    # Read only to serve the image: listing programmes never drags the bytes along.
+    data: Mapped[bytes] = mapped_column(LargeBinary, deferred=True, deferred_raiseload=True)
 
 
 class LoyaltyLevel(UUIDPrimaryKey, TenantOwned, Timestamps, Base):

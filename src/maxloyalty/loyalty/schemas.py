@@ -83,6 +83,16 @@ class ProgramCreate(ProgramSettings):
     levels: list[LevelIn] | None = Field(default=None, description="Default: the five levels")
 
 
+class LogoOut(BaseModel):
+    """The programme's uploaded logo (the image itself is served to guests' pages)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    content_type: str = Field(description="image/png, image/jpeg or image/webp")
+    size: int = Field(description="Bytes")
+    sha256: str = Field(description="Hex digest of the bytes: the image's ETag")
+
+
 class ProgramOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
@@ -102,4 +112,5 @@ class ProgramOut(BaseModel):
     allow_guest_transfers: bool
     require_rotating_code: bool
     design: dict[str, Any]
+    logo: LogoOut | None = None
     levels: list[LevelOut] = []

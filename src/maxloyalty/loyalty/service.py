@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal
@@ -9,12 +10,22 @@ from typing import Any
 
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import undefer
 
 from maxloyalty.audit.service import record, snapshot
 from maxloyalty.kit import jobs
 from maxloyalty.kit.pagination import PageParams, paginate
-from maxloyalty.loyalty.errors import InvalidLevels, ProgramExists, ProgramNotFound, RequiredSetting
+from maxloyalty.loyalty.errors import (
+    InvalidLevels,
+    LogoInvalid,
+    LogoTypeUnsupported,
+    ProgramExists,
+    ProgramNotFound,
+    RequiredSetting,
+)
 from maxloyalty.loyalty.models import (
+    LOGO_TYPES,
+    BrandLogo,
     CardMode,
     LoyaltyLevel,
     LoyaltySystem,
@@ -60,12 +71,18 @@ def default_levels() -> list[LevelSpec]:
     ]
 
 
-# A programme with its active levels, in order: what its answers show.
-Program = tuple[LoyaltySystem, list[LoyaltyLevel]]
+# A programme with its active levels, in order, and its logo (without the bytes): what
+# its answers show.
+Program = tuple[LoyaltySystem, list[LoyaltyLevel], BrandLogo | None]
 
 
 async def _with_levels(session: AsyncSession, system: LoyaltySystem) -> Program:
-    return system, await levels_of(session, system.id)
+    return system, await levels_of(session, system.id), await logo_of(session, system.id)
+
+
+async def logo_of(session: AsyncSession, system_id: uuid.UUID) -> BrandLogo | None:
+    """The programme's logo, without its bytes."""
+    return await session.scalar(select(BrandLogo).where(BrandLogo.loyalty_system_id == system_id))
 
 
 def level_specs(levels: list[LevelIn]) -> list[LevelSpec]:
@@ -163,10 +180,9 @@ async def get_program(session: AsyncSession, program_id: uuid.UUID) -> LoyaltySy
     return system
 
 
-async def list_programs(
-    session: AsyncSession, paging: PageParams
-) -> list[tuple[LoyaltySystem, list[LoyaltyLevel]]]:
-    """A page of programmes, each with its active levels (two queries, whatever the page)."""
+async def list_programs(session: AsyncSession, paging: PageParams) -> list[Program]:
+    """A page of programmes, each with its active levels and its logo (three queries,
+    whatever the page)."""
     systems = list(await session.scalars(paginate(select(LoyaltySystem), LoyaltySystem.id, paging)))
     levels: dict[uuid.UUID, list[LoyaltyLevel]] = {s.id: [] for s in systems}
     for level in await session.scalars(
@@ -175,7 +191,13 @@ async def list_programs(
         .order_by(LoyaltyLevel.position)
     ):
         levels[level.loyalty_system_id].append(level)
-    return [(s, levels[s.id]) for s in systems]
+    logos = {
+        logo.loyalty_system_id: logo
+        for logo in await session.scalars(
+            select(BrandLogo).where(BrandLogo.loyalty_system_id.in_(levels))
+        )
+    }
+    return [(s, levels[s.id], logos.get(s.id)) for s in systems]
 
 
 async def _reevaluate_later(session: AsyncSession, system: LoyaltySystem) -> None:
@@ -254,15 +276,86 @@ async def program_for(session: AsyncSession, restaurant_id: uuid.UUID) -> Loyalt
     return system
 
 
+# The programme whose design the network's pages show: the network's own (the one for
+# every restaurant), or the first restaurant programme's when the network has none.
+_NETWORK_FIRST = (LoyaltySystem.restaurant_id.is_not(None), LoyaltySystem.created_at)
+
+
 async def network_design(session: AsyncSession) -> CardDesign:
-    """The card design of the network's programme (the one for every restaurant), or the
-    first restaurant programme's when the network has none."""
-    stored = await session.scalar(
-        select(LoyaltySystem.design).order_by(
-            LoyaltySystem.restaurant_id.is_not(None), LoyaltySystem.created_at
-        )
-    )
+    """The card design of the network's pages."""
+    stored = await session.scalar(select(LoyaltySystem.design).order_by(*_NETWORK_FIRST))
     return CardDesign.of(stored or {})
+
+
+async def network_logo(session: AsyncSession, *, with_data: bool = False) -> BrandLogo | None:
+    """The logo of the programme whose design the network's pages show, if it has one
+    (its bytes loaded only when asked for)."""
+    shown = select(LoyaltySystem.id).order_by(*_NETWORK_FIRST).limit(1).scalar_subquery()
+    query = select(BrandLogo).where(BrandLogo.loyalty_system_id == shown)
+    if with_data:
+        query = query.options(undefer(BrandLogo.data))
+    return await session.scalar(query)
+
+
+def logo_type(content_type: str) -> str:
+    """The logo's media type from its Content-Type header (parameters dropped)."""
+    kind = content_type.split(";")[0].strip().lower()
+    if kind not in LOGO_TYPES:
+        raise LogoTypeUnsupported()
+    return kind
+
+
+def _looks_like(kind: str, data: bytes) -> bool:
+    """The image format's magic number opens the bytes."""
+    if kind == "image/png":
+        return data.startswith(b"\x89PNG\r\n\x1a\n")
+    if kind == "image/jpeg":
+        return data.startswith(b"\xff\xd8\xff")
+    return data[:4] == b"RIFF" and data[8:12] == b"WEBP"
+
+
+def _logo_facts(logo: BrandLogo | None) -> dict[str, Any] | None:
+    """What the activity log keeps of a logo: never the bytes."""
+    if logo is None:
+        return None
+    return {"content_type": logo.content_type, "size": logo.size, "sha256": logo.sha256}
+
+
+async def set_logo(session: AsyncSession, program_id: uuid.UUID, kind: str, data: bytes) -> Program:
+    """Make `data` (of media type `kind`, from `logo_type`) the programme's logo, in place
+    of the one it had. The caller bounds the size (`MAX_LOGO_BYTES`)."""
+    system = await get_program(session, program_id)
+    if not _looks_like(kind, data):
+        raise LogoInvalid(f"The body is not a {kind.removeprefix('image/').upper()} image.")
+    logo = await logo_of(session, system.id)
+    before = _logo_facts(logo)
+    if logo is None:
+        logo = BrandLogo(tenant_id=system.tenant_id, loyalty_system_id=system.id)
+        session.add(logo)
+    logo.content_type, logo.data, logo.size = kind, data, len(data)
+    logo.sha256 = hashlib.sha256(data).hexdigest()
+    await session.flush()
+    await record(
+        session,
+        "program.logo_set",
+        "loyalty_system",
+        system.id,
+        before=before,
+        after=_logo_facts(logo),
+    )
+    return system, await levels_of(session, system.id), logo
+
+
+async def remove_logo(session: AsyncSession, program_id: uuid.UUID) -> None:
+    """Forget the programme's logo; removing one that is not there changes nothing."""
+    system = await get_program(session, program_id)
+    logo = await logo_of(session, system.id)
+    if logo is None:
+        return
+    before = _logo_facts(logo)
+    await session.delete(logo)
+    await session.flush()
+    await record(session, "program.logo_removed", "loyalty_system", system.id, before=before)
 
 
 async def levels_of(session: AsyncSession, system_id: uuid.UUID) -> list[LoyaltyLevel]:

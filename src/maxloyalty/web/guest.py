@@ -30,7 +30,7 @@ from maxloyalty.kit.db import bind
 from maxloyalty.kit.pagination import make_page, page_params
 from maxloyalty.ledger.models import TxType
 from maxloyalty.ledger.service import queries
-from maxloyalty.loyalty.service import get_program, network_design
+from maxloyalty.loyalty.service import get_program, network_design, network_logo
 from maxloyalty.network.service.directory import PublicTenant, tenant_by_slug
 from maxloyalty.runtime import runtime_of
 from maxloyalty.web.forms import form_of
@@ -126,6 +126,7 @@ async def cabinet(request: Request, slug: str) -> Response:
         card, cards, profile = await card_to_show(session, visit.reader(), wanted_card(request))
         balance = await queries.balance(session, card, utcnow())
         design = await network_design(session)
+        logo = await network_logo(session)
         system = await get_program(session, card.loyalty_system_id)
     return render(
         request,
@@ -136,6 +137,7 @@ async def cabinet(request: Request, slug: str) -> Response:
         cards=cards,
         balance=balance,
         design=design,
+        logo=logo,
         rotating_only=system.require_rotating_code,
         can_send=len(cards) > 1 or system.allow_guest_transfers,
         qr=_qr_svg(runtime.qr.payload(visit.tenant.id, card.id)),

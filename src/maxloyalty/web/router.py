@@ -8,7 +8,14 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.staticfiles import StaticFiles
 from starlette.responses import Response
 
-from maxloyalty.web import cashier, guest, guest_account, guest_rewards, guest_transfers
+from maxloyalty.web import (
+    branding,
+    cashier,
+    guest,
+    guest_account,
+    guest_rewards,
+    guest_transfers,
+)
 from maxloyalty.web.pages import PageRoute
 from maxloyalty.web.security import PageSecurityHeaders
 from maxloyalty.web.templating import render
@@ -32,5 +39,7 @@ def install_pages(app: FastAPI) -> None:
         guest_account.router,
         guest_rewards.router,
         guest_transfers.router,
+        branding.router,
+        branding.api,
     ):
         app.include_router(router)

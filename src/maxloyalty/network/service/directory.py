@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from maxloyalty.kit.db import bind
 from maxloyalty.network.errors import TenantNotFound
+from maxloyalty.network.models import Tenant
 
 _LOOKUP = text("SELECT id, name, slug, timezone FROM public_tenant(:slug)")
 _PERSONS = text("SELECT id, name, slug, timezone FROM person_networks()")
@@ -38,3 +39,12 @@ async def networks_of_person(session: AsyncSession) -> list[PublicTenant]:
     """Every network where the person `session` is bound to is an active guest."""
     rows = await session.execute(_PERSONS)
     return [PublicTenant(id=r.id, name=r.name, slug=r.slug, timezone=r.timezone) for r in rows]
+
+
+async def tenant_of(session: AsyncSession, tenant_id: uuid.UUID) -> PublicTenant:
+    """The public facts of the network the session is bound to (its own row is all the
+    app role sees of `tenants`)."""
+    tenant = await session.get(Tenant, tenant_id)
+    if tenant is None:
+        raise TenantNotFound()
+    return PublicTenant(id=tenant.id, name=tenant.name, slug=tenant.slug, timezone=tenant.timezone)
