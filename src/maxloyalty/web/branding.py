@@ -28,7 +28,7 @@ from maxloyalty.ledger.schemas import BalanceOut, LevelOut, NearestExpiry, NextL
 from maxloyalty.loyalty.errors import LogoNotFound, ProgramNotFound
 from maxloyalty.loyalty.models import LoyaltyLevel, ProgramType
 from maxloyalty.loyalty.schemas import CardDesign
-from maxloyalty.loyalty.service import get_program, levels_of, logo_of, network_logo
+from maxloyalty.loyalty.service import get_program, levels_of, logo_of, network_design, network_logo
 from maxloyalty.network.service.directory import tenant_by_slug, tenant_of
 from maxloyalty.web import i18n
 from maxloyalty.web.pages import PageRoute
@@ -117,6 +117,18 @@ def _design_in(query: Mapping[str, str]) -> CardDesign:
                 for e in error.errors()
             ]
         ) from None
+
+
+@router.get("/brand.css")
+async def brand(request: Request, slug: str) -> Response:
+    """The network's card design as CSS custom properties (no inline styles: the policy
+    forbids them)."""
+    async with public_work(request) as session:
+        await tenant_by_slug(session, slug)
+        design = await network_design(session)
+    return Response(
+        brand_css(design), media_type="text/css", headers={"Cache-Control": "public, max-age=300"}
+    )
 
 
 @router.get("/preview.css")

@@ -237,20 +237,6 @@ async def history(request: Request, slug: str) -> Response:
     )
 
 
-@router.get("/brand.css")
-async def brand(request: Request, slug: str) -> Response:
-    """The network's card design as CSS custom properties (no inline styles: the policy
-    forbids them)."""
-    async with public_work(request) as session:
-        await tenant_by_slug(session, slug)
-        design = await network_design(session)
-    css = (
-        f":root{{--card-bg:{design.background};--card-fg:{design.foreground};"
-        f"--accent:{design.accent}}}\n"
-    )
-    return Response(css, media_type="text/css", headers={"Cache-Control": "public, max-age=300"})
-
-
 @router.post("/telegram", dependencies=[per_ip("telegram", default_rule)])
 async def telegram(request: Request, slug: str) -> Response:
     """The Mini App's script posts Telegram's initData here, with no typing."""
