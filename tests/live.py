@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -43,16 +44,22 @@ def served(env: dict[str, str]) -> Iterator[str]:
     """`maxloyalty serve --no-worker` until the block ends; yields its base URL once ready."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
+    # What it says goes to a file, so that a server that dies tells why.
+    said = tempfile.TemporaryFile()  # noqa: SIM115 - closed in the finally below
     server = subprocess.Popen(  # noqa: S603 - our own CLI
         [sys.executable, "-m", "maxloyalty", "serve", "--port", str(port), "--no-worker"],
         env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=said,
+        stderr=subprocess.STDOUT,
     )
     try:
         deadline = time.monotonic() + 30
         while True:
-            assert server.poll() is None, "the server exited"
+            if server.poll() is not None:
+                said.seek(0)
+                raise AssertionError(
+                    f"the server exited: {said.read()[-3000:].decode(errors='replace')}"
+                )
             try:
                 if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
                     break
@@ -64,3 +71,4 @@ def served(env: dict[str, str]) -> Iterator[str]:
     finally:
         server.terminate()
         server.wait(timeout=20)
+        said.close()
