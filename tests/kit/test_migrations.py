@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
-from sqlalchemy.ext.asyncio import AsyncEngine
+import asyncio
+
+from sqlalchemy import pool
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from maxloyalty.config import Settings
-from maxloyalty.kit.migrate import check_models, current_revision, head_revision, migrate
+from maxloyalty.kit.db import async_url
+from maxloyalty.kit.migrate import (
+    _set_logins,
+    check_models,
+    current_revision,
+    head_revision,
+    migrate,
+)
 
 
 async def test_models_match_migrations(migrated: str) -> None:
@@ -18,3 +28,22 @@ async def test_migrate_is_idempotent(
     await migrate(migrated, settings)
     async with owner_engine.connect() as conn:
         assert await current_revision(conn) == head_revision()
+
+
+async def test_processes_migrating_side_by_side_set_the_logins_without_a_clash(
+    migrated: str, settings: Settings
+) -> None:
+    """Roles are the cluster's: two databases migrated at once alter the same role, which
+    PostgreSQL refuses to do twice at the same moment; the loser tries again."""
+    engine = create_async_engine(async_url(migrated), poolclass=pool.NullPool)
+
+    async def again_and_again() -> None:
+        async with engine.connect() as conn:
+            for _ in range(10):
+                await _set_logins(conn, settings)
+                await conn.commit()  # as `migrate` does
+
+    try:
+        await asyncio.gather(*(again_and_again() for _ in range(4)))
+    finally:
+        await engine.dispose()

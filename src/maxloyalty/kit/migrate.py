@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 from pathlib import Path
 
 from alembic import command
@@ -11,6 +12,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import pool, text
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 
 from maxloyalty.config import Settings
@@ -33,6 +35,9 @@ def head_revision() -> str | None:
     return ScriptDirectory.from_config(alembic_config("")).get_current_head()
 
 
+_LOGIN_ATTEMPTS = 10
+
+
 def _quote_literal(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
@@ -48,13 +53,29 @@ def _check(connection: Connection, config: Config) -> None:
 
 
 async def _set_logins(conn: AsyncConnection, settings: Settings) -> None:
-    """Give the runtime roles their passwords, unless their URLs are managed elsewhere."""
+    """Give the runtime roles their passwords, unless their URLs are managed elsewhere.
+
+    Roles belong to the cluster, and the advisory lock to one database: processes migrating
+    two databases of one cluster at once (test workers, several installations) may alter a
+    role together, which PostgreSQL refuses ("tuple concurrently updated"); the loser tries
+    again."""
+    logins = []
     if not settings.app_database_url:
-        password = _quote_literal(settings.secret("app_db_password"))
-        await conn.execute(text(f"ALTER ROLE {APP_ROLE} LOGIN PASSWORD {password}"))
+        logins.append((APP_ROLE, settings.secret("app_db_password")))
     if not settings.platform_database_url:
-        password = _quote_literal(settings.secret("platform_db_password"))
-        await conn.execute(text(f"ALTER ROLE {PLATFORM_ROLE} LOGIN PASSWORD {password}"))
+        logins.append((PLATFORM_ROLE, settings.secret("platform_db_password")))
+    for role, password in logins:
+        statement = text(f"ALTER ROLE {role} LOGIN PASSWORD {_quote_literal(password)}")
+        for attempt in range(_LOGIN_ATTEMPTS):
+            try:
+                await conn.execute(statement)
+                await conn.commit()
+                break
+            except DBAPIError as exc:
+                await conn.rollback()
+                if "concurrently updated" not in str(exc) or attempt == _LOGIN_ATTEMPTS - 1:
+                    raise
+                await asyncio.sleep(random.uniform(0.01, 0.05) * (attempt + 1))  # noqa: S311
 
 
 async def migrate(owner_url: str, settings: Settings) -> None:
