@@ -49,6 +49,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime = Runtime.start(settings)
+        runtime.follow_changes()
         app.state.runtime = runtime
         stop = asyncio.Event()
         worker = (

@@ -177,6 +177,7 @@ def worker_command() -> None:
 
     async def main() -> None:
         runtime = Runtime.start(settings)
+        runtime.follow_changes()
         try:
             await run_worker(runtime, asyncio.Event())
         finally:

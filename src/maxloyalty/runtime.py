@@ -3,9 +3,11 @@ live-update broker."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import hmac
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from pydantic import SecretStr
@@ -13,7 +15,7 @@ from starlette.requests import Request
 
 from maxloyalty.config import Settings
 from maxloyalty.integrations.sms import SmsConfig, SmsSender, sms_sender
-from maxloyalty.kit import crypto
+from maxloyalty.kit import crypto, refdata
 from maxloyalty.kit.cache import Cache, cache_from_url
 from maxloyalty.kit.db import Database, runtime_urls
 from maxloyalty.kit.embedded import resolve_owner_url
@@ -60,6 +62,7 @@ class Runtime:
     qr: QrSigner
     rotating_codes: RotatingCodes
     sms: SmsSender
+    _follower: asyncio.Task[None] | None = field(default=None, repr=False)
 
     @classmethod
     def start(cls, settings: Settings) -> Runtime:
@@ -97,11 +100,21 @@ class Runtime:
             sms=sms_sender(sms_config(settings)),
         )
 
+    def follow_changes(self) -> None:
+        """Drop the reference data other processes change (`kit.refdata`), from now until
+        `close`; needs the running event loop, so a server or worker calls it once started."""
+        if self._follower is None:
+            self._follower = asyncio.create_task(refdata.follow(self.live))
+
     def job_context(self) -> JobContext:
         """What the jobs this process runs get of it."""
         return JobContext(db=self.db, settings=self.settings, cache=self.cache)
 
     async def close(self) -> None:
+        if self._follower is not None:
+            self._follower.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._follower
         await self.sms.aclose()
         await self.db.dispose()
         await self.live.close()  # after the pools: no commit is left to publish

@@ -15,10 +15,11 @@ from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 from uuid import UUID
 
+import asyncpg
 from sqlalchemy import event, text
 from sqlalchemy.engine import URL, Connection, Dialect, make_url
 from sqlalchemy.engine.interfaces import DBAPIConnection
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DisconnectionError, IntegrityError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -68,14 +69,51 @@ def runtime_urls(settings: Settings, owner_url: str) -> tuple[URL, URL]:
     return app, platform
 
 
+class ContextConnection(asyncpg.Connection):  # type: ignore[misc]
+    """An asyncpg connection that sends a transaction's tenant and user with its BEGIN, in
+    one simple query: the context costs no round trip of its own (`_apply_context`). Until
+    a BEGIN comes it waits; a transaction that never began sees no tenant (fails closed)."""
+
+    _ml_context: str | None = None
+
+    async def execute(
+        self,
+        query: str,
+        *args: Any,
+        timeout: float | None = None,  # noqa: ASYNC109 - asyncpg's own signature
+    ) -> str:
+        if self._ml_context is not None and not args and query.startswith("BEGIN"):
+            query, self._ml_context = f"{query} {self._ml_context}", None
+        status: str = await super().execute(query, *args, timeout=timeout)
+        return status
+
+
+def _context_sql(tenant_id: object, user_id: object) -> str:
+    # Literals, not parameters (a simple query takes none): UUIDs, checked as such.
+    tenant = str(UUID(str(tenant_id))) if tenant_id else ""
+    user = str(UUID(str(user_id))) if user_id else ""
+    return (
+        f"SELECT set_config('app.tenant_id', '{tenant}', true),"
+        f" set_config('app.user_id', '{user}', true);"
+    )
+
+
 @event.listens_for(Session, "after_begin")
 def _apply_context(session: Session, _tx: SessionTransaction, connection: Connection) -> None:
+    """Enter the session's tenant and user into the transaction that begins: with its BEGIN
+    where the connection can (the asyncpg driver starts a transaction lazily, at the first
+    statement), else as a statement of its own."""
     tenant_id, user_id = session.info.get(TENANT_KEY), session.info.get(USER_KEY)
-    if tenant_id is not None or user_id is not None:
-        connection.execute(
-            _SET_CONTEXT,
-            {"tenant": str(tenant_id or ""), "user": str(user_id or "")},
-        )
+    if tenant_id is None and user_id is None:
+        return
+    driver = getattr(connection.connection, "driver_connection", None)
+    if isinstance(driver, ContextConnection) and not driver.is_in_transaction():
+        driver._ml_context = _context_sql(tenant_id, user_id)
+        return
+    connection.execute(
+        _SET_CONTEXT,
+        {"tenant": str(tenant_id or ""), "user": str(user_id or "")},
+    )
 
 
 def _connect(
@@ -89,15 +127,41 @@ def _connect(
         raise DatabaseUnreachable(str(exc)) from exc
 
 
+_RECYCLE_SECONDS = 1800
+
+
+def _forget_context(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
+    """A context never sent (no statement ran) must not reach the next user."""
+    driver = getattr(dbapi_connection, "driver_connection", None)
+    if isinstance(driver, ContextConnection):
+        driver._ml_context = None
+
+
+def _discard_closed(
+    dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry, _proxy: object
+) -> None:
+    """A pooled connection whose socket the server closed (a restart, an idle timeout, a
+    terminated backend) is known closed without asking the server: the pool replaces it.
+    This is what a pre-ping bought, minus its round trips on every checkout."""
+    driver = getattr(dbapi_connection, "driver_connection", None)
+    if driver is not None and driver.is_closed():
+        raise DisconnectionError("the server closed this connection")
+
+
 def _engine(url: URL, *, pool_size: int, pool_timeout: float) -> AsyncEngine:
     engine = create_async_engine(
         url,
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_timeout=pool_timeout,
-        pool_pre_ping=True,
+        # Connections older than this are replaced on checkout (load balancers and
+        # PgBouncer-like proxies drop idle ones silently).
+        pool_recycle=_RECYCLE_SECONDS,
+        connect_args={"connection_class": ContextConnection},
     )
     event.listen(engine.sync_engine, "do_connect", _connect)
+    event.listen(engine.sync_engine.pool, "checkout", _discard_closed)
+    event.listen(engine.sync_engine.pool, "checkin", _forget_context)
     return engine
 
 

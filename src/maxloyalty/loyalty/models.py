@@ -21,6 +21,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
+from maxloyalty.kit import refdata
 from maxloyalty.kit.clock import utcnow
 from maxloyalty.kit.models import Base, TenantOwned, Timestamps, UUIDPrimaryKey, str_enum
 
@@ -171,3 +172,7 @@ class TierChange(UUIDPrimaryKey, TenantOwned, Base):
     reason: Mapped[TierChangeReason] = mapped_column(str_enum(TierChangeReason, "tier_reason"))
     operation_id: Mapped[uuid.UUID | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# Every till call reads the programme and its levels: kept per process, dropped on change.
+refdata.watch(LoyaltySystem, LoyaltyLevel)

@@ -15,6 +15,7 @@ from sqlalchemy.orm import undefer
 from maxloyalty.audit.service import record, snapshot
 from maxloyalty.kit import jobs
 from maxloyalty.kit.pagination import PageParams, paginate
+from maxloyalty.kit.refdata import remembered
 from maxloyalty.loyalty.errors import (
     InvalidLevels,
     LogoInvalid,
@@ -260,17 +261,25 @@ async def replace_levels(
 
 async def program_for(session: AsyncSession, restaurant_id: uuid.UUID) -> LoyaltySystem:
     """The restaurant's own programme, else the network's. The restaurant must be one of
-    this tenant's (foreign keys would not stop a foreign one: they bypass RLS)."""
-    if await session.get(Restaurant, restaurant_id) is None:
-        raise RestaurantNotFound()
-    system = await session.scalar(
-        select(LoyaltySystem)
-        .where(
-            or_(LoyaltySystem.restaurant_id == restaurant_id, LoyaltySystem.restaurant_id.is_(None))
+    this tenant's (foreign keys would not stop a foreign one: they bypass RLS). Kept per
+    process until the programme or the restaurant changes (`kit.refdata`)."""
+
+    async def load() -> LoyaltySystem | None:
+        if await session.get(Restaurant, restaurant_id) is None:
+            raise RestaurantNotFound()
+        return await session.scalar(
+            select(LoyaltySystem)
+            .where(
+                or_(
+                    LoyaltySystem.restaurant_id == restaurant_id,
+                    LoyaltySystem.restaurant_id.is_(None),
+                )
+            )
+            .order_by(LoyaltySystem.restaurant_id.is_(None))
+            .limit(1)
         )
-        .order_by(LoyaltySystem.restaurant_id.is_(None))
-        .limit(1)
-    )
+
+    system = await remembered(session, ("program", restaurant_id), load)
     if system is None:
         raise ProgramNotFound("No loyalty programme is set up here.")
     return system
@@ -359,13 +368,20 @@ async def remove_logo(session: AsyncSession, program_id: uuid.UUID) -> None:
 
 
 async def levels_of(session: AsyncSession, system_id: uuid.UUID) -> list[LoyaltyLevel]:
-    return list(
-        await session.scalars(
-            select(LoyaltyLevel)
-            .where(LoyaltyLevel.loyalty_system_id == system_id, LoyaltyLevel.is_active.is_(True))
-            .order_by(LoyaltyLevel.position)
+    """The programme's active levels, lowest first (kept per process until they change)."""
+
+    async def load() -> list[LoyaltyLevel]:
+        return list(
+            await session.scalars(
+                select(LoyaltyLevel)
+                .where(
+                    LoyaltyLevel.loyalty_system_id == system_id, LoyaltyLevel.is_active.is_(True)
+                )
+                .order_by(LoyaltyLevel.position)
+            )
         )
-    )
+
+    return await remembered(session, ("levels", system_id), load) or []
 
 
 def level_for(levels: list[LoyaltyLevel], spent: int) -> LoyaltyLevel | None:

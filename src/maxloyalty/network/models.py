@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import CheckConstraint, ForeignKeyConstraint, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
+from maxloyalty.kit import refdata
 from maxloyalty.kit.models import Base, TenantOwned, Timestamps, UUIDPrimaryKey, str_enum
 
 
@@ -83,3 +84,7 @@ class PointOfSale(UUIDPrimaryKey, TenantOwned, Timestamps, Base):
     status: Mapped[PointOfSaleStatus] = mapped_column(
         str_enum(PointOfSaleStatus, "pos_status"), default=PointOfSaleStatus.ACTIVE
     )
+
+
+# Every till call reads its restaurant and tenant: kept per process, dropped on change.
+refdata.watch(Tenant, Restaurant)

@@ -24,6 +24,7 @@ from maxloyalty.loyalty.models import LoyaltySystem
 from maxloyalty.loyalty.service import program_for
 from maxloyalty.network.errors import RestaurantNotFound
 from maxloyalty.network.models import Restaurant, Tenant
+from maxloyalty.network.service.restaurants import restaurant_row, tenant_row
 
 
 def channel_for(principal: Principal) -> TxChannel:
@@ -92,10 +93,10 @@ async def open_context(
 ) -> Context:
     """The context of `principal`'s operations; `channel` by default as `channel_for` says."""
     ensure_restaurant(principal, restaurant_id)
-    restaurant = await session.get(Restaurant, restaurant_id)
+    restaurant = await restaurant_row(session, restaurant_id)
     if restaurant is None:
         raise RestaurantNotFound()
-    tenant = await session.get(Tenant, restaurant.tenant_id)
+    tenant = await tenant_row(session, restaurant.tenant_id)
     assert tenant is not None
     system = await program_for(session, restaurant_id)
     return Context(

@@ -14,6 +14,7 @@ from maxloyalty.kit.db import for_update, violated_constraint
 from maxloyalty.kit.errors import Conflict, refuse_nulls
 from maxloyalty.kit.events import publish
 from maxloyalty.kit.pagination import PageParams, paginate
+from maxloyalty.kit.refdata import remembered
 from maxloyalty.network.errors import (
     PosNameTaken,
     RestaurantForbidden,
@@ -76,6 +77,18 @@ async def list_restaurants(
     if principal.restaurant_scope is not None:
         query = query.where(Restaurant.id.in_(principal.restaurant_scope))
     return list(await session.scalars(paginate(query, Restaurant.id, params)))
+
+
+async def restaurant_row(session: AsyncSession, restaurant_id: uuid.UUID) -> Restaurant | None:
+    """The tenant's restaurant as every till call reads it (kept per process: refdata)."""
+    return await remembered(
+        session, ("restaurant", restaurant_id), lambda: session.get(Restaurant, restaurant_id)
+    )
+
+
+async def tenant_row(session: AsyncSession, tenant_id: uuid.UUID) -> Tenant | None:
+    """The session's tenant as every till call reads it (kept per process: refdata)."""
+    return await remembered(session, ("tenant", tenant_id), lambda: session.get(Tenant, tenant_id))
 
 
 async def get_restaurant(
