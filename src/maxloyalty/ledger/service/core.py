@@ -19,7 +19,7 @@ from datetime import datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
+from sqlalchemy import ScalarSelect, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from maxloyalty.guests.models import GuestCard
@@ -208,6 +208,21 @@ def ensure_balance(card: GuestCard, amount: int) -> None:
         raise InsufficientPoints(f"The card has {card.balance} points; {amount} were asked for.")
 
 
+def held_points_of(
+    card_id: Any, now: datetime, *, except_hold: uuid.UUID | None = None
+) -> ScalarSelect[int]:
+    """The points tills' live holds reserve on the card `card_id` names (a value, or a
+    column of an enclosing query, so that a card's read brings them along)."""
+    query = select(func.coalesce(func.sum(PointHold.points), 0)).where(
+        PointHold.card_id == card_id,
+        PointHold.status == HoldStatus.ACTIVE,
+        PointHold.expires_at > now,
+    )
+    if except_hold is not None:
+        query = query.where(PointHold.id != except_hold)
+    return query.scalar_subquery()
+
+
 async def held_points(
     session: AsyncSession,
     card_id: uuid.UUID,
@@ -216,14 +231,8 @@ async def held_points(
     except_hold: uuid.UUID | None = None,
 ) -> int:
     """Points reserved on the card by tills' live holds."""
-    query = select(func.coalesce(func.sum(PointHold.points), 0)).where(
-        PointHold.card_id == card_id,
-        PointHold.status == HoldStatus.ACTIVE,
-        PointHold.expires_at > now,
-    )
-    if except_hold is not None:
-        query = query.where(PointHold.id != except_hold)
-    return int(await session.scalar(query) or 0)
+    held = held_points_of(card_id, now, except_hold=except_hold)
+    return int(await session.scalar(select(held)) or 0)
 
 
 async def available(

@@ -5,10 +5,12 @@ rotating `ML2`. A programme with `require_rotating_code` refuses the static two.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from maxloyalty.config import Settings
@@ -25,7 +27,7 @@ from maxloyalty.kit.errors import NotFound
 from maxloyalty.kit.ratelimit import RateLimiter
 from maxloyalty.kit.signing import QrSigner
 from maxloyalty.ledger.schemas import IdentifiedCard, LevelOut
-from maxloyalty.ledger.service.core import available
+from maxloyalty.ledger.service.core import held_points_of
 from maxloyalty.loyalty.models import LoyaltySystem, ProgramType
 from maxloyalty.loyalty.service import discount_percent, levels_of, max_redeemable, program_for
 
@@ -50,22 +52,63 @@ async def identify(
     ensure_restaurant(principal, request.restaurant_id)
     await limit_lookups(limiter, settings, principal)
     system = await program_for(session, request.restaurant_id)
-    card = await _find(session, system, qr, request, utcnow())
-    if card is None or card.status is CardStatus.DELETED:
+    now = utcnow()
+    found = await _find(session, system, qr, request, now)
+    if found is None or found.card.status is CardStatus.DELETED:
         raise CardNotFound("No card matches.")
-    return await describe_card(session, system, card, request.check_amount)
+    return await describe_card(session, system, found.card, request.check_amount, found)
+
+
+@dataclass(frozen=True)
+class _Found:
+    """A card, with what a till is shown of its guest read in the same statement."""
+
+    card: GuestCard
+    name: str | None
+    held: int
+
+
+def _with_guest(query: Select[GuestCard], now: datetime) -> Select[Any]:
+    """`query` of cards, with each card's guest's name and the points tills hold on it."""
+    name = (
+        select(
+            func.nullif(
+                func.concat_ws(
+                    " ",
+                    func.nullif(GuestProfile.first_name, ""),
+                    func.nullif(GuestProfile.last_name, ""),
+                ),
+                "",
+            )
+        )
+        .where(GuestProfile.user_id == GuestCard.user_id)
+        .limit(1)
+        .scalar_subquery()
+    )
+    return query.add_columns(name, held_points_of(GuestCard.id, now))
+
+
+async def _found(session: AsyncSession, query: Select[GuestCard], now: datetime) -> _Found | None:
+    row = (await session.execute(_with_guest(query, now))).first()
+    return None if row is None else _Found(row[0], row[1], int(row[2]))
 
 
 async def describe_card(
-    session: AsyncSession, system: LoyaltySystem, card: GuestCard, check_amount: int | None
+    session: AsyncSession,
+    system: LoyaltySystem,
+    card: GuestCard,
+    check_amount: int | None,
+    found: _Found | None = None,
 ) -> IdentifiedCard:
     """What a till shows once the guest is known: who, level, balance, points free to
     spend (the balance less other orders' holds), discount, and this check's limit."""
     levels = await levels_of(session, system.id)
     level = next((lv for lv in levels if lv.id == card.level_id), None)
-    profile = await session.scalar(select(GuestProfile).where(GuestProfile.user_id == card.user_id))
-    name = " ".join(p for p in (profile.first_name, profile.last_name) if p) if profile else ""
-    free = await available(session, card, utcnow())
+    if found is None:
+        found = await _found(session, select(GuestCard).where(GuestCard.id == card.id), utcnow())
+        assert found is not None
+    free = max(0, card.balance - found.held)
+    name = found.name
     return IdentifiedCard(
         guest_id=card.user_id,
         card_id=card.id,
@@ -92,17 +135,22 @@ async def _find(
     qr: QrSigner,
     request: IdentifyRequest,
     now: datetime,
-) -> GuestCard | None:
+) -> _Found | None:
+    """The card the request names; by static code or QR in one statement with its guest's
+    name and holds (the hot path), by rotating code or phone with one more."""
     if request.code is not None:
-        static = await session.scalar(
+        static = await _found(
+            session,
             select(GuestCard).where(
                 GuestCard.code == request.code,
                 GuestCard.status == CardStatus.ACTIVE,
                 GuestCard.loyalty_system_id == system.id,
-            )
+            ),
+            now,
         )
         if static is None:
-            return await card_by_rotating_code(session, system, request.code, now)
+            rotating = await card_by_rotating_code(session, system, request.code, now)
+            return await _found_card(session, rotating, now)
         if system.require_rotating_code:
             raise RotatingCodeRequired()
         return static
@@ -113,13 +161,22 @@ async def _find(
             card_id = qr.card_id(system.tenant_id, request.qr)
             if system.require_rotating_code:
                 raise RotatingCodeRequired()
-        return await session.get(GuestCard, card_id)
+        return await _found(session, select(GuestCard).where(GuestCard.id == card_id), now)
     assert request.phone is not None
     index = phone_index(normalize_phone(request.phone))
     user = await session.scalar(select(User.id).where(User.phone_hash == index))
     if user is None:
         return None
     try:
-        return await card_for_guest(session, system, user, request.restaurant_id)
+        card = await card_for_guest(session, system, user, request.restaurant_id)
     except NotFound:
         return None
+    return await _found_card(session, card, now)
+
+
+async def _found_card(
+    session: AsyncSession, card: GuestCard | None, now: datetime
+) -> _Found | None:
+    if card is None:
+        return None
+    return await _found(session, select(GuestCard).where(GuestCard.id == card.id), now)
