@@ -25,7 +25,7 @@ pytestmark = pytest.mark.xdist_group("round-trips")
 
 # Round trips per call, transaction control included (issue: identify ≤ 3, postings ≤ 6).
 # Lower them as the paths get leaner; a rise is a regression.
-BUDGET = {"identify": 3, "sale": 15, "redemption": 23, "pos_commit": 21}
+BUDGET = {"identify": 3, "sale": 13, "redemption": 20, "pos_commit": 19}
 
 
 @dataclass

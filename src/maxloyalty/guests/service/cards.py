@@ -189,19 +189,25 @@ async def lock_card(session: AsyncSession, card_id: uuid.UUID) -> GuestCard:
 
 
 async def card_for_guest(
-    session: AsyncSession, system: LoyaltySystem, guest_id: uuid.UUID, restaurant_id: uuid.UUID
+    session: AsyncSession,
+    system: LoyaltySystem,
+    guest_id: uuid.UUID,
+    restaurant_id: uuid.UUID,
+    *,
+    lock: bool = False,
 ) -> GuestCard:
+    """The guest's card here; with `lock`, found and locked in one statement (as
+    `lock_card` would lock it)."""
     card_restaurant = restaurant_id if system.mode is CardMode.SEPARATE else None
-    card = await session.scalar(
-        select(GuestCard).where(
-            GuestCard.user_id == guest_id,
-            GuestCard.loyalty_system_id == system.id,
-            GuestCard.status != CardStatus.DELETED,
-            GuestCard.restaurant_id.is_(None)
-            if card_restaurant is None
-            else GuestCard.restaurant_id == card_restaurant,
-        )
+    query = select(GuestCard).where(
+        GuestCard.user_id == guest_id,
+        GuestCard.loyalty_system_id == system.id,
+        GuestCard.status != CardStatus.DELETED,
+        GuestCard.restaurant_id.is_(None)
+        if card_restaurant is None
+        else GuestCard.restaurant_id == card_restaurant,
     )
+    card = await session.scalar(for_update(query) if lock else query)
     if card is None:
         raise CardNotFound("This guest has no card here.")
     return card

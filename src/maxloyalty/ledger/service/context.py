@@ -14,7 +14,6 @@ from maxloyalty.guests.service.cards import (
     card_for_guest,
     ensure_restaurant,
     ensure_usable,
-    lock_card,
 )
 from maxloyalty.identity.principal import Principal, Role
 from maxloyalty.ledger.models import LedgerOperation, TxChannel, TxSource, TxType
@@ -125,8 +124,7 @@ async def claim_with_card(
     )
     if isinstance(claimed, Replay):
         return claimed
-    found = await card_for_guest(ctx.session, ctx.system, guest_id, ctx.restaurant.id)
-    card = await lock_card(ctx.session, found.id)
+    card = await card_for_guest(ctx.session, ctx.system, guest_id, ctx.restaurant.id, lock=True)
     ensure_usable(card)
     await core.settle_due(ctx.session, card, ctx.now)
     return claimed, card

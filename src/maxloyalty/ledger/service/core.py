@@ -254,7 +254,8 @@ async def ensure_available(
     now: datetime,
     *,
     spending_hold: uuid.UUID | None = None,
-) -> None:
+) -> int:
+    """Refuse a spend of `amount` beyond the points free now; answer those points."""
     ensure_balance(card, amount)
     free = await available(session, card, now, except_hold=spending_hold)
     if free < amount:
@@ -262,6 +263,7 @@ async def ensure_available(
             f"The card has {free} points free ({card.balance - free} are held for open "
             f"orders); {amount} were asked for."
         )
+    return free
 
 
 async def apply_debit(

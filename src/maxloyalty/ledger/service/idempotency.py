@@ -68,7 +68,8 @@ async def claim(
 ) -> LedgerOperation | Replay:
     """The new operation to fill in, or the earlier answer to send again."""
     operation_id = uuid7()
-    inserted = await session.scalar(
+    # The new row comes back whole (one round trip, not an insert and a read).
+    inserted: LedgerOperation | None = await session.scalar(
         insert(LedgerOperation)
         .values(
             id=operation_id,
@@ -81,12 +82,10 @@ async def claim(
             response={},
         )
         .on_conflict_do_nothing()
-        .returning(LedgerOperation.id)
+        .returning(LedgerOperation)
     )
     if inserted is not None:
-        operation = await session.get(LedgerOperation, inserted)
-        assert operation is not None
-        return operation
+        return inserted
     earlier = None
     if idempotency_key is not None:
         earlier = await session.scalar(

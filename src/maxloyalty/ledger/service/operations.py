@@ -196,10 +196,9 @@ async def _sale(
     else:
         redeemed = request.points or 0
         if redeemed:
-            await core.ensure_available(
+            free = await core.ensure_available(
                 ctx.session, card, redeemed, ctx.now, spending_hold=ctx.spending_hold
             )
-            free = await core.available(ctx.session, card, ctx.now, except_hold=ctx.spending_hold)
             allowed = max_redeemable(ctx.system, free, check)
             if redeemed > allowed:
                 raise RedemptionLimitExceeded(f"This check may take at most {allowed} points.")
