@@ -15,7 +15,8 @@ COMMIT); `sql/accrue.sql` sends the same statements raw.
 
 Usage: floor_app.py --port PORT --workers N. Env: FLOOR_DATABASE_URL (the owner's URL:
 the app role is taken with `role=`, as pgbench does), FLOOR_TENANT_ID (the tenant whose
-cards are looked up: the API finds it from the key), MAXLOYALTY_DB_POOL_SIZE (10, the app's).
+cards are looked up: the API finds it from the key), MAXLOYALTY_DB_POOL_SIZE (10, the app's:
+the pool holds up to twice that, as the app's with its overflow).
 """
 
 from __future__ import annotations
@@ -77,7 +78,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.pool = await asyncpg.create_pool(
         os.environ["FLOOR_DATABASE_URL"],
         min_size=1,
-        max_size=size,
+        max_size=2 * size,
+        # The app's pool closes its overflow when idle: closing ours leaves the server's
+        # connection slots to the runs that follow (pgbench takes 32).
+        max_inactive_connection_lifetime=10,
         reset=_keep,
         server_settings={"role": "maxloyalty_app"},
     )
