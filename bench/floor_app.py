@@ -79,9 +79,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         os.environ["FLOOR_DATABASE_URL"],
         min_size=1,
         max_size=2 * size,
-        # The app's pool closes its overflow when idle: closing ours leaves the server's
-        # connection slots to the runs that follow (pgbench takes 32).
-        max_inactive_connection_lifetime=10,
+        # Idle connections close at once (one busy under load is idle for milliseconds):
+        # the server's connection slots go back to the runs that follow, or the API's next
+        # run meets `too many clients` (53300) on a server others use too.
+        max_inactive_connection_lifetime=1,
         reset=_keep,
         server_settings={"role": "maxloyalty_app"},
     )

@@ -232,7 +232,6 @@ for run in $(seq 1 "$RUNS"); do
   measure_raw sale
   measure_raw accrue
   measure_http floor_accrue "$FLOOR_BASE" "$FLOOR_PID"
-  # The floor's idle connections close while the API runs: pgbench finds their slots free.
   measure_http pos_commit "$BASE" "$SERVER_PID"
   measure_raw pos_commit
 done
