@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
-# Load benchmark (not a test): the API under wrk against the same SQL run raw by pgbench,
-# on a fresh database that is dropped at the end. Everything targets 127.0.0.1.
+# Load benchmark (not a test): the API under wrk against the same SQL run raw by pgbench and
+# against the floor (bench/floor_app.py: FastAPI + asyncpg doing the least the calls need,
+# served the same way), on a fresh database that is dropped at the end. Everything targets
+# 127.0.0.1.
 #
 # Env: DATABASE_URL  server to use (default postgresql://root@127.0.0.1:5432/test; only its
 #                    host and credentials are used: the run gets its own ml_bench_* database)
 #      REDIS_URL     optional; shares rate-limit counters between the API workers
 #      WORKERS (2)   API processes     GUESTS (2000)  guests to load
 #      DURATION (20) seconds per run   WARMUP (5)     seconds of warm-up before each run
-# Output: a table on stdout and in bench/results/latest.md (also the server log there).
+#      RUNS (1)      measured rounds (every scenario, warm-up included); the table gives the
+#                    median of each figure, bench/results/latest.md each round's too
+# Output: a table on stdout and in bench/results/latest.md (also the servers' logs there).
 set -euo pipefail
 
 BENCH=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -17,13 +21,12 @@ cd "$ROOT"
 export WORKERS=${WORKERS:-2} GUESTS=${GUESTS:-2000}
 DURATION=${DURATION:-20}
 WARMUP=${WARMUP:-5}
-export DURATION=${DURATION%s} WARMUP=${WARMUP%s}
-for knob in WORKERS GUESTS DURATION WARMUP; do
+export DURATION=${DURATION%s} WARMUP=${WARMUP%s} RUNS=${RUNS:-1}
+for knob in WORKERS GUESTS DURATION WARMUP RUNS; do
   [[ ${!knob} =~ ^[1-9][0-9]*$ ]] || { echo "bench: $knob must be a positive integer" >&2; exit 2; }
 done
 SERVER_URL=${DATABASE_URL:-postgresql://root@127.0.0.1:5432/test}
 CONNECTIONS=32
-SCENARIOS=(identify sale pos_commit)
 PY=.venv/bin/python
 
 LOAD_AT_START=$(cut -d' ' -f1 /proc/loadavg)  # before we add any: others' work
@@ -63,25 +66,35 @@ BENCH_URL=$(sed -n 2p <<<"$urls")
 WORK=$(mktemp -d -t ml_bench.XXXXXX)
 RESULTS=$BENCH/results
 mkdir -p "$RESULTS"
-rm -f "$RESULTS"/wrk_*.txt "$RESULTS"/pgbench_*.txt "$RESULTS/server.log"  # last run's
+rm -rf "$RESULTS"/run[0-9]* "$RESULTS/server.log" "$RESULTS/floor.log"  # last run's
 SERVER_PID=""
+FLOOR_PID=""
 DB_CREATED=""
 
+stop_group() { # leader pid: the server and its workers
+  kill -TERM -- "-$1" 2>/dev/null || true
+  for _ in $(seq 1 40); do kill -0 "$1" 2>/dev/null || break; sleep 0.25; done
+  kill -KILL -- "-$1" 2>/dev/null || true
+}
 cleanup() {
-  local status=$?
-  if [ -n "$SERVER_PID" ]; then
-    kill -TERM -- "-$SERVER_PID" 2>/dev/null || true
-    for _ in $(seq 1 40); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.25; done
-    kill -KILL -- "-$SERVER_PID" 2>/dev/null || true
-  fi
+  local status=$? run
+  if [ -n "$FLOOR_PID" ]; then stop_group "$FLOOR_PID"; fi
+  if [ -n "$SERVER_PID" ]; then stop_group "$SERVER_PID"; fi
   if [ -n "$DB_CREATED" ]; then
     psql -q "$ADMIN_URL" -c "DROP DATABASE IF EXISTS \"$DB_NAME\" WITH (FORCE)" || true
   fi
-  if [ -f "$WORK/server.log" ]; then cp "$WORK/server.log" "$RESULTS/server.log"; fi
-  cp "$WORK"/wrk_*.txt "$WORK"/pgbench_*.txt "$RESULTS/" 2>/dev/null || true
-  if [ "$status" -ne 0 ] && [ -f "$WORK/server.log" ]; then
-    log "failed; last lines of the server log:"
-    tail -n 30 "$WORK/server.log" >&2
+  cp "$WORK/server.log" "$WORK/floor.log" "$RESULTS/" 2>/dev/null || true
+  for run in "$WORK"/run*; do
+    [ -d "$run" ] || continue
+    mkdir -p "$RESULTS/${run##*/}"
+    cp "$run"/wrk_*.txt "$run"/pgbench_*.txt "$RESULTS/${run##*/}/" 2>/dev/null || true
+  done
+  if [ "$status" -ne 0 ]; then
+    for server in server floor; do
+      [ -s "$WORK/$server.log" ] || continue
+      log "failed; last lines of the $server log:"
+      tail -n 30 "$WORK/$server.log" >&2
+    done
   fi
   rm -rf "$WORK"
 }
@@ -103,7 +116,8 @@ export DATABASE_URL=$BENCH_URL MAXLOYALTY_DATA_DIR=$WORK/data MAXLOYALTY_LOG_LEV
   MAXLOYALTY_RUN_WORKER_IN_PROCESS=false
 .venv/bin/maxloyalty migrate >"$WORK/migrate.log" 2>&1 || { cat "$WORK/migrate.log" >&2; exit 1; }
 
-PORT=$("$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+free_port() { "$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+PORT=$(free_port)
 BASE=http://127.0.0.1:$PORT
 log "server on $BASE, $WORKERS workers, redis: ${REDIS_URL:-none}"
 # Own session, so the whole process tree (uvicorn's workers) stops with one signal.
@@ -139,19 +153,38 @@ read -r KEY_ID KEY_HASH SYSTEM_ID POS_KEY_ID < <(psql -AtF ' ' "$BENCH_URL" -c "
   CROSS JOIN pos_integrations p WHERE k.id <> p.api_key_id")
 NCARDS=$(wc -l <"$WORK/cards.tsv")
 
+# The floor: same server (uvicorn, $WORKERS processes, the flags `maxloyalty serve` uses),
+# same database, as the app role; it needs the tenant, which the API finds from the key.
+FLOOR_PORT=$(free_port)
+FLOOR_BASE=http://127.0.0.1:$FLOOR_PORT
+log "floor on $FLOOR_BASE, $WORKERS workers"
+FLOOR_DATABASE_URL=$BENCH_URL FLOOR_TENANT_ID=$TENANT_ID \
+  setsid "$PY" "$BENCH/floor_app.py" --port "$FLOOR_PORT" --workers "$WORKERS" \
+  >"$WORK/floor.log" 2>&1 &
+FLOOR_PID=$!
+# Any HTTP answer (a 404 here) means it listens; then one real lookup must succeed.
+for _ in $(seq 1 60); do
+  curl -sS -o /dev/null "$FLOOR_BASE/" 2>/dev/null && break
+  kill -0 "$FLOOR_PID" 2>/dev/null || { log "floor exited"; exit 1; }
+  sleep 0.5
+done
+curl -fsS -o /dev/null -H 'Content-Type: application/json' \
+  -d "{\"code\": \"$(head -n 1 "$WORK/codes.txt")\"}" "$FLOOR_BASE/identify" \
+  || { log "the floor's lookup failed"; exit 1; }
+
 export BENCH_DATA=$WORK BENCH_LUA=$BENCH/lua
-# CPU (user + system clock ticks) used so far by the server's processes: CPU per request
-# holds up better than req/s on a machine shared with other work.
-server_ticks() {
+# CPU (user + system clock ticks) used so far by a server's processes (its process group):
+# CPU per request holds up better than req/s on a machine shared with other work.
+server_ticks() { # leader pid
   local total=0 pid
-  for pid in $(pgrep -g "$SERVER_PID"); do
+  for pid in $(pgrep -g "$1"); do
     total=$((total + $(awk '{sub(/.*\) /, ""); print $12 + $13}' "/proc/$pid/stat" 2>/dev/null || echo 0)))
   done
   echo "$total"
 }
-run_wrk() { # scenario seconds tag
+run_wrk() { # scenario seconds tag base-url
   RUN_TAG=$3 wrk -c "$CONNECTIONS" -t 2 -d "${2}s" --timeout 10s --latency \
-    -s "$BENCH/lua/$1.lua" "$BASE"
+    -s "$BENCH/lua/$1.lua" "$4"
 }
 # Connected as the owner, acting as the app's role: row-level security applies as it does
 # to the app. request_hash only needs to be some 64-hex string: the key hash is one.
@@ -167,31 +200,59 @@ run_pgbench() { # scenario seconds [extra options]
     -D answer="$(cat "$BENCH/sql/answer.json")" "$@" "$BENCH_URL"
 }
 
-for s in "${SCENARIOS[@]}"; do
-  log "app $s: warm-up ${WARMUP}s, then ${DURATION}s"
-  run_wrk "$s" "$WARMUP" warmup >"$WORK/wrk_${s}_warmup.txt"
-  cut -d' ' -f1 /proc/loadavg >"$WORK/load_$s.txt"  # a busy machine skews both sides
-  ticks=$(server_ticks)
-  run_wrk "$s" "$DURATION" main >"$WORK/wrk_$s.txt"
-  echo "$(($(server_ticks) - ticks)) $(getconf CLK_TCK)" >"$WORK/cpu_$s.txt"
-  grep -E "Requests/sec|50%|99%|BENCH|Non-2xx|Socket" "$WORK/wrk_$s.txt" >&2 || true
+# One scenario through HTTP (the API or the floor), into the run's directory $DIR.
+measure_http() { # scenario base-url server-leader-pid
+  local s=$1 ticks
+  log "$s: warm-up ${WARMUP}s, then ${DURATION}s"
+  run_wrk "$s" "$WARMUP" warmup "$2" >"$DIR/wrk_${s}_warmup.txt"
+  cut -d' ' -f1 /proc/loadavg >"$DIR/load_$s.txt"  # a busy machine skews every side
+  ticks=$(server_ticks "$3")
+  run_wrk "$s" "$DURATION" main "$2" >"$DIR/wrk_$s.txt"
+  echo "$(($(server_ticks "$3") - ticks)) $(getconf CLK_TCK)" >"$DIR/cpu_$s.txt"
+  grep -E "Requests/sec|50%|99%|BENCH|Non-2xx|Socket" "$DIR/wrk_$s.txt" >&2 || true
+}
+measure_raw() { # scenario
+  local s=$1
   log "raw $s: warm-up ${WARMUP}s, then ${DURATION}s"
-  run_pgbench "$s" "$WARMUP" >"$WORK/pgbench_${s}_warmup.txt" 2>&1
-  run_pgbench "$s" "$DURATION" -r -l --log-prefix="$WORK/pgb_$s" >"$WORK/pgbench_$s.txt" 2>&1 \
-    || { cat "$WORK/pgbench_$s.txt" >&2; exit 1; }
-  grep -E "^tps|^latency average|failed" "$WORK/pgbench_$s.txt" >&2 || true
+  run_pgbench "$s" "$WARMUP" >"$DIR/pgbench_${s}_warmup.txt" 2>&1
+  run_pgbench "$s" "$DURATION" -r -l --log-prefix="$DIR/pgb_$s" >"$DIR/pgbench_$s.txt" 2>&1 \
+    || { cat "$DIR/pgbench_$s.txt" >&2; exit 1; }
+  grep -E "^tps|^latency average|failed" "$DIR/pgbench_$s.txt" >&2 || true
+}
+
+# Each hot path beside its raw SQL and its floor call, close together in time.
+for run in $(seq 1 "$RUNS"); do
+  DIR=$WORK/run$run
+  mkdir -p "$DIR"
+  log "run $run of $RUNS"
+  measure_http identify "$BASE" "$SERVER_PID"
+  measure_raw identify
+  measure_http floor_identify "$FLOOR_BASE" "$FLOOR_PID"
+  measure_http sale "$BASE" "$SERVER_PID"
+  measure_raw sale
+  measure_raw accrue
+  measure_http floor_accrue "$FLOOR_BASE" "$FLOOR_PID"
+  measure_http pos_commit "$BASE" "$SERVER_PID"
+  measure_raw pos_commit
 done
 
-# Both sides keep the ledger's invariants; a mismatch here is a finding, not noise.
+# Every side keeps the ledger's invariants; a mismatch here is a finding, not noise.
 log "ledger verify"
+VERIFIED=""
 if timeout 120 .venv/bin/maxloyalty ledger verify --tenant bench >"$WORK/verify.log" 2>&1; then
+  VERIFIED=1
   grep -v '…' "$WORK/verify.log" >&2
+  echo "clean ($(grep -E 'cards, [0-9]+ mismatches' "$WORK/verify.log" | head -n 1))" \
+    >"$WORK/verify.txt"
 else
   log "ledger verify FAILED:"
   cat "$WORK/verify.log" >&2
+  echo "FAILED: $(grep -m 1 -E 'mismatches|Error' "$WORK/verify.log" || tail -n 1 "$WORK/verify.log")" \
+    >"$WORK/verify.txt"
 fi
 # JSON lines are the app's own log entries (all at WARNING or above in this run).
 log "server log: $(grep -c '^{' "$WORK/server.log" || true) entries (bench/results/server.log)"
 
 echo
-"$PY" "$BENCH/report.py" "$WORK" "${SCENARIOS[@]}"
+"$PY" "$BENCH/report.py" "$WORK"
+[ -n "$VERIFIED" ]
