@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import uuid
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+import pytest
+from sqlalchemy import func, select, text, update
+from sqlalchemy.dialects import postgresql
 
 from maxloyalty.guests.models import GuestCard, GuestProfile
+from maxloyalty.guests.service.cards import lock_card
 from maxloyalty.kit.events import IntegrationEvent
-from maxloyalty.ledger.models import PointLot, PointTransaction, TxType
-from maxloyalty.ledger.service import core
+from maxloyalty.ledger.models import LotAllocation, PointLot, PointTransaction, TxChannel, TxType
+from maxloyalty.ledger.service import core, daily
 from maxloyalty.ledger.service.daily import run_daily
 from maxloyalty.runtime import Runtime
+from tests.factories import make_guest
 from tests.ledger.conftest import Shop, assert_ledger_consistent, post_at
 
 ZONE_OFFSET = timedelta(hours=5)  # Asia/Yekaterinburg, the test network's zone
@@ -153,3 +159,107 @@ async def test_end_of_day_helper() -> None:
     assert end == datetime(2027, 1, 1, 18, 59, 59, 999_999, tzinfo=UTC)
     moscow = core.end_of_day(moment, "Europe/Moscow")  # 22:05 on 31 December in UTC+3
     assert moscow == datetime(2026, 12, 31, 20, 59, 59, 999_999, tzinfo=UTC)
+
+
+async def _cards_with_expiring_points_of(
+    make_shop: Any, runtime: Runtime, count: int
+) -> tuple[Shop, datetime]:
+    """A shop whose `count` cards each earned 50 + 50 points that expire after 10 days;
+    returns it with a moment after their expiry."""
+    shop: Shop = await make_shop(expiry_days=10)
+    start = datetime(2026, 11, 1, 9, tzinfo=UTC)
+    cards = [shop.card] + [
+        await make_guest(runtime, shop.system, restaurant_id=shop.restaurant.id)
+        for _ in range(count - 1)
+    ]
+    for card in cards:
+        for hours in (0, 1):
+            await post_at(
+                runtime,
+                replace(shop, card=card),
+                start + timedelta(hours=hours),
+                {"type": "SALE", "amount": 100_000},
+            )
+    return shop, start + timedelta(days=12)
+
+
+async def balances(runtime: Runtime, shop: Shop) -> dict[uuid.UUID, int]:
+    async with runtime.db.transaction(shop.tenant.id) as session:
+        return dict((await session.execute(select(GuestCard.id, GuestCard.balance))).all())
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+async def test_an_interrupted_expiry_run_keeps_whole_batches_and_the_next_run_does_the_rest(
+    make_shop: Any, runtime: Runtime, monkeypatch: pytest.MonkeyPatch, workers: int
+) -> None:
+    shop, after_expiry = await _cards_with_expiring_points_of(make_shop, runtime, 5)
+    first, *_, last = sorted(await balances(runtime, shop))
+    real_stage = daily.stage
+
+    def crash_on_the_last_card(session: Any, card: Any, at: str) -> None:
+        if card["id"] == last:  # the third batch fails after its writes, before its commit
+            raise RuntimeError("worker killed")
+        real_stage(session, card, at)
+
+    monkeypatch.setattr(daily, "stage", crash_on_the_last_card)
+    with pytest.raises(RuntimeError, match="worker killed"):
+        # Batches [1, 2], [3, 4], [5]: a second worker finishes its batch, then stops.
+        await daily.activate_and_expire(
+            runtime.db, shop.tenant.id, after_expiry, batch=2, workers=workers
+        )
+    left = await balances(runtime, shop)
+    assert sorted(left.values()) == [0, 0, 0, 0, 100]  # two batches of two cards committed
+    assert left[last] == 100  # the failed batch left no trace
+    await assert_ledger_consistent(runtime, shop)
+
+    monkeypatch.setattr(daily, "stage", real_stage)
+    totals = await run_daily(runtime.db, after_expiry)
+    assert totals["expired"] == 2  # the rest: the last card's two lots, nothing twice
+    assert set((await balances(runtime, shop)).values()) == {0}
+    async with runtime.db.transaction(shop.tenant.id) as session:
+        rows = list(
+            await session.scalars(
+                select(PointTransaction).where(PointTransaction.type == TxType.EXPIRATION)
+            )
+        )
+        credits = set(await session.scalars(select(PointLot.transaction_id)))
+        drawn = await session.scalar(select(func.count()).select_from(LotAllocation))
+    # As `core.expire_lot` books them: one row per lot, reversing its credit, one operation
+    # per card.
+    assert len(rows) == drawn == 10
+    assert {(r.amount, r.channel, r.reason) for r in rows} == {
+        (-50, TxChannel.SYSTEM, "points expired")
+    }
+    assert {r.reverses_id for r in rows} == credits
+    assert len({(r.card_id, r.operation_id) for r in rows}) == len({r.card_id for r in rows}) == 5
+    assert first in {r.card_id for r in rows}
+    await assert_ledger_consistent(runtime, shop)
+
+
+async def test_expiry_skips_a_card_an_operation_holds_and_the_next_run_books_it(
+    make_shop: Any, runtime: Runtime
+) -> None:
+    shop, after_expiry = await _cards_with_expiring_points_of(make_shop, runtime, 3)
+    async with runtime.db.transaction(shop.tenant.id) as till:
+        await lock_card(till, shop.card.id)  # a till's operation on it, still open
+        assert (await run_daily(runtime.db, after_expiry))["expired"] == 4
+    assert (await balances(runtime, shop))[shop.card.id] == 100
+    assert (await run_daily(runtime.db, after_expiry))["expired"] == 2
+    assert set((await balances(runtime, shop)).values()) == {0}
+    await assert_ledger_consistent(runtime, shop)
+
+
+async def test_the_pending_lots_index_serves_the_predicate_the_orm_sends(runtime: Runtime) -> None:
+    """Every operation settles its card first (`core.settle_due`: `activated.is_(False)`).
+    The planner matches a partial index only to the predicate as written: were the index's
+    `NOT activated`, that query would scan every lot of every network."""
+    sent = str(PointLot.activated.is_(False).compile(dialect=postgresql.dialect()))
+    async with runtime.db.transaction() as session:
+        predicate = await session.scalar(
+            text(
+                "SELECT pg_get_expr(indpred, indrelid) FROM pg_index"
+                " WHERE indexrelid = 'ix_point_lots_pending'::regclass"
+            )
+        )
+    assert predicate is not None
+    assert predicate.strip("()").lower() == sent.removeprefix("point_lots.").lower()

@@ -1,8 +1,9 @@
 """A card's balance, pending points and level, published once its transaction commits.
 
-Every path that changes them (cashier, tills, transfers, jobs, rewards) goes through the
-ORM, so one flush listener sees them all and reads the values from the session's own
-objects: no query is added. A card changed several times in a transaction is published
+Every path that changes them (cashier, tills, transfers, rewards) goes through the ORM, so
+one flush listener sees them all and reads the values from the session's own objects: no
+query is added. The daily job's set-based expiry stages what its UPDATE returns (`stage`).
+A card changed several times in a transaction is published
 once, with its last values; a rollback publishes nothing (see `kit.live`).
 
 Topics: `card:{card_id}`, and `guest:{tenant_id}:{user_id}` for a page following every
@@ -11,6 +12,7 @@ card a guest holds in one network. Messages carry no personal data."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
 import structlog
@@ -35,7 +37,7 @@ def guest_topic(tenant_id: uuid.UUID, user_id: uuid.UUID) -> str:
     return f"guest:{tenant_id}:{user_id}"
 
 
-def card_message(values: dict[str, Any], at: str) -> live.Message:
+def card_message(values: Mapping[Any, Any], at: str) -> live.Message:
     """`{card_id, balance, pending_balance, level_id, at}`: ids as strings, `at` RFC 3339."""
     level_id = values["level_id"]
     return {
@@ -45,6 +47,20 @@ def card_message(values: dict[str, Any], at: str) -> live.Message:
         "level_id": str(level_id) if level_id is not None else None,
         "at": at,
     }
+
+
+def stage(session: Session, values: Mapping[Any, Any], at: str) -> None:
+    """Publish a card's new values (its row: `id`, `tenant_id`, `user_id` and the watched
+    columns) once the session's transaction commits."""
+    message = card_message(values, at)
+    live.publish_after_commit(
+        session,
+        ("card", values["id"]),
+        [
+            (card_topic(values["id"]), message),
+            (guest_topic(values["tenant_id"], values["user_id"]), message),
+        ],
+    )
 
 
 @event.listens_for(Session, "after_flush")
@@ -65,12 +81,4 @@ def _stage_changed_cards(session: Session, _flush: UOWTransaction) -> None:
             log.warning("live_card_unreadable", card_id=str(values.get("id")))
             continue  # expired meanwhile: nothing to tell without a query
         at = at or rfc3339(utcnow())
-        message = card_message(values, at)
-        live.publish_after_commit(
-            session,
-            ("card", values["id"]),
-            [
-                (card_topic(values["id"]), message),
-                (guest_topic(values["tenant_id"], values["user_id"]), message),
-            ],
-        )
+        stage(session, values, at)

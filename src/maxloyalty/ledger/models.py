@@ -79,7 +79,9 @@ class TxChannel(enum.StrEnum):
 class PointTransaction(TenantOwned, Base):
     __tablename__ = "point_transactions"
     __table_args__ = (
-        Index("ix_point_transactions_card", "card_id", "created_at"),
+        # A card's rows by id (time-ordered): the history's page is read newest first from
+        # each partition's index and merged, never sorting all of the card's rows.
+        Index("ix_point_transactions_card", "card_id", "id"),
         Index("ix_point_transactions_operation", "operation_id"),
         Index("ix_point_transactions_reverses", "reverses_id"),
         {"postgresql_partition_by": "RANGE (created_at)"},
@@ -126,6 +128,14 @@ class PointLot(UUIDPrimaryKey, TenantOwned, Base):
             postgresql_where=text("remaining > 0"),
         ),
         Index("ix_point_lots_expiring", "expires_at", postgresql_where=text("remaining > 0")),
+        # A card's lots waiting to become spendable (few: most lots are active at once). The
+        # predicate is written as `.is_(False)` renders: `NOT activated` would not match it.
+        Index(
+            "ix_point_lots_pending",
+            "card_id",
+            "activates_at",
+            postgresql_where=text("activated IS false"),
+        ),
     )
 
     card_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("guest_cards.id"))

@@ -4,20 +4,25 @@
 - birthday bonuses, once a year per card, from the guest's local midnight;
 - reminders (outbox events) before points expire.
 Every step is safe to run twice: expiry and activation look at lot state under the card
-lock, birthdays and reminders are keyed in `ledger_operations`.
+lock, birthdays and reminders are keyed in `ledger_operations`. Expiry and activation are
+set-based, a batch of cards per transaction (`activate_and_expire`), so a million due lots
+take seconds, not hours of one ORM round trip after another.
 """
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import structlog
-from sqlalchemy import Integer, and_, cast, extract, func, or_, select
+from sqlalchemy import ARRAY, Integer, Uuid, and_, bindparam, cast, extract, func, or_, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from maxloyalty.guests.live import stage
 from maxloyalty.guests.models import CardStatus, GuestCard, GuestProfile
 from maxloyalty.guests.service.cards import lock_card
 from maxloyalty.kit.clock import utcnow
@@ -41,43 +46,165 @@ async def _tenants(db: Database) -> list[Tenant]:
         return list(await platform.scalars(select(Tenant)))
 
 
-async def activate_and_expire(db: Database, tenant_id: uuid.UUID, now: datetime) -> tuple[int, int]:
-    """(lots activated, lots expired), each card in its own short transaction."""
+# The next cards with work due, in id order (each arm has its index: ix_point_lots_pending,
+# whose predicate is `activated IS false`, not `NOT activated`, and ix_point_lots_expiring).
+_DUE_CARDS = text(
+    """
+    SELECT card_id FROM (
+        SELECT card_id FROM point_lots
+        WHERE activated IS false AND activates_at <= :now AND card_id > :after
+        UNION
+        SELECT card_id FROM point_lots
+        WHERE remaining > 0 AND expires_at <= :now AND card_id > :after
+    ) due ORDER BY card_id LIMIT :n
+    """
+)
+# `core.activate_lot` for every due pending lot of the locked cards: the lot counts in the
+# balance, its credit and the reversals booked while it was pending complete.
+_ACTIVATE = text(
+    """
+    WITH lots AS (
+        UPDATE point_lots SET activated = true
+        WHERE card_id = ANY(:cards) AND activated IS false AND activates_at <= :now
+        RETURNING card_id, transaction_id, remaining
+    ), rows AS (
+        UPDATE point_transactions t SET status = 'COMPLETED', status_changed_at = :now
+        FROM lots
+        WHERE (t.id = lots.transaction_id OR t.reverses_id = lots.transaction_id)
+          AND t.status = 'PENDING'
+    ), moved AS (
+        SELECT card_id, sum(remaining) AS points, count(*) FILTER (WHERE remaining > 0) AS lots
+        FROM lots GROUP BY card_id
+    )
+    UPDATE guest_cards c
+    SET balance = c.balance + moved.points, pending_balance = c.pending_balance - moved.points,
+        updated_at = now()
+    FROM moved WHERE c.id = moved.card_id
+    RETURNING c.id, c.tenant_id, c.user_id, c.balance, c.pending_balance, c.level_id,
+              moved.lots
+    """
+)
+# `core.expire_lot` for every expired lot of the locked cards: an EXPIRATION row of what is
+# left (one operation per card), its allocation, the lot emptied, the balance lowered.
+_EXPIRE = text(
+    """
+    WITH due AS MATERIALIZED (
+        SELECT l.id, l.tenant_id, l.card_id, l.transaction_id, l.remaining,
+               maxloyalty_uuid7() AS tx_id, maxloyalty_uuid7() AS allocation_id
+        FROM point_lots l
+        WHERE l.card_id = ANY(:cards) AND l.activated AND l.remaining > 0
+          AND l.expires_at <= :now
+    ), operations AS MATERIALIZED (
+        SELECT card_id, maxloyalty_uuid7() AS operation_id FROM due GROUP BY card_id
+    ), rows AS (
+        INSERT INTO point_transactions (id, created_at, tenant_id, card_id, operation_id, type,
+                                        status, amount, source, channel, reason, reverses_id)
+        SELECT due.tx_id, :now, due.tenant_id, due.card_id, operations.operation_id,
+               'EXPIRATION', 'COMPLETED', -due.remaining, 'SYSTEM', 'SYSTEM',
+               'points expired', due.transaction_id
+        FROM due JOIN operations USING (card_id)
+    ), allocations AS (
+        INSERT INTO lot_allocations (id, tenant_id, lot_id, transaction_id, amount, created_at)
+        SELECT allocation_id, tenant_id, id, tx_id, remaining, :now FROM due
+    ), lots AS (
+        UPDATE point_lots l SET remaining = 0 FROM due WHERE l.id = due.id
+    ), expired AS (
+        SELECT card_id, sum(remaining) AS points, count(*) AS lots FROM due GROUP BY card_id
+    )
+    UPDATE guest_cards c SET balance = c.balance - expired.points, updated_at = now()
+    FROM expired WHERE c.id = expired.card_id
+    RETURNING c.id, c.tenant_id, c.user_id, c.balance, c.pending_balance, c.level_id,
+              expired.lots
+    """
+)
+_CARDS_PARAMS = (bindparam("cards", type_=ARRAY(Uuid())),)
+CARDS_PER_PASS = 50_000  # due card ids read at once (one scan of the due lots each)
+BATCH = 200  # cards per transaction: each card's lock lasts one batch
+WORKERS = 2  # batches at a time (one connection each)
+
+
+@dataclass
+class _Pass:
+    """One pass's batches (taken from the end: they are stored reversed) and the counts."""
+
+    batches: list[list[uuid.UUID]]
+    activated: int = 0
+    expired: int = 0
+    failed: bool = False
+
+
+async def activate_and_expire(
+    db: Database, tenant_id: uuid.UUID, now: datetime, batch: int = BATCH, workers: int = WORKERS
+) -> tuple[int, int]:
+    """(lots activated, lots expired). Set-based, `batch` cards per transaction, in card
+    order, `workers` transactions at a time: the batch's cards are locked (skipping any a
+    till holds now: its operation settles them itself, or the next run does), their due
+    lots activated and expired, and the batch commits. Nothing is kept between batches but
+    the last card id, so a run stopped half-way leaves whole batches done and the next run
+    does the rest."""
     activated = expired = 0
+    after = uuid.UUID(int=0)
+    while True:
+        async with db.transaction(tenant_id) as session:
+            found = await session.scalars(
+                _DUE_CARDS, {"now": now, "after": after, "n": CARDS_PER_PASS}
+            )
+            card_ids = list(found)
+        run = _Pass([card_ids[i : i + batch] for i in range(0, len(card_ids), batch)][::-1])
+        # Batches hold disjoint cards, so they never wait on each other. A failing one
+        # stops the others after their current batch, and the run fails with it.
+        outcomes = await asyncio.gather(
+            *(_work(db, tenant_id, run, now) for _ in range(workers)), return_exceptions=True
+        )
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
+        activated += run.activated
+        expired += run.expired
+        if len(card_ids) < CARDS_PER_PASS:
+            return activated, expired
+        after = card_ids[-1]
+
+
+async def _work(db: Database, tenant_id: uuid.UUID, run: _Pass, now: datetime) -> None:
+    while run.batches and not run.failed:
+        try:
+            activated, expired = await _settle_batch(db, tenant_id, run.batches.pop(), now)
+        except BaseException:
+            run.failed = True
+            raise
+        run.activated += activated
+        run.expired += expired
+
+
+async def _settle_batch(
+    db: Database, tenant_id: uuid.UUID, card_ids: list[uuid.UUID], now: datetime
+) -> tuple[int, int]:
+    """One batch's transaction: `core.settle_due` for these cards, in three statements."""
     async with db.transaction(tenant_id) as session:
-        card_ids = list(
+        locked = list(
             await session.scalars(
-                select(PointLot.card_id)
-                .where(
-                    or_(
-                        and_(PointLot.activated.is_(False), PointLot.activates_at <= now),
-                        and_(PointLot.remaining > 0, PointLot.expires_at <= now),
-                    )
-                )
-                .distinct()
+                select(GuestCard.id)
+                .where(GuestCard.id.in_(card_ids))
+                .order_by(GuestCard.id)
+                .with_for_update(skip_locked=True)
             )
         )
-    for card_id in card_ids:
-        async with db.transaction(tenant_id) as session:
-            card = await lock_card(session, card_id)
-            lots = await session.scalars(
-                select(PointLot)
-                .where(PointLot.card_id == card_id)
-                .where(
-                    or_(
-                        and_(PointLot.activated.is_(False), PointLot.activates_at <= now),
-                        and_(PointLot.remaining > 0, PointLot.expires_at <= now),
-                    )
-                )
-                .order_by(PointLot.activates_at)
-            )
-            operation = uuid7()
-            for lot in lots:
-                if await core.activate_lot(session, card, lot, now):
-                    activated += 1
-                if await core.expire_lot(session, card, lot, now, operation):
-                    expired += 1
-    return activated, expired
+        if len(locked) < len(card_ids):
+            log.info("daily_cards_busy", skipped=len(card_ids) - len(locked))
+        if not locked:
+            return 0, 0
+        params = {"cards": locked, "now": now}
+        at = rfc3339(utcnow())
+        counts = []
+        for statement in (_ACTIVATE, _EXPIRE):
+            changed = await session.execute(statement.bindparams(*_CARDS_PARAMS), params)
+            lots = 0
+            for card in changed.mappings():
+                lots += card["lots"]
+                stage(session.sync_session, card, at)  # the ORM's listener never sees these
+            counts.append(lots)
+    return counts[0], counts[1]
 
 
 def _birthday_today(zone: ZoneInfo, now: datetime) -> tuple[date, list[tuple[int, int]]]:
