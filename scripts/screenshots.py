@@ -28,6 +28,8 @@ ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "docs" / "screenshots"
 SIZES = {"phone": (390, 844), "tablet": (1024, 768)}
 CHROMIUM = "/usr/bin/chromium"
+# The browser's language (the pages follow Accept-Language) and where the pictures go.
+CHOSEN = {"locale": "ru-RU", "out": OUT}
 _CODE = re.compile(r"код входа (\d{6})")
 
 
@@ -73,19 +75,21 @@ def _staff(tenant: dict[str, Any], role: str) -> dict[str, Any]:
 
 async def _shoot(page: Page, name: str, size: str) -> None:
     await page.wait_for_timeout(300)  # htmx settles, fonts paint
-    path = OUT / f"{name}-{size}.png"
+    path = Path(CHOSEN["out"]) / f"{name}-{size}.png"
     # As tall as the page, so what sticks to the screen's bottom is drawn at the bottom.
     width, height = SIZES[size]
     tall = await page.evaluate("document.documentElement.scrollHeight")
     await page.set_viewport_size({"width": width, "height": max(height, tall)})
     await page.screenshot(path=str(path))
     await page.set_viewport_size({"width": width, "height": height})
-    print(f"  {path.relative_to(ROOT)}")
+    print(f"  {path}")
 
 
 async def _cashier(browser: Browser, base: str, tenant: dict[str, Any], size: str) -> None:
     width, height = SIZES[size]
-    context = await browser.new_context(viewport={"width": width, "height": height}, locale="ru-RU")
+    context = await browser.new_context(
+        viewport={"width": width, "height": height}, locale=CHOSEN["locale"]
+    )
     page = await context.new_page()
     await page.goto(f"{base}/")
     await _shoot(page, "home", size)
@@ -108,7 +112,9 @@ async def _cashier(browser: Browser, base: str, tenant: dict[str, Any], size: st
     await _shoot(page, "cashier-sale-posted", size)
     await context.close()
 
-    context = await browser.new_context(viewport={"width": width, "height": height}, locale="ru-RU")
+    context = await browser.new_context(
+        viewport={"width": width, "height": height}, locale=CHOSEN["locale"]
+    )
     page = await context.new_page()
     manager = _staff(tenant, "MANAGER")
     await page.goto(f"{base}/cashier")
@@ -127,7 +133,9 @@ async def _guest(
     browser: Browser, base: str, tenant: dict[str, Any], slug: str, size: str, log: Path
 ) -> None:
     width, height = SIZES[size]
-    context = await browser.new_context(viewport={"width": width, "height": height}, locale="ru-RU")
+    context = await browser.new_context(
+        viewport={"width": width, "height": height}, locale=CHOSEN["locale"]
+    )
     page = await context.new_page()
     await page.goto(f"{base}/app/{slug}")
     await _shoot(page, "guest-sign-in", size)
@@ -175,8 +183,11 @@ async def main() -> None:
     parser.add_argument("--base", help="a running server (with --data-dir and --log)")
     parser.add_argument("--data-dir", type=Path)
     parser.add_argument("--log", type=Path, help="its log, where the SMS codes are")
+    parser.add_argument("--lang", choices=["ru", "en"], default="ru")
+    parser.add_argument("--out", type=Path, default=OUT, help="where the pictures go")
     args = parser.parse_args()
-    OUT.mkdir(parents=True, exist_ok=True)
+    CHOSEN.update(locale="en-US" if args.lang == "en" else "ru-RU", out=args.out)
+    args.out.mkdir(parents=True, exist_ok=True)
     server = None
     with tempfile.TemporaryDirectory() as scratch:
         if args.base:

@@ -61,7 +61,11 @@ async def test_points_go_to_a_friend_once_per_form(
         headers=cab.headers,
     )
     assert 'data-code="insufficient_points"' in too_many.text
-    for bad, code in (({"points": "0"}, "form_invalid"), ({"friend_code": "12"}, "form_invalid")):
+    for bad, code in (
+        ({"points": "0"}, "form_invalid"),
+        ({"friend_code": "12"}, "form_invalid"),
+        ({"card_id": str(friend.id)}, "card_not_found"),  # someone else's card as the source
+    ):
         answer = await client.post(
             f"{cab.app}/transfer",
             data=form | bad | {"key": uuid.uuid4().hex},

@@ -121,6 +121,7 @@ async def test_signing_out_ends_the_session_itself(
         ({"type": "MANUAL", "points": "99999999999", "reason": "x"}, "form_invalid"),
         ({"type": "SALE", "amount": "100", "guest_id": "not-a-uuid"}, "form_invalid"),
         ({"type": "SALE", "amount": "100", "key": ""}, "idempotency_key_required"),
+        ({"type": "SALE", "amount": "100", "key": "k" * 201}, "form_invalid"),
         ({"type": "SALE", "amount": "100", "guest_id": str(uuid.UUID(int=1))}, "card_not_found"),
         ({"type": "MANUAL", "points": "10", "reason": "a\x00b"}, "form_invalid"),
         ({"type": "SALE", "amount": "100", "restaurant_id": "nowhere"}, "form_invalid"),

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import RedirectResponse, Response
 
 from maxloyalty.guests.errors import RestaurantRequired
+from maxloyalty.guests.models import GuestCard
 from maxloyalty.guests.schemas import GuestFilters, IdentifyRequest
 from maxloyalty.guests.service.cards import GuestListRow, list_guests
 from maxloyalty.identity.errors import NotAuthenticated, RoleForbidden
@@ -27,7 +28,7 @@ from maxloyalty.ledger.models import TxStatus, TxType
 from maxloyalty.ledger.schemas import CashierRequest, IdentifiedCard
 from maxloyalty.ledger.service import operations, queries
 from maxloyalty.ledger.service.idempotency import require_key
-from maxloyalty.ledger.service.identify import identify
+from maxloyalty.ledger.service.identify import describe_card, identify
 from maxloyalty.network.models import Restaurant
 from maxloyalty.network.service.restaurants import (
     get_restaurant,
@@ -35,7 +36,7 @@ from maxloyalty.network.service.restaurants import (
     list_restaurants,
 )
 from maxloyalty.runtime import runtime_of
-from maxloyalty.web.forms import build, form_of, kopecks, whole
+from maxloyalty.web.forms import FormKey, build, form_of, kopecks, whole
 from maxloyalty.web.pages import PageRoute
 from maxloyalty.web.security import check_csrf, remember_cookie
 from maxloyalty.web.sessions import forget_session, holder, keep_session, public_work, sign_out
@@ -275,7 +276,7 @@ def _guest_panel(
 
 class _Guest(BaseModel):
     guest_id: uuid.UUID
-    key: str = ""
+    key: FormKey = ""
 
 
 @router.post("/operation")
@@ -298,11 +299,16 @@ async def post_operation(request: Request) -> Response:
         ctx = await operations.open_context(session, principal, restaurant_id, utcnow())
         outcome = await operations.execute(ctx, posted.guest_id, wanted, require_key(posted.key))
         recent = await _shift(session, principal, restaurant_id)
+        # The guest panel's figures as they are now (free points and the limit too).
+        row = await session.get(GuestCard, outcome.answer.card_id)  # the one posted on
+        assert row is not None
+        card = await describe_card(session, ctx.system, row, None)
     return render(
         request,
         "cashier/_result.html",
         result=outcome.answer,
         replayed=outcome.replayed,
+        card=card,
         # A new operation on this guest is a new form: fresh keys (a replay keeps them).
         keys=None if outcome.replayed else _new_keys(),
         recent=recent,

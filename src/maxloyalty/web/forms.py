@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import re
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 from starlette.requests import Request
 
 from maxloyalty.web.pages import FormInvalid, fields_of
 from maxloyalty.web.security import read_form
 
 Model = TypeVar("Model", bound=BaseModel)
+# A form's idempotency key, bounded as the API's Idempotency-Key header is.
+FormKey = Annotated[str, Field(max_length=200)]
 _SPACES = re.compile(r"[\s\u00a0\u202f]")
 _WHOLE = re.compile(r"^[-−]?\d{1,9}$")
 _RUBLES = re.compile(r"^\d{1,9}([.,]\d{1,2})?$")

@@ -16,7 +16,7 @@ from maxloyalty.ledger.service import operations
 from maxloyalty.ledger.service.idempotency import require_key
 from maxloyalty.network.service.restaurants import list_restaurants
 from maxloyalty.rewards.service import list_rewards, redeem
-from maxloyalty.web.forms import build, form_of
+from maxloyalty.web.forms import FormKey, build, form_of
 from maxloyalty.web.guest import cabinet_work, wanted_card
 from maxloyalty.web.pages import PageRoute
 from maxloyalty.web.security import check_csrf
@@ -55,7 +55,7 @@ async def rewards_page(request: Request, slug: str) -> Response:
 class _Purchase(BaseModel):
     item_id: uuid.UUID
     restaurant_id: uuid.UUID
-    key: str = ""
+    key: FormKey = ""
 
 
 @router.post("/rewards")

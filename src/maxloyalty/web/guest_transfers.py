@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 from starlette.responses import Response
 
+from maxloyalty.guests.errors import CardNotFound
 from maxloyalty.guests.service.cards import card_to_show
 from maxloyalty.kit.clock import utcnow
 from maxloyalty.kit.pagination import PageParams, make_page
@@ -17,7 +18,7 @@ from maxloyalty.ledger.service.idempotency import require_key
 from maxloyalty.loyalty.service import get_program
 from maxloyalty.network.service.restaurants import list_restaurants
 from maxloyalty.runtime import runtime_of
-from maxloyalty.web.forms import build, form_of, whole
+from maxloyalty.web.forms import FormKey, build, form_of, whole
 from maxloyalty.web.guest import cabinet_work, wanted_card
 from maxloyalty.web.pages import FormInvalid, PageRoute
 from maxloyalty.web.security import check_csrf
@@ -53,7 +54,7 @@ class _Transfer(BaseModel):
     card_id: uuid.UUID
     to_card_id: uuid.UUID | None = None
     friend_code: str | None = Field(default=None, pattern=r"^\d{6}$")
-    key: str = ""
+    key: FormKey = ""
 
 
 @router.post("/transfer")
@@ -69,6 +70,8 @@ async def send_points(request: Request, slug: str) -> Response:
     async with cabinet_work(request, slug) as (visit, session):
         guest = visit.reader()
         card, _, _ = await card_to_show(session, guest, str(wanted.card_id))
+        if card.id != wanted.card_id:  # not one of the guest's: no falling back to another
+            raise CardNotFound("You have no such card.")
         target = wanted.to_card_id
         if wanted.friend_code is not None:
             system = await get_program(session, card.loyalty_system_id)
